@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# One entry point for developers and CI.
+#   ./dev.sh demo    install everything, bring up the demo pool, show it
+#   ./dev.sh test    install everything, run the whole suite on Python 3.11 and 3.6
+#   ./dev.sh setup   install only
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+
+APT_PACKAGES="docker.io openssh-server openssh-client busybox-static iproute2 iptables xorriso rpm createrepo-c cloud-init socat ncat procps psmisc"
+
+log() { printf '[dev.sh] %s\n' "$*" >&2; }
+
+install_system_packages() {
+  local missing=()
+  for p in $APT_PACKAGES; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "missing Debian packages (need root to install): ${missing[*]}"; return 0
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # The testbed starts its own dockerd instances; the distribution's service is not needed.
+  systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
+}
+
+find_python() {  # $1 = version prefix, e.g. 3.11
+  local root; root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+  for cand in "$root"/versions/"$1"*/bin/python"$1" "python$1"; do
+    if command -v "$cand" >/dev/null 2>&1; then command -v "$cand"; return 0; fi
+  done
+  return 1
+}
+
+make_venv() {  # $1 = venv dir, $2 = python, $3 = requirements suffix
+  local venv=$1 py=$2 req=$3 stamp
+  stamp=$(cat requirements/"$req".txt requirements/test-"$req".txt setup.cfg | sha256sum | cut -c1-16)
+  if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp" ]; then return 0; fi
+  log "creating $venv with $py"
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  if [ "$req" = py36 ]; then
+    "$venv/bin/pip" install -q --disable-pip-version-check 'pip==21.3.1' 'setuptools==59.6.0' 'wheel==0.37.1'
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check -r requirements/"$req".txt -r requirements/test-"$req".txt
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e .
+  echo "$stamp" > "$venv/.stamp"
+}
+
+setup() {
+  install_system_packages
+  make_venv .venv "$(find_python 3.11)" py311
+  make_venv .venv36 "$(find_python 3.6)" py36
+}
+
+run_tests() {
+  local status=0
+  for venv in .venv .venv36; do
+    log "test suite on $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests || status=1
+  done
+  return $status
+}
+
+case "${1:-}" in
+  setup) setup ;;
+  test) setup; run_tests ;;
+  demo) setup; exec .venv/bin/python -m xscontainer.demo "${@:2}" ;;
+  *) echo "usage: $0 demo|test|setup" >&2; exit 2 ;;
+esac
