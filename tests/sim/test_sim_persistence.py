@@ -1,0 +1,70 @@
+"""Restart with refs and uuids unchanged; corrupt database gives a clear error and exit 2."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import XenAPI
+
+from simharness import ROOT, Sim
+
+
+def test_restart_keeps_refs_and_uuids(tmp_path):
+    directory = str(tmp_path / "state")
+    first = Sim(directory)
+    s = first.session()
+    vm = s.xenapi.VM.create({"name_label": "survivor"})
+    s.xenapi.VM.add_to_other_config(vm, "xscontainer-monitor", "True")
+    msg = s.xenapi.message.create("M", "3", "VM", s.xenapi.VM.get_uuid(vm), "b")
+    before = s.xenapi.VM.get_all_records()
+    token = s.xenapi.event_from(["vm"], "", 0.0)["token"]
+    old_handle = s.handle
+    assert first.stop() == 0
+
+    second = Sim(directory)
+    try:
+        assert second.info["pool_uuid"] == first.info["pool_uuid"]
+        assert second.info["password"] == first.info["password"]
+        assert second.info["hosts"] == first.info["hosts"]
+        fresh = second.session()
+        assert fresh.xenapi.VM.get_all_records() == before
+        assert fresh.xenapi.message.get_record(msg)["name"] == "M"
+        # Sessions do not survive a restart, as in xapi.
+        stale = XenAPI.Session(second.url)
+        out = getattr(stale, "VM.get_all")(old_handle)
+        assert out["ErrorDescription"] == ["SESSION_INVALID", old_handle]
+        # Old tokens stay meaningful.
+        fresh.xenapi.VM.set_name_label(vm, "renamed")
+        result = fresh.xenapi.event_from(["vm"], token, 5.0)
+        assert [(e["operation"], e["ref"]) for e in result["events"]] == [("mod", vm)]
+    finally:
+        assert second.stop() == 0
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"format": 99}', ""])
+def test_corrupt_database_is_a_clear_error(tmp_path, content):
+    directory = tmp_path / "state"
+    directory.mkdir()
+    (directory / "db.json").write_text(content)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "xscontainer.sim.cli", "--dir",
+                           str(directory)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stdout == b""
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "corrupt" in lines[0] and "Traceback" not in lines[0]
+
+
+def test_long_or_underscored_directory_gets_a_short_socket(tmp_path):
+    directory = str(tmp_path / ("with_underscore_" + "x" * 80))
+    sim = Sim(directory)
+    try:
+        sock = sim.info["unix_socket"]
+        assert "_" not in sock and len(sock) <= 107
+        assert sim.unix_session().xenapi.pool.get_all()
+    finally:
+        assert sim.stop() == 0
+    assert not os.path.exists(sock)
+    assert not os.path.exists(os.path.dirname(sock))

@@ -1,0 +1,116 @@
+"""host.call_plugin as xapi runs it (§6.1) and our XenAPIPlugin-compatible dispatcher (§6.2)."""
+
+import threading
+
+import pytest
+import XenAPI
+
+
+@pytest.fixture(scope="module")
+def host(session):
+    return session.xenapi.host.get_all()[0]
+
+
+def call(session, host, plugin, fn, args=None):
+    return session.xenapi.host.call_plugin(host, plugin, fn, args or {})
+
+
+def test_echo_returns_its_args(session, host):
+    assert call(session, host, "echo", "main", {"a": "b", "empty": ""}) == \
+        repr({"a": "b", "empty": ""})
+
+
+def test_plugin_reuses_the_callers_session(sim, session, host):
+    assert call(session, host, "echo", "pool_uuid") == sim.info["pool_uuid"]
+
+
+def test_missing_plugin(session, host):
+    for name in ("nope", "../echo", "ECHO"):
+        with pytest.raises(XenAPI.Failure) as err:
+            call(session, host, name, "main")
+        assert err.value.details == ["XENAPI_MISSING_PLUGIN", name]
+
+
+def test_non_zero_exit(session, host):
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "exit3", "main")
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "non-zero exit",
+                                 "partial output\n", "something broke\n"]
+
+
+def test_killed_by_a_signal(session, host):
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "killself", "main")
+    assert err.value.details[:3] == ["XENAPI_PLUGIN_FAILURE", "signal: SIGKILL",
+                                     "about to die\n"]
+
+
+def test_fault(session, host):
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "fault", "main")
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "fault", "42", "it went wrong"]
+
+
+def test_unparsable_output(session, host):
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "garbage", "main")
+    assert err.value.details[:3] == ["XENAPI_PLUGIN_FAILURE", "failed to parse plugin output",
+                                     "this is not XML\n"]
+    assert len(err.value.details) == 4
+
+
+def test_unexpected_result(session, host):
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "unexpected", "main")
+    assert err.value.details[:2] == ["XENAPI_PLUGIN_FAILURE", "unexpected XMLRPC result"]
+
+
+def test_plugin_side_failures(session, host):
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "failing", "coded", {"x": "y"})
+    assert err.value.details == ["MY_ERROR", "one", "y"]
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "failing", "crash")
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "crash", "ValueError", "bad value"]
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "failing", "nosuchfn")
+    assert err.value.details == ["UNKNOWN_XENAPI_PLUGIN_FUNCTION", "nosuchfn"]
+
+
+def test_plugin_environment(sim, session, host):
+    env = dict(item.split("=", 1) for item in call(session, host, "failing", "env").split("|"))
+    assert env["PATH"].endswith(":/sbin:/usr/sbin:/bin:/usr/bin")
+    assert env["XSCONTAINER_XAPI_SOCKET"] == sim.info["unix_socket"]
+    assert env["XSCONTAINER_INVENTORY"] == sim.info["hosts"][0]["inventory"]
+    assert set(env) <= {"PATH", "XSCONTAINER_XAPI_SOCKET", "XSCONTAINER_INVENTORY",
+                        "PYTHONPATH"}
+
+
+def test_async_call_plugin_and_concurrency(sim, session, host):
+    task = session.xenapi.Async.host.call_plugin(host, "echo", "pool_uuid", {})
+    results = []
+
+    def worker():
+        s = sim.session()
+        results.append(call(s, host, "echo", "pool_uuid"))
+        s.xenapi.session.logout()
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [sim.info["pool_uuid"]] * 4
+    for _ in range(200):
+        record = session.xenapi.task.get_record(task)
+        if record["status"] != "pending":
+            break
+        threading.Event().wait(0.05)
+    assert record["status"] == "success"
+    assert record["result"] == "<value>%s</value>" % sim.info["pool_uuid"]
+    session.xenapi.task.destroy(task)
+
+
+def test_bad_host(session):
+    with pytest.raises(XenAPI.Failure) as err:
+        session.xenapi.host.call_plugin("OpaqueRef:x", "echo", "main", {})
+    assert err.value.details == ["HANDLE_INVALID", "host", "OpaqueRef:x"]

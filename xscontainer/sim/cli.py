@@ -1,0 +1,191 @@
+"""``xscontainer-xapi-sim``: run a simulated pool in the foreground; print one JSON line when
+ready; SIGTERM/SIGINT stop it cleanly with the database flushed."""
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import List, Optional
+
+from xscontainer.sim import datamodel as dm
+from xscontainer.sim.api import Api, SimConfig
+from xscontainer.sim.db import CorruptDatabase, Database, Persister
+from xscontainer.sim.seed import host_summaries, seed, write_inventories
+from xscontainer.sim.server import Servers
+
+log = logging.getLogger("xscontainer.sim")
+
+PROG = "xscontainer-xapi-sim"
+MAX_SOCKET_PATH = 107
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description="A simulated XenServer pool "
+                                     "speaking the XenAPI wire protocol.")
+    parser.add_argument("--dir", required=True, help="state directory (db, sockets, logs)")
+    parser.add_argument("--hosts", type=int, default=1, help="hosts in a new pool (default 1)")
+    parser.add_argument("--plugins", default=None,
+                        help="host plugins directory (default: the project's plugins/)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any)")
+    args = parser.parse_args(argv)
+    if args.hosts < 1:
+        parser.error("--hosts must be at least 1")
+    return args
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write("%s: %s\n" % (PROG, message))
+    sys.stderr.flush()
+    return code
+
+
+def socket_path(directory: str) -> str:
+    """DIR/xapi, or a short /tmp path when DIR would break XenAPI's UDSTransport ('_')."""
+    path = os.path.join(directory, "xapi")
+    if "_" not in path and len(path.encode()) <= MAX_SOCKET_PATH:
+        return path
+    base = "/tmp"  # TMPDIR may be long or contain "_"
+    for _ in range(100):
+        short = os.path.join(base, "xsc-" + secrets.token_hex(4))
+        try:
+            os.mkdir(short, 0o700)
+            return os.path.join(short, "xapi")
+        except FileExistsError:
+            continue
+    raise OSError("cannot create a short socket directory in %s" % base)
+
+
+def _password(directory: str) -> str:
+    path = os.path.join(directory, "password")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().strip()
+        if value:
+            return value
+    value = secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def _pythonpath_for_plugins() -> Optional[str]:
+    """PROJECT_ROOT when our interpreter cannot import the package without help."""
+    env = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin"}
+    try:
+        ok = subprocess.call([sys.executable, "-c", "import xscontainer.xenapiplugin"],
+                             env=env, cwd="/", stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) == 0
+    except OSError:
+        ok = False
+    return None if ok else PROJECT_ROOT
+
+
+def _setup_logging(directory: str) -> None:
+    handler = logging.FileHandler(os.path.join(directory, "sim.log"), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s "
+                                           "[%(threadName)s] %(message)s"))
+    root = logging.getLogger("xscontainer")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    directory = os.path.abspath(args.dir)
+    try:
+        os.makedirs(os.path.join(directory, "vdis"), exist_ok=True)
+    except OSError as exc:
+        return _fail("cannot create %s: %s" % (directory, exc), 1)
+    _setup_logging(directory)
+
+    db = Database()
+    db_path = os.path.join(directory, "db.json")
+    if os.path.exists(db_path):
+        try:
+            with open(db_path, encoding="utf-8") as handle:
+                db.load(handle.read())
+            if not db.tables["pool"] or not db.tables["host"]:
+                raise CorruptDatabase("no pool or no host")
+        except (CorruptDatabase, OSError, UnicodeDecodeError) as exc:
+            log.error("cannot load %s: %s", db_path, exc)
+            return _fail("the database %s is corrupt or unreadable (%s); move it away to "
+                         "start a fresh pool" % (db_path, exc), 2)
+        log.info("database loaded from %s", db_path)
+    else:
+        with db.lock:
+            seed(db, args.hosts, dm.now_string(time.time))
+        log.info("new pool with %d host(s)", args.hosts)
+
+    plugins = args.plugins
+    if plugins is None and os.path.isdir(os.path.join(PROJECT_ROOT, "plugins")):
+        plugins = os.path.join(PROJECT_ROOT, "plugins")
+    try:
+        inventories = write_inventories(db, directory)
+        unix_path = socket_path(directory)
+    except OSError as exc:
+        return _fail(str(exc), 1)
+    if os.path.exists(unix_path):
+        os.unlink(unix_path)
+    config = SimConfig(
+        directory=directory, username="root", password=_password(directory),
+        plugins_dir=os.path.abspath(plugins) if plugins else None, unix_socket=unix_path,
+        vdi_dir=os.path.join(directory, "vdis"), inventories=inventories,
+        plugin_path_prefix=os.path.dirname(sys.executable),
+        plugin_pythonpath=_pythonpath_for_plugins())
+    api = Api(db, config)
+    persister = Persister(db, db_path)
+    persister.start()
+    persister.flush()
+    try:
+        servers = Servers(api, args.port, unix_path)
+    except OSError as exc:
+        persister.stop()
+        return _fail("cannot listen: %s" % exc, 1)
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    servers.start()
+    with db.lock:
+        pool_uuid = db.tables["pool"][db.refs("pool")[0]]["uuid"]
+        hosts = host_summaries(db, inventories)
+    ready = {
+        "xapi_url": "http://127.0.0.1:%d/" % servers.port, "unix_socket": unix_path,
+        "username": config.username, "password": config.password, "pool_uuid": pool_uuid,
+        "hosts": hosts, "dir": directory, "log": os.path.join(directory, "sim.log"),
+        "plugins_dir": config.plugins_dir, "pid": os.getpid(),
+    }
+    sys.stdout.write(json.dumps(ready) + "\n")
+    sys.stdout.flush()
+    log.info("ready: %s (unix %s)", ready["xapi_url"], unix_path)
+    while not stop.wait(0.5):
+        pass
+
+    log.info("stopping")
+    with db.lock:
+        db.closing = True
+        db.changed.notify_all()
+    servers.stop()
+    api.join_tasks(5.0)
+    persister.stop()
+    try:
+        os.unlink(unix_path)
+        if os.path.dirname(unix_path) != directory:
+            shutil.rmtree(os.path.dirname(unix_path), ignore_errors=True)
+    except OSError:
+        pass
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
