@@ -1,0 +1,364 @@
+"""The plugin-facing config drive operations: xapi lookups, VDI/VBD lifecycle, all-or-nothing.
+
+``create_config_drive`` validates everything it can before it makes anything in xapi, and on any
+later failure removes what it made, so a failed call leaves the VM as it was.
+"""
+
+import logging
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import XenAPI
+
+from xscontainer.configdrive import iso, render, transfer
+from xscontainer.errors import ConfigDriveError
+from xscontainer.poolkeys import PoolKeyPair, ensure_pool_keypair
+from xscontainer.xapi.maps import add_map_key_if_absent
+
+LOG = logging.getLogger(__name__)
+
+CLOUD_CONFIG_OVERRIDE_PATH = "/opt/xensource/packages/files/xscontainer/cloud-config.template"
+CONFIG_DRIVE_KEY = "config-drive"
+CONFIG_DRIVE_NAME = "Automatic Config Drive"
+HIN_PREFERENCE_KEY = "xscontainer-use-hostinternalnetwork"
+MONITOR_KEY = "xscontainer-monitor"
+# Written when absent: XenCenter then offers the "Container Management" page (key present) without
+# turning monitoring on by itself (value not "true"), as the original's mark_monitorable_vm did.
+# The original wrote "False" (monitorable, switched off). An administrator who builds a VM with a
+# drive that authorizes the pool key wants its containers seen, so we switch monitoring on; an
+# explicit value already present (e.g. an administrator's "False") is never overwritten.
+MONITOR_MARK_VALUE = "True"
+VDI_ALIGNMENT = 2 * 1024 * 1024  # xapi cannot import raw disks that are not 2 MiB aligned
+MAX_DRIVE_SIZE = 64 * 1024 * 1024
+ACCEPTED_POWER_STATES = ("Halted", "Running")
+FIRST_USERDEVICE = 1
+LAST_USERDEVICE = 15
+NULL_REF = "OpaqueRef:NULL"
+
+_XAPI_CODES = {
+    "SR_FULL": "SR_FULL",
+    "VDI_TOO_LARGE": "DISK_TOO_LARGE",
+    "SR_NO_PBDS": "SR_NOT_ATTACHED",
+    "SR_OPERATION_NOT_SUPPORTED": "SR_NOT_SUITABLE",
+    "SR_BACKEND_FAILURE_44": "SR_FULL",  # "insufficient space" from the storage manager
+    "VM_BAD_POWER_STATE": "VM_BAD_POWER_STATE",
+    "HANDLE_INVALID": "OBJECT_VANISHED",
+}
+
+
+def _translate(exc: "XenAPI.Failure", doing: str) -> ConfigDriveError:
+    details = list(exc.details or [])
+    code = _XAPI_CODES.get(details[0] if details else "", "XAPI_ERROR")
+    return ConfigDriveError("xapi refused to %s: %s" % (doing, " ".join(str(d) for d in details)),
+                            code=code, xapi_error=details)
+
+
+def _is_true(value: Optional[str]) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+def package_template_path() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "data", "cloud-config.template")
+
+
+def _pool_ref(session: "XenAPI.Session") -> str:
+    return session.xenapi.pool.get_all()[0]
+
+
+def hin_enabled(session: "XenAPI.Session") -> bool:
+    config = session.xenapi.pool.get_other_config(_pool_ref(session))
+    return render.is_true_word(config.get(HIN_PREFERENCE_KEY))
+
+
+def load_template(override_path: Optional[str] = CLOUD_CONFIG_OVERRIDE_PATH,
+                  package_path: Optional[str] = None) -> Tuple[str, str]:
+    """(template text, where it came from): the administrator's override file wins."""
+    path = override_path if override_path and os.path.exists(override_path) else None
+    path = path or package_path or package_template_path()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(), path
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigDriveError("Cannot read the cloud-config template %s: %s" % (path, exc),
+                               code="TEMPLATE_UNREADABLE") from exc
+
+
+def get_config_drive_default(session: "XenAPI.Session", template_uuid: Optional[str] = None,
+                             override_path: Optional[str] = CLOUD_CONFIG_OVERRIDE_PATH,
+                             package_path: Optional[str] = None) -> str:
+    """The default configuration offered for a new VM (``template_uuid`` is accepted, as by the
+    original, but every template gets the same text)."""
+    text, source = load_template(override_path, package_path)
+    try:
+        enabled = hin_enabled(session)
+    except XenAPI.Failure as exc:
+        raise _translate(exc, "read the pool's configuration") from exc
+    return render.default_template_text(text, enabled, source)
+
+
+def _vm(session: "XenAPI.Session", vm_uuid: str) -> Tuple[str, Dict[str, Any]]:
+    try:
+        ref = session.xenapi.VM.get_by_uuid(vm_uuid)
+        return ref, session.xenapi.VM.get_record(ref)
+    except XenAPI.Failure as exc:
+        if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
+            raise ConfigDriveError("There is no VM with uuid %s." % vm_uuid, code="VM_NOT_FOUND",
+                                   vm_uuid=vm_uuid) from exc
+        raise _translate(exc, "look up VM %s" % vm_uuid) from exc
+
+
+def _sr(session: "XenAPI.Session", sr_uuid: str) -> Tuple[str, Dict[str, Any]]:
+    try:
+        ref = session.xenapi.SR.get_by_uuid(sr_uuid)
+        return ref, session.xenapi.SR.get_record(ref)
+    except XenAPI.Failure as exc:
+        if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
+            raise ConfigDriveError("There is no SR with uuid %s." % sr_uuid, code="SR_NOT_FOUND",
+                                   sr_uuid=sr_uuid) from exc
+        raise _translate(exc, "look up SR %s" % sr_uuid) from exc
+
+
+def _check_vm(vm_uuid: str, vm: Dict[str, Any]) -> None:
+    if vm.get("is_control_domain"):
+        raise ConfigDriveError("VM %s is a control domain; it cannot have a config drive." % vm_uuid,
+                               code="VM_NOT_SUITABLE", vm_uuid=vm_uuid)
+    if vm.get("is_a_snapshot"):
+        raise ConfigDriveError("VM %s is a snapshot; it cannot have a config drive." % vm_uuid,
+                               code="VM_NOT_SUITABLE", vm_uuid=vm_uuid)
+    state = vm.get("power_state")
+    if state not in ACCEPTED_POWER_STATES:
+        raise ConfigDriveError("VM %s is %s; a config drive can be made only for a halted or running "
+                               "VM." % (vm_uuid, state), code="VM_BAD_POWER_STATE",
+                               vm_uuid=vm_uuid, power_state=state)
+
+
+def _check_sr(sr_uuid: str, sr: Dict[str, Any], size: int) -> None:
+    if sr.get("content_type") == "iso":
+        raise ConfigDriveError("SR %s is an ISO library; choose an SR that holds virtual disks."
+                               % sr_uuid, code="SR_NOT_SUITABLE", sr_uuid=sr_uuid)
+    try:
+        physical_size = int(sr.get("physical_size", -1))
+        used = int(sr.get("physical_utilisation", 0))
+    except (TypeError, ValueError):
+        return
+    if physical_size >= 0 and physical_size - used < size:
+        raise ConfigDriveError("SR %s has %d bytes free; the config drive needs %d."
+                               % (sr_uuid, max(physical_size - used, 0), size),
+                               code="SR_FULL", sr_uuid=sr_uuid)
+
+
+def _hin_device(session: "XenAPI.Session", vm: Dict[str, Any]) -> Optional[str]:
+    networks = session.xenapi.network.get_all_records()
+    vifs = []
+    for vif in vm.get("VIFs", []):
+        try:
+            vifs.append(session.xenapi.VIF.get_record(vif))
+        except XenAPI.Failure:
+            continue  # removed meanwhile
+    return render.hin_device_of(vifs, networks)
+
+
+class _Made:
+    """What one create_config_drive call has made, so a failure can remove exactly that."""
+
+    def __init__(self, session: "XenAPI.Session", vm_uuid: str) -> None:
+        self.session = session
+        self.vm_uuid = vm_uuid
+        self.vdi = None  # type: Optional[str]
+        self.vbd = None  # type: Optional[str]
+
+    def undo(self) -> None:
+        api = self.session.xenapi
+        if self.vbd is not None:
+            try:
+                if api.VBD.get_currently_attached(self.vbd):
+                    api.VBD.unplug(self.vbd)
+                api.VBD.destroy(self.vbd)
+            except XenAPI.Failure as exc:
+                LOG.error("VM %s: cannot remove the new config drive VBD %s: %s", self.vm_uuid,
+                          self.vbd, exc.details)
+        if self.vdi is not None:
+            try:
+                api.VDI.destroy(self.vdi)
+            except XenAPI.Failure as exc:
+                LOG.error("VM %s: cannot remove the new config drive VDI %s: %s", self.vm_uuid,
+                          self.vdi, exc.details)
+
+
+def _create_vdi(session: "XenAPI.Session", sr_ref: str, vm_uuid: str, size: int) -> str:
+    record = {
+        "name_label": CONFIG_DRIVE_NAME,
+        "name_description": "Cloud-config drive of VM %s, made by xscontainer" % vm_uuid,
+        "SR": sr_ref,
+        "virtual_size": str(size),
+        "type": "user",
+        "sharable": False,
+        "read_only": False,
+        "other_config": {CONFIG_DRIVE_KEY: "True"},
+        "xenstore_data": {},
+        "sm_config": {},
+        "tags": [],
+    }
+    try:
+        return session.xenapi.VDI.create(record)
+    except XenAPI.Failure as exc:
+        raise _translate(exc, "create the config drive disk") from exc
+
+
+def _create_vbd(session: "XenAPI.Session", vm_ref: str, vdi_ref: str) -> str:
+    used = set()
+    for vbd in session.xenapi.VM.get_VBDs(vm_ref):
+        try:
+            used.add(session.xenapi.VBD.get_userdevice(vbd))
+        except XenAPI.Failure:
+            continue
+    record = {
+        "VM": vm_ref, "VDI": vdi_ref, "device": "", "bootable": False, "mode": "RO",
+        "type": "Disk", "unpluggable": True, "empty": False,
+        "other_config": {CONFIG_DRIVE_KEY: "True"},
+        "qos_algorithm_type": "", "qos_algorithm_params": {},
+    }
+    for number in range(FIRST_USERDEVICE, LAST_USERDEVICE + 1):
+        if str(number) in used:
+            continue
+        record["userdevice"] = str(number)
+        try:
+            return session.xenapi.VBD.create(record)
+        except XenAPI.Failure as exc:
+            if exc.details and exc.details[0] == "DEVICE_ALREADY_EXISTS":
+                continue  # someone took it since we looked: try the next one
+            if exc.details and exc.details[0] == "INVALID_DEVICE":
+                break
+            raise _translate(exc, "attach the config drive") from exc
+    raise ConfigDriveError("The VM has no free disk slot for the config drive.",
+                           code="NO_FREE_DEVICE")
+
+
+def _config_drives_of(session: "XenAPI.Session", vm_ref: str,
+                      exclude_vbd: Optional[str]) -> List[Tuple[str, Dict[str, Any]]]:
+    """(VBD ref, VBD record) of every config drive of the VM but ``exclude_vbd``."""
+    api = session.xenapi
+    result = []
+    for vbd in api.VM.get_VBDs(vm_ref):
+        if vbd == exclude_vbd:
+            continue
+        try:
+            record = api.VBD.get_record(vbd)
+            marked = _is_true(record.get("other_config", {}).get(CONFIG_DRIVE_KEY))
+            if not marked and record.get("VDI", NULL_REF) != NULL_REF and not record.get("empty"):
+                marked = _is_true(api.VDI.get_other_config(record["VDI"]).get(CONFIG_DRIVE_KEY))
+        except XenAPI.Failure:
+            continue  # removed meanwhile
+        if marked:
+            result.append((vbd, record))
+    return result
+
+
+def _remove_drive(session: "XenAPI.Session", vm_uuid: str, vbd: str, record: Dict[str, Any]) -> None:
+    api = session.xenapi
+    if record.get("currently_attached"):
+        api.VBD.unplug(vbd)
+    api.VBD.destroy(vbd)
+    vdi = record.get("VDI", NULL_REF)
+    if vdi != NULL_REF and not record.get("empty"):
+        if not api.VDI.get_VBDs(vdi):
+            api.VDI.destroy(vdi)
+        else:
+            LOG.info("VM %s: old config drive VDI %s is still used by another VM; kept", vm_uuid, vdi)
+    LOG.info("VM %s: removed the previous config drive (VBD %s)", vm_uuid, vbd)
+
+
+def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, configuration: str,
+                        keypair: Optional[PoolKeyPair] = None, socket_path: Optional[str] = None,
+                        tools_iso_dir: Optional[str] = None) -> str:
+    """Make and attach a config drive for the VM, replacing any previous one; the new VDI's uuid.
+
+    ``configuration`` is cloud-config, Ignition JSON or a script, with the placeholders of
+    ``render``; ``%BR%`` stands for a line break. Raises ConfigDriveError; on failure nothing that
+    this call made is left in xapi.
+    """
+    configuration = render.decode_br(configuration or "")
+    api = session.xenapi
+    vm_ref, vm = _vm(session, vm_uuid)
+    _check_vm(vm_uuid, vm)
+    sr_ref, sr = _sr(session, sr_uuid)
+    try:
+        pair = keypair or ensure_pool_keypair(session)
+        hin_device = _hin_device(session, vm)
+    except XenAPI.Failure as exc:
+        raise _translate(exc, "read the pool key or networks") from exc
+    context = render.RenderContext(vm_uuid, vm.get("name_label", ""), pair.public_line, hin_device)
+    rendered = render.render_user_data(configuration, context)
+
+    agent = iso.load_agent_files(tools_iso_dir)
+    image = iso.build_iso(render.drive_files(configuration, context, rendered, agent))
+    size = render.round_up(len(image), VDI_ALIGNMENT)
+    if size > MAX_DRIVE_SIZE:
+        raise ConfigDriveError("The config drive would take %d bytes, more than the %d allowed; "
+                               "shorten the configuration." % (size, MAX_DRIVE_SIZE),
+                               code="DISK_TOO_LARGE")
+    _check_sr(sr_uuid, sr, size)
+    image += b"\0" * (size - len(image))
+
+    made = _Made(session, vm_uuid)
+    try:
+        made.vdi = _create_vdi(session, sr_ref, vm_uuid, size)
+        vdi_uuid = api.VDI.get_uuid(made.vdi)
+        transfer.import_raw(session, vdi_uuid, image, socket_path=socket_path)
+        made.vbd = _create_vbd(session, vm_ref, made.vdi)
+        if api.VM.get_power_state(vm_ref) == "Running":
+            api.VBD.plug(made.vbd)
+        for vbd, record in _config_drives_of(session, vm_ref, made.vbd):
+            try:
+                _remove_drive(session, vm_uuid, vbd, record)
+            except XenAPI.Failure as exc:
+                raise ConfigDriveError(
+                    "The previous config drive of VM %s cannot be removed (%s); the new one was "
+                    "withdrawn. If the guest holds the drive, shut the VM down and try again."
+                    % (vm_uuid, " ".join(str(d) for d in exc.details)),
+                    code="OLD_DRIVE_IN_USE", xapi_error=list(exc.details)) from exc
+    except XenAPI.Failure as exc:
+        made.undo()
+        raise _translate(exc, "set up the config drive of VM %s" % vm_uuid) from exc
+    except BaseException:
+        made.undo()
+        raise
+    LOG.info("VM %s: config drive VDI %s created (%s, %d bytes, agent files: %d)", vm_uuid,
+             vdi_uuid, rendered.format, size, len(agent))
+    if rendered.authorizes_pool_key:
+        try:
+            add_map_key_if_absent(api.VM, vm_ref, MONITOR_KEY, MONITOR_MARK_VALUE)
+        except XenAPI.Failure as exc:
+            # The drive is in place and correct; only XenCenter's convenience mark is missing.
+            LOG.warning("VM %s: cannot mark the VM as manageable: %s", vm_uuid, exc.details)
+    return vdi_uuid
+
+
+def get_config_drive_configuration(session: "XenAPI.Session", vdi_uuid: str,
+                                   socket_path: Optional[str] = None) -> str:
+    """The configuration text a config drive was made from (its ``user_data.template``)."""
+    try:
+        ref = session.xenapi.VDI.get_by_uuid(vdi_uuid)
+        virtual_size = int(session.xenapi.VDI.get_virtual_size(ref))
+    except XenAPI.Failure as exc:
+        if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
+            raise ConfigDriveError("There is no VDI with uuid %s." % vdi_uuid, code="VDI_NOT_FOUND",
+                                   vdi_uuid=vdi_uuid) from exc
+        raise _translate(exc, "look up VDI %s" % vdi_uuid) from exc
+    if virtual_size > MAX_DRIVE_SIZE:
+        raise ConfigDriveError("VDI %s (%d bytes) is larger than any config drive: it is not one."
+                               % (vdi_uuid, virtual_size), code="NOT_A_CONFIG_DRIVE")
+    data = transfer.export_raw(session, vdi_uuid, MAX_DRIVE_SIZE, socket_path=socket_path)
+    try:
+        content = iso.read_drive_file(data, render.USER_DATA_TEMPLATE)
+    except ConfigDriveError as exc:
+        if exc.code != "NOT_A_CONFIG_DRIVE" or "no " + render.USER_DATA_TEMPLATE not in exc.message:
+            raise
+        # Drives made by the oldest versions of the original only had the rendered user_data.
+        content = iso.read_drive_file(data, render.USER_DATA)
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigDriveError("The configuration stored in VDI %s is not UTF-8 text." % vdi_uuid,
+                               code="NOT_A_CONFIG_DRIVE") from exc
