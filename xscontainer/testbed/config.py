@@ -1,0 +1,112 @@
+"""Pure renderers of what runs in a testbed VM: sshd configuration, dockerd and docker arguments.
+
+In-VM paths (``/run/...``, ``/var/run/...``) are as seen inside the VM's mount namespace, where
+the VM's own directory is bind-mounted over /run and /home.
+"""
+
+import shlex
+from typing import Dict, List
+
+from xscontainer.testbed import naming
+
+LOGIN_USER = "core"
+DOCKER_GROUP = "docker"
+SSH_PORT = 22
+SSHD_PIDFILE = "/run/sshd.pid"
+DOCKERD_PIDFILE = "/var/run/docker.pid"
+DOCKER_SOCKET = "/var/run/docker.sock"
+DOCKERD_EXEC_ROOT = "/var/run/docker"
+# Keeps three VMs' burners to a fraction of a core while `top` still shows CPU time grow.
+DEFAULT_BURNER_CPUS = "0.1"
+BUSYBOX_APPLETS = ("sh", "ash", "cat", "echo", "env", "false", "hostname", "httpd", "id", "kill",
+                   "ls", "mkdir", "nc", "ps", "rm", "sleep", "tail", "top", "touch", "true", "uname",
+                   "wget", "yes")
+WEB_INDEX = b"<html><body>xscontainer testbed</body></html>\n"
+
+
+def sshd_config(address: str, host_key_path: str, allow_streamlocal: bool = True) -> str:
+    """sshd_config of one VM: key login for core only, forwarding to Unix sockets as asked."""
+    lines = [
+        "# Written by xscontainer-testbed; sshd runs in the VM's network and mount namespaces.",
+        "ListenAddress %s:%d" % (address, SSH_PORT),
+        "HostKey %s" % host_key_path,
+        "PidFile %s" % SSHD_PIDFILE,
+        "UsePAM no",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin no",
+        "AllowUsers %s" % LOGIN_USER,
+        "AuthorizedKeysFile .ssh/authorized_keys",
+        "AllowStreamLocalForwarding %s" % ("yes" if allow_streamlocal else "no"),
+        "AllowTcpForwarding yes",
+        "UseDNS no",
+        "LogLevel VERBOSE",
+        "Subsystem sftp internal-sftp",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def dockerd_args(data_root: str, cgroup_parent: str) -> List[str]:
+    """dockerd's arguments (without the binary).
+
+    --live-restore: stopping dockerd for a fault test leaves the containers (and their state,
+    including the paused one) exactly as they were. --iptables=false: the published port is
+    served by docker-proxy, so nothing depends on the machine's firewall tooling.
+    """
+    return [
+        "--data-root", data_root,
+        "--exec-root", DOCKERD_EXEC_ROOT,
+        "--pidfile", DOCKERD_PIDFILE,
+        "-H", "unix://" + DOCKER_SOCKET,
+        "--group", DOCKER_GROUP,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--userland-proxy=true",
+        "--live-restore",
+        "--shutdown-timeout", "1",
+        "--cgroup-parent", "/" + cgroup_parent,
+    ]
+
+
+def sample_run_args(name: str, vm_address: str, burner_cpus: str = DEFAULT_BURNER_CPUS) -> List[str]:
+    """`docker` arguments that create and start the sample container called name."""
+    image = naming.IMAGE_TAG
+    labels = ["--label", "xscontainer.testbed.sample=" + name]
+    if name == "web":
+        return ["run", "-d", "--name", name] + labels + [
+            "-p", "%s:%d:%d" % (vm_address, naming.WEB_PUBLISHED_PORT, naming.WEB_CONTAINER_PORT),
+            image, "httpd", "-f", "-p", str(naming.WEB_CONTAINER_PORT), "-h", "/www"]
+    if name == "burner":
+        cpus = ["--cpus", burner_cpus] if burner_cpus else []
+        return ["run", "-d", "--name", name] + labels + cpus + [
+            image, "sh", "-c", "while :; do :; done"]
+    if name == "exited":
+        # Not detached: `docker run` returns once it has exited with the known code.
+        return ["run", "--name", name] + labels + [
+            image, "sh", "-c", "exit %d" % naming.EXITED_CODE]
+    # "sleeper" (paused afterwards) and the extra ones.
+    return ["run", "-d", "--name", name] + labels + [image, "sleep", "100000000"]
+
+
+def sample_description(name: str, vm_address: str) -> Dict[str, object]:
+    """What info() says about a sample container: its expected state and port."""
+    if name == "web":
+        return {"name": name, "state": "running",
+                "published": {"ip": vm_address, "port": naming.WEB_PUBLISHED_PORT,
+                              "container_port": naming.WEB_CONTAINER_PORT, "protocol": "tcp"}}
+    if name == "burner":
+        return {"name": name, "state": "running"}
+    if name == "sleeper":
+        return {"name": name, "state": "paused"}
+    if name == "exited":
+        return {"name": name, "state": "exited", "exit_code": naming.EXITED_CODE}
+    return {"name": name, "state": "running"}
+
+
+def xe_script(python: str, xapi_socket: str) -> str:
+    return ("#!/bin/sh\n"
+            "# xe bound to this testbed's xapi simulator (written by xscontainer-testbed).\n"
+            "XSCONTAINER_XAPI_SOCKET=%s\nexport XSCONTAINER_XAPI_SOCKET\n"
+            "exec %s -m xscontainer.sim.xe \"$@\"\n") % (shlex.quote(xapi_socket), shlex.quote(python))
