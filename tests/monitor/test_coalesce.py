@@ -1,0 +1,264 @@
+"""Event classification and the coalescing refresh scheduler (fake refresh functions, real threads;
+ordering is forced with events and barriers, never with sleeps)."""
+
+import threading
+
+import pytest
+
+from xscontainer.monitor.coalesce import (INFO, PS, CoalesceState, RefreshScheduler, engine_event_filters,
+                                          event_action, refreshes_for)
+
+WAIT = 10.0  # generous upper bound for a thread hand-over; never a timing assertion
+
+
+def container_event(action, **extra):
+    event = {"Type": "container", "Action": action, "Actor": {"ID": "8dfafdbc3a40", "Attributes": {
+        "image": "nginx", "name": "web"}}, "scope": "local", "time": 1700000000,
+        "timeNano": 1700000000123456789, "status": action, "id": "8dfafdbc3a40", "from": "nginx"}
+    event.update(extra)
+    return event
+
+
+@pytest.mark.parametrize("action", ["start", "die", "kill", "stop", "restart", "pause", "unpause",
+                                    "rename", "health_status: healthy", "health_status: unhealthy"])
+def test_lifecycle_events_refresh_docker_ps_only(action):
+    assert refreshes_for(container_event(action)) == {PS}
+
+
+@pytest.mark.parametrize("action", ["create", "destroy"])
+def test_create_and_destroy_refresh_both(action):
+    assert refreshes_for(container_event(action)) == {PS, INFO}
+
+
+@pytest.mark.parametrize("action", ["exec_create: sh -c true", "exec_start: sh -c true", "exec_die",
+                                    "attach", "detach", "resize", "top", "commit", "export", "oom",
+                                    "update", "copy", "archive-path", ""])
+def test_other_container_events_refresh_nothing(action):
+    assert refreshes_for(container_event(action)) == frozenset()
+
+
+def test_pre_1_22_events_have_no_type_and_no_action():
+    assert refreshes_for({"status": "die", "id": "8dfafdbc3a40", "from": "nginx", "time": 1}) == {PS}
+    assert refreshes_for({"status": "create", "id": "8dfafdbc3a40", "from": "nginx", "time": 1}) == {PS, INFO}
+    assert event_action({"status": "exec_die"}) == ("container", "exec_die")
+
+
+def test_image_and_other_objects():
+    assert refreshes_for({"Type": "image", "Action": "pull", "Actor": {"ID": "nginx:1.25"}}) == {INFO}
+    assert refreshes_for({"Type": "image", "Action": "delete", "Actor": {"ID": "sha256:0d1"}}) == {INFO}
+    assert refreshes_for({"Type": "image", "Action": "tag"}) == frozenset()
+    assert refreshes_for({"Type": "network", "Action": "connect"}) == frozenset()
+    assert refreshes_for({"Type": "volume", "Action": "destroy"}) == frozenset()
+
+
+def test_engine_filters_cover_every_refreshing_action():
+    filters = engine_event_filters()
+    assert filters["type"] == ["container", "image"]
+    for action in ("create", "start", "die", "kill", "stop", "restart", "pause", "unpause", "destroy",
+                   "rename", "health_status", "pull", "delete"):
+        assert action in filters["event"]
+    assert "exec_die" not in filters["event"]
+
+
+# -- the pure bookkeeping -----------------------------------------------------------------------
+
+def test_state_queues_once_and_repeats_once_after_a_busy_refresh():
+    state = CoalesceState()
+    assert state.mark("vm", [PS]) is True           # queue it
+    assert state.mark("vm", [INFO]) is False        # joins the queued one
+    assert state.begin("vm") == {PS, INFO}
+    assert state.is_running("vm")
+    for _ in range(100):                            # a burst during the refresh
+        assert state.mark("vm", [PS]) is False
+    assert state.finish("vm") is True               # exactly one more
+    assert state.begin("vm") == {PS}
+    assert state.finish("vm") is False
+    assert state.idle()
+
+
+def test_state_ignores_empty_requests_and_honours_forget():
+    state = CoalesceState()
+    assert state.mark("vm", []) is False
+    assert state.idle()
+    assert state.mark("vm", [PS]) is True
+    state.forget("vm")
+    assert state.begin("vm") == frozenset()         # the queued entry is a no-op now
+    assert state.idle()
+    assert state.mark("vm", [PS]) is True
+    assert state.begin("vm") == {PS}
+    state.mark("vm", [PS])
+    state.forget("vm")                              # monitoring stopped during the refresh
+    assert state.finish("vm") is False
+    assert state.idle()
+
+
+def test_state_keeps_keys_apart():
+    state = CoalesceState()
+    assert state.mark("a", [PS]) and state.mark("b", [INFO])
+    assert state.begin("a") == {PS}
+    assert state.pending("b") == {INFO}
+    assert state.begin("b") == {INFO}
+    assert not state.finish("a") and not state.finish("b")
+
+
+# -- the threaded scheduler ---------------------------------------------------------------------
+
+class GatedRefresh:
+    """A refresh that records its calls and, while ``gate`` is closed, blocks inside the call."""
+
+    def __init__(self):
+        self.calls = []
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.in_flight = {}
+        self.max_in_flight = 0
+
+    def __call__(self, key, kinds):
+        with self.lock:
+            self.calls.append((key, kinds))
+            self.in_flight[key] = self.in_flight.get(key, 0) + 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight[key])
+        self.entered.set()
+        try:
+            assert self.gate.wait(WAIT)
+        finally:
+            with self.lock:
+                self.in_flight[key] -= 1
+
+
+@pytest.fixture
+def scheduler_factory():
+    made = []
+
+    def make(refresh, **kwargs):
+        scheduler = RefreshScheduler(refresh, **kwargs).start()
+        made.append(scheduler)
+        return scheduler
+    yield make
+    for scheduler in made:
+        scheduler.stop(timeout=WAIT)
+        assert scheduler.alive_threads() == 0
+
+
+def test_a_burst_during_a_refresh_costs_exactly_one_more(scheduler_factory):
+    refresh = GatedRefresh()
+    scheduler = scheduler_factory(refresh, workers=4)
+    scheduler.request("vm1", [PS])
+    assert refresh.entered.wait(WAIT)
+    for index in range(100):
+        scheduler.request("vm1", [PS] if index % 10 else [PS, INFO])
+    refresh.gate.set()
+    assert scheduler.wait_idle(WAIT)
+    assert refresh.calls == [("vm1", {PS}), ("vm1", {PS, INFO})]
+    assert refresh.max_in_flight == 1
+
+
+def test_the_last_refresh_sees_the_last_change(scheduler_factory):
+    """A producer changes 'engine state' and requests a refresh after each change, concurrently
+    with the refreshes; the value written last must be the final state."""
+    engine = {"vm0": 0, "vm1": 0, "vm2": 0}
+    written = {}
+    lock = threading.Lock()
+
+    def refresh(key, kinds):
+        with lock:
+            seen = engine[key]
+        written[key] = seen
+
+    scheduler = scheduler_factory(refresh, workers=2)
+
+    def produce(key):
+        for _ in range(500):
+            with lock:
+                engine[key] += 1
+            scheduler.request(key, [PS])
+
+    producers = [threading.Thread(target=produce, args=("vm%d" % i,)) for i in range(3)]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join(WAIT)
+    assert scheduler.wait_idle(WAIT)
+    assert written == {"vm0": 500, "vm1": 500, "vm2": 500}
+
+
+def test_different_keys_refresh_in_parallel_but_one_key_never_does(scheduler_factory):
+    barrier = threading.Barrier(2, timeout=WAIT)
+    in_flight = {}
+    peak = {"value": 0}
+    lock = threading.Lock()
+    calls = []
+
+    def refresh(key, kinds):
+        with lock:
+            calls.append(key)
+            in_flight[key] = in_flight.get(key, 0) + 1
+            peak["value"] = max(peak["value"], in_flight[key])
+        try:
+            if len(calls) <= 2:
+                barrier.wait()  # both first refreshes must be inside at once: parallel keys
+        finally:
+            with lock:
+                in_flight[key] -= 1
+
+    scheduler = scheduler_factory(refresh, workers=4)
+    scheduler.request("a", [PS])
+    scheduler.request("b", [PS])
+    for _ in range(200):
+        scheduler.request("a", [PS])
+        scheduler.request("b", [INFO])
+    assert scheduler.wait_idle(WAIT)
+    assert not barrier.broken
+    assert peak["value"] == 1
+
+
+def test_a_failing_refresh_is_reported_and_the_worker_survives(scheduler_factory):
+    errors = []
+    done = threading.Event()
+
+    def refresh(key, kinds):
+        if key == "bad":
+            raise RuntimeError("engine went away")
+        done.set()
+
+    scheduler = scheduler_factory(refresh, workers=1, on_error=lambda k, kinds, exc: errors.append((k, kinds, str(exc))))
+    scheduler.request("bad", [PS])
+    assert scheduler.wait_idle(WAIT)
+    scheduler.request("good", [PS])
+    assert done.wait(WAIT)
+    assert errors == [("bad", {PS}, "engine went away")]
+
+
+def test_forget_during_a_refresh_prevents_the_repeat(scheduler_factory):
+    refresh = GatedRefresh()
+    scheduler = scheduler_factory(refresh, workers=1)
+    scheduler.request("vm1", [PS])
+    assert refresh.entered.wait(WAIT)
+    scheduler.request("vm1", [PS])
+    scheduler.forget("vm1")
+    refresh.gate.set()
+    assert scheduler.wait_idle(WAIT)
+    assert refresh.calls == [("vm1", {PS})]
+
+
+def test_stop_joins_every_worker_and_drops_queued_work():
+    refresh = GatedRefresh()
+    scheduler = RefreshScheduler(refresh, workers=3).start()
+    assert scheduler.alive_threads() == 3
+    scheduler.request("vm1", [PS])
+    assert refresh.entered.wait(WAIT)
+    scheduler.request("vm1", [PS])
+    stopper = threading.Thread(target=scheduler.stop, kwargs={"timeout": WAIT})
+    stopper.start()
+    refresh.gate.set()  # the owner unblocks the in-flight refresh (closes its connection)
+    stopper.join(WAIT)
+    assert scheduler.alive_threads() == 0
+    assert refresh.calls == [("vm1", {PS})]
+    scheduler.request("vm1", [PS])  # ignored after stop
+    assert refresh.calls == [("vm1", {PS})]
+
+
+def test_workers_must_be_positive():
+    with pytest.raises(ValueError):
+        RefreshScheduler(lambda key, kinds: None, workers=0)

@@ -1,0 +1,326 @@
+"""Docker engine records -> the exact XML strings XenCenter and Xen Orchestra read (pure, no I/O).
+
+Owns the values of ``VM.other_config`` keys ``docker_ps``, ``docker_info``, ``docker_version``
+and the XML of the plugin results ``get_top`` (``docker_top``) and ``get_inspect``
+(``docker_inspect``); the contract is ``shared/contracts/consumers.md`` §2-§4.
+
+Generic encoding (the original's ``converttoxml``, made always well-formed):
+
+* The document is ``<?xml version="1.0" ?>`` followed by the root element, no newline, no
+  indentation; an element without content is written ``<name/>``.
+* A dict becomes one child element per key, **keys sorted** (code-point order) so that the same
+  state always gives byte-identical XML; a list becomes one ``<item>`` per element, in order; a
+  scalar becomes text: ``True``/``False`` for booleans, ``None`` for null, ``str()`` otherwise.
+* A key becomes ``<SPECIAL_XS_ENCODED_ELEMENT name="the key">`` when it is not a plain XML name
+  (ASCII ``[A-Za-z_][A-Za-z0-9_.-]*``), starts with ``xml`` in any case, is the literal
+  ``SPECIAL_XS_ENCODED_ELEMENT``, or is reserved at that depth: the document's root name anywhere
+  below the root (XenCenter looks ``docker_info`` up by descendant search), and ``entry``/``item``
+  anywhere below a ``docker_ps`` entry (XenCenter collects every descendant ``entry``). Labels such
+  as ``traefik.frontend.rule`` are plain names and stay elements; ``traefik...domains[0].main``,
+  ``a:b``, ``80/tcp``, ``1abc`` are encoded. XenCenter's details tree shows the ``name``.
+* Text and attribute values are escaped exactly once with the predefined entities only (``&amp;``
+  ``&lt;`` ``&gt;``, and ``&quot;`` in attributes) -- no numeric references, which Xen Orchestra's
+  parser does not decode. What we write is what parsers read: line ends are normalised to ``\\n``
+  (XML parsers would do it anyway), tabs and newlines in attribute values become spaces
+  (attribute-value normalisation), and characters XML 1.0 cannot carry at all (C0 controls other
+  than tab/newline, lone surrogates, U+FFFE/U+FFFF) become U+FFFD.
+
+``docker_ps`` (root ``docker_ps``, one ``<item><entry>...</entry></item>`` per container, newest
+first): every top-level key of Docker's ``/containers/json`` record, lower-cased, plus
+
+* ``id`` -- the full ``Id``;
+* ``names`` -- the container's name without the leading ``/`` (the first of ``Names`` that is not
+  a legacy link alias ``/other/alias``);
+* ``status`` -- Docker's ``Status`` normalised so it does not change every second: ``Up``,
+  ``Up (Paused)``, ``Exited (N)``, anything else unchanged (``Created``, ``Restarting (1) ...``);
+* ``container`` -- the first 10 characters of ``Id`` (XenCenter's lifecycle argument);
+* ``ports`` -- ``<item><IP>..</IP><PrivatePort>..</PrivatePort><PublicPort>..</PublicPort>
+  <Type>tcp</Type></item>`` per mapping, sorted by private port, type, address, public port
+  (the engine's order is not stable); ``mounts`` sorted likewise;
+* ``started_at`` -- **our addition**: when the container last started, UTC, ISO-8601 to the
+  second (``2024-01-15T10:00:00Z``), taken from ``/containers/{id}/json`` ``State.StartedAt``
+  (see ``started_at_of``); present only when known and the container has started at least once.
+  ``status`` starting with ``Up`` plus ``started_at`` gives the uptime. The name cannot collide
+  with a lower-cased Docker field (those have no underscore). Consumers ignore unknown children.
+
+The entry's children come in a fixed order (``id names status container created image command
+started_at ports``) then the other keys sorted.
+
+``docker_info`` / ``docker_version``: the records of ``/info`` and ``/version`` under those roots,
+Docker's own key names. ``SystemTime`` is left out of ``docker_info``: it changes on every call,
+nobody reads it, and it would make an unchanged engine rewrite the key.
+
+``docker_top``: ``<item><Process><TITLE>value</TITLE>...</Process></item>`` per process, the
+children in the engine's column order (XenCenter reads ``PID``, ``CMD``, ``TIME``).
+"""
+
+import collections.abc
+import datetime
+import json
+import re
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+XML_DECLARATION = '<?xml version="1.0" ?>'
+SPECIAL_ELEMENT = "SPECIAL_XS_ENCODED_ELEMENT"
+STARTED_AT = "started_at"
+VOLATILE_INFO_KEYS = ("SystemTime",)
+ENTRY_ORDER = ("id", "names", "status", "container", "created", "image", "command", STARTED_AT,
+               "ports")
+
+_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_EXITED_RE = re.compile(r"\AExited \((-?\d+)\)")
+_TIMESTAMP_RE = re.compile(
+    r"\A(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:([Zz])|([+-])(\d\d):?(\d\d))\Z")
+_ENTRY_RESERVED = frozenset(["entry", "item"])
+
+
+# -- escaping ------------------------------------------------------------------------------
+
+def _clean(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _BAD_CHARS_RE.sub("\ufffd", text)
+
+
+def escape_text(text: str) -> str:
+    """Character data as consumers will read it back, escaped once."""
+    return _clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_attribute(text: str) -> str:
+    """A double-quoted attribute value as consumers will read it back, escaped once."""
+    text = escape_text(text).replace('"', "&quot;")
+    return text.replace("\t", " ").replace("\n", " ")
+
+
+def scalar_text(value: Any) -> str:
+    """The original's scalar rule: str(), so booleans are ``True``/``False`` and null is ``None``."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def is_plain_name(key: str) -> bool:
+    """True when ``key`` can be written as an element name that every consumer accepts."""
+    return (bool(_NAME_RE.match(key)) and not key.lower().startswith("xml")
+            and key != SPECIAL_ELEMENT)
+
+
+# -- generic encoding ----------------------------------------------------------------------
+
+def _open_tag(key: Any, reserved: FrozenSet[str]) -> Tuple[str, str]:
+    """(start tag without '>', end tag) for a dict key."""
+    name = key if isinstance(key, str) else scalar_text(key)
+    if is_plain_name(name) and name not in reserved:
+        return "<" + name, "</%s>" % name
+    return ('<%s name="%s"' % (SPECIAL_ELEMENT, escape_attribute(name)),
+            "</%s>" % SPECIAL_ELEMENT)
+
+
+def _sorted_items(mapping: Mapping) -> List[Tuple[Any, Any]]:
+    return sorted(mapping.items(), key=lambda kv: kv[0] if isinstance(kv[0], str) else scalar_text(kv[0]))
+
+
+def _content(parts: List[str], start: str, end: str, value: Any, reserved: FrozenSet[str]) -> None:
+    """Append one element (start tag already decided) holding ``value``."""
+    if isinstance(value, collections.abc.Mapping):
+        if not value:
+            parts.append(start + "/>")
+            return
+        parts.append(start + ">")
+        for key, child in _sorted_items(value):
+            child_start, child_end = _open_tag(key, reserved)
+            _content(parts, child_start, child_end, child, reserved)
+        parts.append(end)
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            parts.append(start + "/>")
+            return
+        parts.append(start + ">")
+        for child in value:
+            _content(parts, "<item", "</item>", child, reserved)
+        parts.append(end)
+    else:
+        parts.append(start + ">" + escape_text(scalar_text(value)) + end)
+
+
+def render_document(root: str, value: Any, reserved: Iterable[str] = ()) -> str:
+    """The generic encoding of ``value`` as the document element ``root`` (a plain name).
+
+    ``reserved`` names are encoded like invalid ones wherever they occur as keys; ``root`` itself
+    always is, so consumers looking ``root`` up by descendant search find only the root."""
+    if not is_plain_name(root):
+        raise ValueError("not a plain XML name: %r" % (root,))
+    parts = [XML_DECLARATION]
+    _content(parts, "<" + root, "</%s>" % root, value, frozenset(reserved) | {root})
+    return "".join(parts)
+
+
+# -- docker_ps -----------------------------------------------------------------------------
+
+def normalise_status(status: Any) -> str:
+    """``Up``, ``Up (Paused)``, ``Exited (N)``; every other status unchanged (contract §7.4)."""
+    text = "" if status is None else scalar_text(status)
+    if text.startswith("Up"):
+        return "Up (Paused)" if text.endswith("(Paused)") else "Up"
+    match = _EXITED_RE.match(text)
+    if match:
+        return "Exited (%s)" % match.group(1)
+    return text
+
+
+def container_name(names: Any) -> str:
+    """The display name: the first of ``Names`` that is not a link alias, without its ``/``."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, (list, tuple)) or not names:
+        return ""
+    texts = [scalar_text(n) for n in names]
+    for name in texts:
+        if "/" not in name[1:]:
+            return name[1:] if name.startswith("/") else name
+    return texts[0][1:] if texts[0].startswith("/") else texts[0]
+
+
+def normalise_timestamp(value: Any) -> Optional[str]:
+    """An RFC 3339 time (Docker's ``2024-01-15T10:00:00.123456789Z``) as ``...T10:00:00Z`` UTC;
+    None for Docker's zero time (year 1, never started) or anything unparseable."""
+    if not isinstance(value, str):
+        return None
+    match = _TIMESTAMP_RE.match(value.strip())
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    if year <= 1:
+        return None
+    try:
+        moment = datetime.datetime(year, month, day, hour, minute, min(second, 59))
+    except ValueError:
+        return None
+    if match.group(8):
+        offset = datetime.timedelta(hours=int(match.group(9)), minutes=int(match.group(10)))
+        moment = moment - offset if match.group(8) == "+" else moment + offset
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def started_at_of(inspect_record: Mapping) -> Optional[str]:
+    """The ``started_at`` value for a ``/containers/{id}/json`` record (its ``State.StartedAt``)."""
+    state = inspect_record.get("State") if isinstance(inspect_record, collections.abc.Mapping) else None
+    if not isinstance(state, collections.abc.Mapping):
+        return None
+    return normalise_timestamp(state.get("StartedAt"))
+
+
+def _number_key(value: Any) -> Tuple[int, Any]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return (1, "" if value is None else scalar_text(value))
+    return (0, value)
+
+
+def _port_key(port: Any) -> Tuple:
+    if not isinstance(port, collections.abc.Mapping):
+        return (2, _canonical(port))
+    return (0, _number_key(port.get("PrivatePort")), scalar_text(port.get("Type", "")),
+            scalar_text(port.get("IP", "")), _number_key(port.get("PublicPort")), _canonical(port))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=scalar_text)
+
+
+def _created_key(container: Mapping) -> Tuple:
+    created = container.get("Created")
+    number = created if isinstance(created, (int, float)) and not isinstance(created, bool) else 0
+    return (-number, scalar_text(container.get("Id", "")))
+
+
+def entry_fields(container: Mapping, started_at: Optional[str] = None) -> List[Tuple[str, Any]]:
+    """The (child name, value) pairs of one ``entry``, in output order."""
+    fields = {}  # type: Dict[str, Any]
+    for key, value in container.items():
+        fields[(key if isinstance(key, str) else scalar_text(key)).lower()] = value
+    container_id = scalar_text(container.get("Id", "") or "")
+    fields["id"] = container_id
+    fields["names"] = container_name(container.get("Names"))
+    fields["status"] = normalise_status(container.get("Status"))
+    fields["container"] = container_id[:10]
+    fields.pop(STARTED_AT, None)
+    if started_at:
+        fields[STARTED_AT] = started_at
+    if isinstance(fields.get("ports"), (list, tuple)):
+        fields["ports"] = sorted(fields["ports"], key=_port_key)
+    if isinstance(fields.get("mounts"), (list, tuple)):
+        fields["mounts"] = sorted(fields["mounts"], key=_canonical)
+    ordered = [(name, fields.pop(name)) for name in ENTRY_ORDER if name in fields]
+    return ordered + sorted(fields.items())
+
+
+def render_docker_ps(containers: Iterable[Mapping],
+                     started_at: Optional[Mapping[str, str]] = None) -> str:
+    """``docker_ps`` for the records of ``GET /containers/json?all=1``.
+
+    ``started_at`` maps a container's full ``Id`` to its start time, either Docker's raw
+    ``State.StartedAt`` or an already normalised value (both go through ``normalise_timestamp``);
+    containers missing from it get no ``started_at`` child."""
+    started_at = started_at or {}
+    reserved = frozenset(["docker_ps"]) | _ENTRY_RESERVED
+    parts = [XML_DECLARATION]
+    records = sorted(containers, key=_created_key)
+    if not records:
+        parts.append("<docker_ps/>")
+        return "".join(parts)
+    parts.append("<docker_ps>")
+    for container in records:
+        when = normalise_timestamp(started_at.get(scalar_text(container.get("Id", "") or "")))
+        parts.append("<item><entry>")
+        for name, value in entry_fields(container, when):
+            start, end = _open_tag(name, reserved)
+            _content(parts, start, end, value, reserved)
+        parts.append("</entry></item>")
+    parts.append("</docker_ps>")
+    return "".join(parts)
+
+
+# -- the other documents -------------------------------------------------------------------
+
+def render_docker_info(info: Mapping, drop: Sequence[str] = VOLATILE_INFO_KEYS) -> str:
+    """``docker_info`` for the record of ``GET /info`` (``drop``: keys left out)."""
+    return render_document("docker_info", dict((k, v) for k, v in info.items() if k not in drop))
+
+
+def render_docker_version(version: Mapping) -> str:
+    """``docker_version`` for the record of ``GET /version``."""
+    return render_document("docker_version", version)
+
+
+def render_docker_inspect(inspect_record: Mapping) -> str:
+    """``docker_inspect`` for the record of ``GET /containers/{id}/json`` (``get_inspect``)."""
+    return render_document("docker_inspect", inspect_record)
+
+
+def render_docker_top(top: Mapping) -> str:
+    """``docker_top`` for the record of ``GET /containers/{id}/top`` (``get_top``).
+
+    A row shorter than ``Titles`` gets empty values for the missing columns; extra values are
+    dropped. Columns keep the engine's order (a title that is not a plain name, such as Windows'
+    ``Private Working Set``, is encoded like any other key)."""
+    titles = [scalar_text(t) for t in (top.get("Titles") or [])]
+    processes = top.get("Processes") or []
+    reserved = frozenset(["docker_top"])
+    parts = [XML_DECLARATION]
+    if not processes:
+        parts.append("<docker_top/>")
+        return "".join(parts)
+    parts.append("<docker_top>")
+    for row in processes:
+        row = list(row) if isinstance(row, (list, tuple)) else [row]
+        if not titles:
+            parts.append("<item><Process/></item>")
+            continue
+        parts.append("<item><Process>")
+        for index, title in enumerate(titles):
+            start, end = _open_tag(title, reserved)
+            _content(parts, start, end, row[index] if index < len(row) else "", reserved)
+        parts.append("</Process></item>")
+    parts.append("</docker_top>")
+    return "".join(parts)
