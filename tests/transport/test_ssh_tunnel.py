@@ -1,0 +1,177 @@
+"""The SSH tunnel against a real sshd (127.0.0.1) forwarding to a scripted engine socket:
+pinning, fallback when stream-local forwarding is forbidden, reconnection, auth, back-off."""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from xscontainer.engine.client import DockerClient
+from xscontainer.engine.http import HttpPool
+from xscontainer.errors import ConnectionFailure
+from xscontainer.transport.ssh import DIAL_STDIO, NCAT, SOCAT, STREAMLOCAL, SshTunnel
+
+from engine.unixserver import UnixServer, json_response, read_request
+from .sshrig import MemoryPin, SshRig
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"),
+                                reason="needs root and OpenSSH's sshd")
+
+
+def engine(conn):
+    while True:
+        line = read_request(conn)
+        if line is None:
+            return
+        if " /_ping " in line:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK")
+        elif "/events" in line:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            conn.recv(1)  # silent until the peer goes away
+            return
+        else:
+            conn.sendall(json_response(b'[{"Id": "%s", "Names": ["/web"]}]' % (b"a" * 64)))
+
+
+@pytest.fixture(scope="module")
+def engine_socket():
+    directory = tempfile.mkdtemp(prefix="xsc-eng-")
+    os.chmod(directory, 0o755)
+    server = UnixServer(os.path.join(directory, "docker.sock"), engine)
+    yield server
+    server.close()
+    shutil.rmtree(directory)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    rig = SshRig()
+    yield rig
+    rig.close()
+
+
+class Clock(object):
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def tunnel_for(rig, server, pin=None, clock=None, **kw):
+    return SshTunnel("vm-test", rig.settings, rig.pkey, pin or MemoryPin(), socket_path=server.path,
+                     port=rig.port, clock=clock or Clock(), connect_timeout=5, **kw)
+
+
+def test_first_connection_pins_and_channels_are_reused(rig, engine_socket):
+    pin = MemoryPin()
+    tunnel = tunnel_for(rig, engine_socket, pin)
+    client = DockerClient(HttpPool(tunnel.open_stream))
+    before = engine_socket.connections
+    for _ in range(5):
+        assert client.containers()[0]["Names"] == ["/web"]
+    assert pin.pinned == rig.host_key_b64()
+    assert tunnel.method == STREAMLOCAL
+    assert tunnel.connects == 1
+    assert engine_socket.connections - before == 1  # one channel, HTTP/1.1 keep-alive
+    client.close()
+    tunnel.close()
+
+
+def test_changed_host_key_is_refused_before_anything_is_sent(rig, engine_socket):
+    other = SshRig()  # another key
+    try:
+        pin = MemoryPin(pinned=other.host_key_b64())
+    finally:
+        other.close()
+    tunnel = tunnel_for(rig, engine_socket, pin)
+    before_log = len(rig.log_text())
+    before = engine_socket.connections
+    with pytest.raises(ConnectionFailure) as info:
+        tunnel.open_stream()
+    assert info.value.code == "SSH_HOSTKEY_MISMATCH"
+    assert "xe vm-param-remove uuid=vm-test param-name=other-config param-key=xscontainer-sshhostkey" \
+        in info.value.message
+    assert pin.claims == 0 and engine_socket.connections == before
+    new_log = rig.log_text()[before_log:]
+    assert "userauth" not in new_log.lower() and "Accepted" not in new_log
+    tunnel.close()
+
+
+def test_refused_key_is_auth_failure(rig, engine_socket):
+    rig.authorize(False)
+    try:
+        with pytest.raises(ConnectionFailure) as info:
+            tunnel_for(rig, engine_socket).open_stream()
+    finally:
+        rig.authorize(True)
+    assert info.value.code == "SSH_AUTH_FAILED"
+    assert "xscontainer-prepare-vm" in info.value.message
+
+
+@pytest.mark.parametrize("methods, expected", [
+    ((STREAMLOCAL, DIAL_STDIO, SOCAT, NCAT), DIAL_STDIO),
+    ((STREAMLOCAL, SOCAT, NCAT), SOCAT),
+    ((STREAMLOCAL, NCAT), NCAT),
+])
+def test_fallback_when_streamlocal_is_forbidden(engine_socket, methods, expected):
+    if expected == DIAL_STDIO and not shutil.which("docker"):
+        pytest.skip("no docker CLI for dial-stdio")
+    rig = SshRig(allow_streamlocal=False)
+    try:
+        tunnel = tunnel_for(rig, engine_socket, methods=methods)
+        client = DockerClient(HttpPool(tunnel.open_stream))
+        for _ in range(3):
+            assert client.containers()[0]["Id"] == "a" * 64
+        assert tunnel.method == expected
+        client.close()
+        tunnel.close()
+    finally:
+        rig.close()
+
+
+def test_killed_sshd_is_a_clear_error_then_reconnects(engine_socket):
+    rig = SshRig()
+    try:
+        tunnel = tunnel_for(rig, engine_socket, keepalive=1)
+        pool = HttpPool(tunnel.open_stream)
+        client = DockerClient(pool)
+        assert client.containers()
+        events = pool.stream("GET", "/v1.41/events")  # holds a channel open, like the monitor
+        rig.stop()
+        with pytest.raises(ConnectionFailure) as info:
+            for _ in events.iter_body():
+                pass
+        assert info.value.code == "CONNECTION_LOST"
+        with pytest.raises(ConnectionFailure) as info:
+            client.containers()
+        assert info.value.code in ("PORT_CLOSED", "CONNECTION_LOST")
+        rig.start()
+        tunnel.backoff.succeeded()  # the test's clock does not move: lift the back-off
+        assert client.containers()
+        assert tunnel.connects == 2
+        client.close()
+        tunnel.close()
+    finally:
+        rig.close()
+
+
+def test_backoff_uses_the_injected_clock(engine_socket):
+    rig = SshRig()
+    rig.stop()
+    clock = Clock()
+    tunnel = tunnel_for(rig, engine_socket, clock=clock)
+    try:
+        with pytest.raises(ConnectionFailure) as first:
+            tunnel.open_stream()
+        assert first.value.code == "PORT_CLOSED"
+        rig.start()
+        with pytest.raises(ConnectionFailure) as second:  # still backing off: no new attempt
+            tunnel.open_stream()
+        assert second.value.details.get("backoff") is True
+        clock.now += 60
+        tunnel.open_stream().close()
+    finally:
+        tunnel.close()
+        rig.close()

@@ -1,0 +1,282 @@
+"""The Docker Engine API calls xscontainer makes, on any ``HttpPool`` (SSH or TLS alike).
+
+The API version is negotiated once (``/_ping``'s ``API-Version`` header, else the unversioned
+``/version``) and every later path carries it as ``/v1.xx/``: unversioned paths silently change
+meaning when the engine upgrades, and current engines refuse unversioned or too-old clients.
+"""
+
+import json
+import logging
+import re
+import threading
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import quote, urlencode
+
+from xscontainer.engine.http import HttpPool, Response, StreamingResponse
+from xscontainer.engine.streams import (STREAM_NAMES, ContainerEvent, JsonStreamSplitter, LogFrameDemuxer,
+                                        demux_logs, parse_container_event)
+from xscontainer.errors import EngineError, InvalidArgument, NotFound
+
+LOG = logging.getLogger(__name__)
+
+MIN_API = (1, 24)
+MAX_API = (1, 54)  # the newest API whose behaviour we rely on; newer engines still accept it
+CONTAINER_REF = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+FULL_ID = re.compile(r"^[0-9a-f]{64}$")
+LIFECYCLE = ("start", "stop", "restart", "pause", "unpause")
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW_STREAM = "application/vnd.docker.raw-stream"
+
+
+def parse_api_version(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    match = re.match(r"^\s*(\d+)\.(\d+)\s*$", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def choose_api_version(engine_version: Optional[str], engine_min: Optional[str] = None) -> Tuple[int, int]:
+    """min(engine's ApiVersion, ours); API_TOO_OLD below 1.24; API_TOO_NEW if the engine's own
+    minimum is above what we speak."""
+    engine = parse_api_version(engine_version)
+    if engine is None:
+        raise EngineError("The Docker engine did not say which API version it speaks (%r)." % engine_version,
+                          code="ENGINE_PROTOCOL_ERROR")
+    if engine < MIN_API:
+        raise EngineError("The Docker engine speaks API %d.%d; xscontainer needs %d.%d or newer (Docker 1.12 "
+                          "or later). Upgrade the engine in the VM." % (engine + MIN_API),
+                          code="API_TOO_OLD", api_version="%d.%d" % engine)
+    chosen = min(engine, MAX_API)
+    minimum = parse_api_version(engine_min)
+    if minimum is not None and minimum > chosen:
+        raise EngineError("The Docker engine needs API %d.%d or newer, but xscontainer speaks at most %d.%d. "
+                          "Upgrade xscontainer." % (minimum + MAX_API), code="API_TOO_NEW")
+    return chosen
+
+
+def check_container_ref(ref: str) -> str:
+    if not isinstance(ref, str) or not CONTAINER_REF.match(ref) or len(ref) > 255:
+        raise InvalidArgument("%r is not a container id or name (letters, digits, '_', '.', '-')." % (ref,),
+                              code="BAD_CONTAINER_REF")
+    return ref
+
+
+def resolve_container(containers: List[Dict[str, Any]], ref: str) -> Dict[str, Any]:
+    """Pure: find ``ref`` (full id, name, or unique id prefix) in a ``/containers/json`` list.
+    An exact id or name wins over a prefix, as in Docker itself."""
+    check_container_ref(ref)
+    for container in containers:
+        if container.get("Id") == ref:
+            return container
+    for container in containers:
+        if ref in [n.lstrip("/") for n in container.get("Names") or []]:
+            return container
+    matches = [c for c in containers if str(c.get("Id", "")).startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound("There is no container %r." % ref, code="CONTAINER_NOT_FOUND", container=ref)
+    raise InvalidArgument("%r matches %d containers; give more of the id." % (ref, len(matches)),
+                          code="CONTAINER_AMBIGUOUS", container=ref)
+
+
+def _engine_message(response: Response) -> str:
+    try:
+        value = json.loads(response.body.decode("utf-8"))
+        if isinstance(value, dict) and isinstance(value.get("message"), str):
+            return value["message"]
+    except ValueError:
+        pass
+    return response.body[:500].decode("utf-8", "replace").strip() or response.reason
+
+
+class EventStream(object):
+    """Container events as they happen: iterate for ``ContainerEvent``s; ``close()`` (from any
+    thread) stops the iteration."""
+
+    def __init__(self, response: StreamingResponse, max_event_bytes: int) -> None:
+        self._response = response
+        self._splitter = JsonStreamSplitter(max_event_bytes)
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        for piece in self._response.iter_body():
+            for value in self._splitter.feed(piece):
+                event = parse_container_event(value)
+                if event is not None:
+                    yield event
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class DockerClient(object):
+    """Docker Engine API calls for one VM. Thread-safe; one HTTP pool underneath."""
+
+    def __init__(self, pool: HttpPool, vm_uuid: str = "") -> None:
+        self._pool = pool
+        self.vm_uuid = vm_uuid
+        self._api = None  # type: Optional[Tuple[int, int]]
+        self._lock = threading.Lock()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @property
+    def api_version(self) -> str:
+        return "%d.%d" % self._negotiate()
+
+    def _negotiate(self) -> Tuple[int, int]:
+        with self._lock:
+            if self._api is None:
+                response = self._pool.request("GET", "/_ping")
+                header = response.header("api-version")
+                if response.status == 200 and header:
+                    self._api = choose_api_version(header)
+                else:
+                    version = self._pool.request("GET", "/version")
+                    if version.status != 200:
+                        raise EngineError("The Docker engine answered /version with %d: %s"
+                                          % (version.status, _engine_message(version)), code="ENGINE_ERROR")
+                    record = self._json(version)
+                    self._api = choose_api_version(record.get("ApiVersion"), record.get("MinAPIVersion"))
+                LOG.debug("VM %s: Docker API %d.%d", self.vm_uuid, self._api[0], self._api[1])
+            return self._api
+
+    def _target(self, path: str, query: Optional[List[Tuple[str, str]]] = None) -> str:
+        major, minor = self._negotiate()
+        target = "/v%d.%d%s" % (major, minor, path)
+        if query:
+            target += "?" + urlencode(query)
+        return target
+
+    def _json(self, response: Response) -> Any:
+        try:
+            return json.loads(response.body.decode("utf-8"))
+        except ValueError as exc:
+            raise EngineError("The Docker engine answered with something that is not JSON.",
+                              code="ENGINE_PROTOCOL_ERROR") from exc
+
+    def _check(self, response: Response, what: str, container: Optional[str] = None) -> Response:
+        if response.status < 300 or response.status == 304:
+            return response
+        message = _engine_message(response)
+        if response.status == 404 and container is not None:
+            raise NotFound("There is no container %r: %s" % (container, message), code="CONTAINER_NOT_FOUND",
+                           container=container, status=404)
+        raise EngineError("%s failed: the Docker engine answered %d: %s" % (what, response.status, message),
+                          code="ENGINE_ERROR", status=response.status, engine_message=message)
+
+    def get(self, path: str, query: Optional[List[Tuple[str, str]]] = None, what: str = "",
+            container: Optional[str] = None, timeout: Optional[float] = None) -> Any:
+        response = self._pool.request("GET", self._target(path, query), timeout=timeout)
+        return self._json(self._check(response, what or "GET " + path, container))
+
+    # -- calls ----------------------------------------------------------------------------------
+    def ping(self) -> bool:
+        return self._pool.request("GET", "/_ping").status == 200
+
+    def version(self) -> Dict[str, Any]:
+        return self.get("/version")
+
+    def info(self) -> Dict[str, Any]:
+        return self.get("/info")
+
+    def containers(self, all: bool = True, size: bool = False) -> List[Dict[str, Any]]:
+        """``/containers/json``; ``size`` is expensive (it walks every container's files)."""
+        query = [("all", "1" if all else "0")]
+        if size:
+            query.append(("size", "1"))
+        return self.get("/containers/json", query)
+
+    def resolve(self, ref: str) -> str:
+        """The full id of the container named by ``ref`` (full id, name or unique id prefix)."""
+        check_container_ref(ref)
+        return resolve_container(self.containers(all=True), ref)["Id"]
+
+    def _id(self, ref: str) -> str:
+        return ref if FULL_ID.match(ref or "") else self.resolve(ref)
+
+    def inspect(self, ref: str) -> Dict[str, Any]:
+        ident = self._id(ref)
+        return self.get("/containers/%s/json" % quote(ident), container=ref)
+
+    def top(self, ref: str) -> Dict[str, Any]:
+        """``{"Titles": [...], "Processes": [[...]]}`` with Docker's default ``ps -ef`` columns
+        (UID PID PPID C STIME TTY TIME CMD): XenCenter reads PID, CMD and TIME."""
+        ident = self._id(ref)
+        return self.get("/containers/%s/top" % quote(ident), container=ref)
+
+    def stats(self, ref: str) -> Dict[str, Any]:
+        ident = self._id(ref)
+        return self.get("/containers/%s/stats" % quote(ident), [("stream", "false")], container=ref)
+
+    def logs(self, ref: str, tail: Optional[int] = 100, timestamps: bool = False) -> List[Tuple[str, bytes]]:
+        """The container's recent output as ``(stream, bytes)`` pieces, stdout and stderr
+        demultiplexed (a TTY container has a single raw stream, reported as stdout)."""
+        ident = self._id(ref)
+        query = [("stdout", "1"), ("stderr", "1"), ("timestamps", "1" if timestamps else "0"),
+                 ("tail", "all" if tail is None else str(int(tail)))]
+        response = self._check(self._pool.request("GET", self._target("/containers/%s/logs" % quote(ident), query)),
+                               "logs", container=ref)
+        content_type = (response.header("content-type") or "").split(";")[0].strip()
+        if content_type == MULTIPLEXED:
+            tty = False
+        elif content_type == RAW_STREAM:
+            tty = True
+        else:  # engines before API 1.42 do not say: ask the container
+            tty = bool(self.get("/containers/%s/json" % quote(ident), container=ref).get("Config", {}).get("Tty"))
+        if tty:
+            return [("stdout", response.body)] if response.body else []
+        return demux_logs(response.body)
+
+    def action(self, ref: str, action: str, timeout: Optional[int] = None) -> bytes:
+        """start, stop, restart, pause or unpause; the engine's (normally empty) body. Starting a
+        running container (304) counts as success, as the original did."""
+        if action not in LIFECYCLE:
+            raise InvalidArgument("Unknown container action %r." % action, code="BAD_ACTION")
+        ident = self._id(ref)
+        query = []  # type: List[Tuple[str, str]]
+        wait = 0
+        if timeout is not None and action in ("stop", "restart"):
+            query.append(("t", str(int(timeout))))
+            wait = int(timeout)
+        elif action in ("stop", "restart"):
+            wait = 10  # Docker's default grace period
+        response = self._pool.request("POST", self._target("/containers/%s/%s" % (quote(ident), action), query),
+                                      timeout=self._pool.limits.response_timeout + wait)
+        return self._check(response, action, container=ref).body
+
+    def start(self, ref: str) -> bytes:
+        return self.action(ref, "start")
+
+    def stop(self, ref: str, timeout: Optional[int] = None) -> bytes:
+        return self.action(ref, "stop", timeout)
+
+    def restart(self, ref: str, timeout: Optional[int] = None) -> bytes:
+        return self.action(ref, "restart", timeout)
+
+    def pause(self, ref: str) -> bytes:
+        return self.action(ref, "pause")
+
+    def unpause(self, ref: str) -> bytes:
+        return self.action(ref, "unpause")
+
+    def events(self, since: Optional[int] = None, until: Optional[int] = None,
+               read_timeout: Optional[float] = None) -> EventStream:
+        """Container events from ``/events`` (``type=container``). Each event's size is bounded;
+        with ``read_timeout`` None a quiet engine may stay silent indefinitely, the tunnel's
+        keepalive detecting a dead VM (then the iteration raises ``CONNECTION_LOST``)."""
+        query = [("filters", json.dumps({"type": ["container"]}, separators=(",", ":")))]
+        if since is not None:
+            query.append(("since", str(int(since))))
+        if until is not None:
+            query.append(("until", str(int(until))))
+        response = self._pool.stream("GET", self._target("/events", query), read_timeout=read_timeout)
+        if response.status != 200:
+            response.close()
+            raise EngineError("The Docker engine refused the event stream (%d)." % response.status,
+                              code="ENGINE_ERROR", status=response.status)
+        return EventStream(response, self._pool.limits.max_event_bytes)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+__all__ = ["DockerClient", "EventStream", "ContainerEvent", "choose_api_version", "resolve_container",
+           "STREAM_NAMES", "LogFrameDemuxer"]

@@ -1,0 +1,114 @@
+"""The facade the monitor and the plugin use: one warm connection (SSH or TLS tunnel + HTTP
+keep-alive pool + Docker client) per VM, built from the VM's settings in xapi."""
+
+import logging
+import threading
+import time
+from typing import Callable, Dict, Optional
+
+import XenAPI
+
+from xscontainer.engine.client import DockerClient
+from xscontainer.engine.http import HttpPool, Limits
+from xscontainer.hostkeys import XapiHostKeyPin
+from xscontainer.tlscerts import read_client_tls
+from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
+from xscontainer.transport.tls import TlsTunnel, client_context
+from xscontainer.vmsettings import VmSettings, read_vm_settings
+
+LOG = logging.getLogger(__name__)
+
+
+class _Entry(object):
+    def __init__(self, mode: str, tunnel, pool: HttpPool, client: DockerClient) -> None:
+        self.mode = mode
+        self.tunnel = tunnel
+        self.pool = pool
+        self.client = client
+
+    def close(self) -> None:
+        self.pool.close()
+        self.tunnel.close()
+
+
+class EngineConnections(object):
+    """``client(vm_uuid)`` returns the VM's ``DockerClient``, reusing its warm connection.
+
+    ``session_factory()`` returns a logged-in xapi session (called when settings, pins or
+    secrets are read: at first use and at each reconnection); ``pool_keys`` is a
+    ``PoolKeyCache`` (the private key is parsed once per process). A mode change in
+    other_config takes effect after ``close(vm_uuid)``.
+    """
+
+    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], pool_keys,
+                 clock: Callable[[], float] = time.monotonic, limits: Limits = Limits(),
+                 connect_timeout: float = 10.0, keepalive: float = 10.0, max_idle: int = 4,
+                 socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
+                 nodelay_session: bool = True) -> None:
+        self._session_factory = session_factory
+        self._pool_keys = pool_keys
+        self._clock = clock
+        self._limits = limits
+        self._connect_timeout = connect_timeout
+        self._keepalive = keepalive
+        self._max_idle = max_idle
+        self._socket_path = socket_path
+        self._ssh_port = ssh_port
+        self._tls_port = tls_port
+        self._nodelay_session = nodelay_session
+        self._lock = threading.Lock()
+        self._entries = {}  # type: Dict[str, _Entry]
+
+    def settings(self, vm_uuid: str) -> VmSettings:
+        return read_vm_settings(self._session_factory(), vm_uuid)
+
+    def _build(self, vm_uuid: str) -> _Entry:
+        settings = self.settings(vm_uuid)
+
+        def current_settings() -> VmSettings:
+            return self.settings(vm_uuid)
+
+        if settings.mode == "tls":
+            def context():
+                tls = read_client_tls(self._session_factory, self.settings(vm_uuid))
+                return client_context(tls.ca_cert, tls.client_cert, tls.client_key)
+            tunnel = TlsTunnel(vm_uuid, current_settings, context, port=self._tls_port, clock=self._clock,
+                               connect_timeout=self._connect_timeout)
+        else:
+            tunnel = SshTunnel(vm_uuid, current_settings, self._pool_keys.paramiko_key,
+                               XapiHostKeyPin(self._session_factory, vm_uuid), socket_path=self._socket_path,
+                               port=self._ssh_port, clock=self._clock, connect_timeout=self._connect_timeout,
+                               keepalive=self._keepalive, nodelay_session=self._nodelay_session)
+        pool = HttpPool(tunnel.open_stream, self._limits, max_idle=self._max_idle)
+        return _Entry(settings.mode, tunnel, pool, DockerClient(pool, vm_uuid))
+
+    def client(self, vm_uuid: str) -> DockerClient:
+        with self._lock:
+            entry = self._entries.get(vm_uuid)
+            if entry is None:
+                entry = self._entries[vm_uuid] = self._build(vm_uuid)
+            return entry.client
+
+    def tunnel(self, vm_uuid: str):
+        """The VM's tunnel (``SshTunnel`` or ``TlsTunnel``), for diagnosis and tests."""
+        self.client(vm_uuid)
+        with self._lock:
+            return self._entries[vm_uuid].tunnel
+
+    def close(self, vm_uuid: str) -> None:
+        with self._lock:
+            entry = self._entries.pop(vm_uuid, None)
+        if entry is not None:
+            entry.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            entries, self._entries = list(self._entries.values()), {}
+        for entry in entries:
+            entry.close()
+
+    def __enter__(self) -> "EngineConnections":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close_all()

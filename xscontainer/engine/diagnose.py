@@ -1,0 +1,123 @@
+""""Why can't we reach this VM's engine?": walk the path step by step (address, port, SSH
+login, host key, socket, permissions, engine, API version) on a fresh connection and name the
+first step that fails, with a stable code and a sentence an administrator can act on.
+
+Codes: OK, NO_ADDRESS, PORT_CLOSED, ADDRESS_UNREACHABLE, SSH_HANDSHAKE_FAILED, SSH_AUTH_FAILED,
+SSH_HOSTKEY_MISMATCH, NO_DOCKER_SOCKET, DOCKER_SOCKET_DENIED, ENGINE_NOT_ANSWERING, API_TOO_OLD,
+API_TOO_NEW, TLS_NOT_CONFIGURED, TLS_VERIFY_FAILED, TLS_HANDSHAKE_FAILED, ENGINE_ERROR.
+"""
+
+import time
+from typing import Callable, NamedTuple, Optional
+
+import XenAPI
+
+from xscontainer.engine.client import DockerClient
+from xscontainer.engine.http import HttpPool, Limits
+from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
+from xscontainer.hostkeys import XapiHostKeyPin
+from xscontainer.poolkeys import PoolKeyCache
+from xscontainer.tlscerts import read_client_tls
+from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
+from xscontainer.transport.tls import TlsTunnel, client_context
+from xscontainer.vmsettings import VmSettings, read_vm_settings
+
+
+class Diagnosis(NamedTuple):
+    code: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+
+def _quote(path: str) -> str:
+    return "'%s'" % path.replace("'", "'\\''")
+
+
+def diagnose(session: "XenAPI.Session", vm_uuid: str, pool_keys: Optional[PoolKeyCache] = None,
+             timeout: float = 5.0, socket_path: str = DOCKER_SOCKET, ssh_port: int = 22,
+             tls_port: int = 2376, clock: Callable[[], float] = time.monotonic) -> Diagnosis:
+    """Find why VM ``vm_uuid``'s engine cannot be used (``OK`` when it can)."""
+    try:
+        settings = read_vm_settings(session, vm_uuid)
+    except XSContainerError as exc:
+        return Diagnosis(exc.code, exc.message)
+    if not settings.addresses:
+        return Diagnosis("NO_ADDRESS", "VM %s reports no IP address: check that its guest tools run and that it "
+                                       "has a network." % vm_uuid)
+    try:
+        if settings.mode == "tls":
+            return _diagnose_tls(session, settings, timeout, tls_port, clock)
+        keys = pool_keys if pool_keys is not None else PoolKeyCache(lambda: session)
+        return _diagnose_ssh(session, settings, keys, timeout, socket_path, ssh_port, clock)
+    except XSContainerError as exc:
+        return Diagnosis(exc.code, exc.message)
+
+
+def _engine_checks(client: DockerClient, vm_uuid: str) -> Diagnosis:
+    try:
+        if not client.ping():
+            return Diagnosis("ENGINE_NOT_ANSWERING", "The Docker engine in VM %s does not answer /_ping "
+                                                     "successfully: check its state and logs in the VM." % vm_uuid)
+    except EngineError as exc:
+        if exc.code == "ENGINE_TIMEOUT":
+            return Diagnosis("ENGINE_NOT_ANSWERING",
+                             "The Docker engine in VM %s accepts connections but does not answer: it is hung "
+                             "or overloaded; restart it in the VM (systemctl restart docker)." % vm_uuid)
+        raise
+    except ConnectionFailure as exc:
+        return Diagnosis("ENGINE_NOT_ANSWERING", "The Docker engine in VM %s does not answer: %s" % (vm_uuid, exc))
+    try:
+        version = client.api_version
+    except EngineError as exc:
+        return Diagnosis(exc.code, exc.message)
+    return Diagnosis("OK", "The Docker engine in VM %s answers (API %s)." % (vm_uuid, version))
+
+
+def _diagnose_ssh(session, settings: VmSettings, keys: PoolKeyCache, timeout: float, socket_path: str,
+                  port: int, clock) -> Diagnosis:
+    vm_uuid = settings.vm_uuid
+    tunnel = SshTunnel(vm_uuid, lambda: read_vm_settings(session, vm_uuid), keys.paramiko_key,
+                       XapiHostKeyPin(lambda: session, vm_uuid), socket_path=socket_path, port=port,
+                       clock=clock, connect_timeout=timeout, keepalive=timeout)
+    pool = HttpPool(tunnel.open_stream, Limits(response_timeout=timeout), max_idle=1)
+    try:
+        tunnel.transport()  # address, port, handshake, host key, login
+        path = _quote(socket_path)
+        status, out, err = tunnel.exec("if [ ! -e %s ]; then echo missing; elif [ ! -S %s ]; then echo notsocket; "
+                                       "elif [ -r %s ] && [ -w %s ]; then echo ok; else echo denied; fi"
+                                       % (path, path, path, path), timeout=timeout)
+        verdict = out.decode("utf-8", "replace").strip()
+        user = settings.username
+        if verdict in ("missing", "notsocket"):
+            return Diagnosis("NO_DOCKER_SOCKET",
+                             "VM %s has no Docker socket at %s: the Docker engine is not installed or not "
+                             "running (start it with systemctl start docker)." % (vm_uuid, socket_path))
+        if verdict == "denied":
+            return Diagnosis("DOCKER_SOCKET_DENIED",
+                             "User '%s' in VM %s may not use the Docker socket %s: add it to the docker group "
+                             "(usermod -aG docker %s) or set other-config:xscontainer-username to a user who "
+                             "may." % (user, vm_uuid, socket_path, user))
+        return _engine_checks(DockerClient(pool, vm_uuid), vm_uuid)
+    finally:
+        pool.close()
+        tunnel.close()
+
+
+def _diagnose_tls(session, settings: VmSettings, timeout: float, port: int, clock) -> Diagnosis:
+    vm_uuid = settings.vm_uuid
+    tls = read_client_tls(lambda: session, settings)
+
+    def context():
+        return client_context(tls.ca_cert, tls.client_cert, tls.client_key)
+
+    tunnel = TlsTunnel(vm_uuid, lambda: settings, context, port=port, clock=clock, connect_timeout=timeout)
+    pool = HttpPool(tunnel.open_stream, Limits(response_timeout=timeout), max_idle=1)
+    try:
+        pool.warm()  # connect and handshake first: their errors are precise
+        return _engine_checks(DockerClient(pool, vm_uuid), vm_uuid)
+    finally:
+        pool.close()
+        tunnel.close()

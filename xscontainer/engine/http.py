@@ -1,0 +1,403 @@
+"""The one HTTP/1.1 client of xscontainer, written once over any byte stream (SSH channel, TLS
+socket, Unix socket), with keep-alive connection reuse, a size bound and a deadline per response.
+
+Why our own client and not the ``docker`` package: docker-py rides on requests/urllib3, whose
+connection pools cannot be fed an already-open SSH channel, whose SSH adapter spawns
+``docker system dial-stdio`` per connection, and which has no bound on a response's size. The
+API surface we need is small (``client.py``), so a small client we fully control is simpler and
+safer than adapting theirs.
+"""
+
+import logging
+import select
+import socket
+import threading
+import time
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from xscontainer.engine.httpparse import END, NEED_DATA, ResponseHead, ResponseParser
+from xscontainer.errors import ConnectionFailure, EngineError
+
+LOG = logging.getLogger(__name__)
+
+TIMEOUT = "ENGINE_TIMEOUT"
+TOO_LARGE = "ENGINE_RESPONSE_TOO_LARGE"
+CONNECTION_LOST = "CONNECTION_LOST"
+
+RECV_SIZE = 256 * 1024
+
+
+class Limits(NamedTuple):
+    """Bounds of every response: 64 MiB is ~100 times what ``/containers/json?all=1`` of
+    10,000 containers takes; 30 s covers a slow ``stats``; stop/restart add their grace period."""
+
+    max_body_bytes: int = 64 * 1024 * 1024
+    response_timeout: float = 30.0
+    max_event_bytes: int = 1024 * 1024
+
+
+class Stream(object):
+    """What a transport hands us: a connected, socket-like byte stream.
+
+    Subclasses (or wrapped objects) need ``sendall``, ``recv``, ``settimeout``, ``close``;
+    ``alive()`` lets the pool drop an idle stream whose transport died before reusing it.
+    """
+
+    def __init__(self, sock, description: str = "stream") -> None:
+        self._sock = sock
+        self.description = description
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        return self._sock.recv(size)
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        self._sock.settimeout(timeout)
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except (OSError, EOFError):
+            pass
+
+    def alive(self) -> bool:
+        """False when an idle stream can no longer carry a request (peer closed, transport died)."""
+        return True
+
+    def broken(self) -> Optional[str]:
+        """Why the underlying transport is dead, or None (used to explain an EOF)."""
+        return None
+
+
+class SocketStream(Stream):
+    """A plain or TLS socket: idle liveness is "nothing readable" (an idle HTTP peer sends
+    nothing; readable means EOF or stray bytes, either way unusable)."""
+
+    def close(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in another thread
+        except OSError:
+            pass
+        super().close()
+
+    def alive(self) -> bool:
+        try:
+            if getattr(self._sock, "pending", None) and self._sock.pending():
+                return False
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+
+class Response(NamedTuple):
+    status: int
+    reason: str
+    headers: List[Tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        return ResponseHead("HTTP/1.1", self.status, self.reason, self.headers).header(name, default)
+
+
+def build_request(method: str, target: str, host: str = "docker",
+                  headers: Optional[Dict[str, str]] = None, body: Optional[bytes] = None) -> bytes:
+    """Serialise a request; ``target`` must already be percent-encoded."""
+    if any(c in target for c in " \r\n") or not target.startswith("/"):
+        raise ValueError("bad request target %r" % target)
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: %s" % host, "User-Agent: xscontainer"]
+    for name, value in (headers or {}).items():
+        if any(c in name + value for c in "\r\n"):
+            raise ValueError("bad header %r" % name)
+        lines.append("%s: %s" % (name, value))
+    if body is not None:
+        lines.append("Content-Length: %d" % len(body))
+    elif method in ("POST", "PUT"):
+        lines.append("Content-Length: 0")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return data + (body or b"")
+
+
+class _Deadline(object):
+    def __init__(self, seconds: Optional[float], clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._at = None if seconds is None else clock() + seconds
+        self.seconds = seconds
+
+    def remaining(self) -> Optional[float]:
+        if self._at is None:
+            return None
+        left = self._at - self._clock()
+        if left <= 0:
+            raise EngineError("The Docker engine did not answer within %.0f s." % self.seconds, code=TIMEOUT)
+        return left
+
+
+class HttpConnection(object):
+    """One HTTP/1.1 conversation on one stream; requests are sent one at a time (no pipelining)."""
+
+    def __init__(self, stream: Stream, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self._clock = clock
+        self.reusable = True
+        self.requests = 0
+
+    def close(self) -> None:
+        self.reusable = False
+        self.stream.close()
+
+    def _recv(self, deadline: _Deadline) -> bytes:
+        timeout = deadline.remaining()
+        try:
+            self.stream.settimeout(timeout)
+            return self.stream.recv(RECV_SIZE)
+        except socket.timeout as exc:
+            self.close()
+            raise EngineError("The Docker engine did not answer within %.0f s." % deadline.seconds,
+                              code=TIMEOUT) from exc
+        except (OSError, EOFError) as exc:
+            self.close()
+            raise ConnectionFailure("The connection to the Docker engine broke: %s" % (exc or type(exc).__name__),
+                                    code=CONNECTION_LOST) from exc
+
+    def _closed_midway(self) -> ConnectionFailure:
+        why = self.stream.broken()
+        return ConnectionFailure("The connection to the Docker engine closed in the middle of a response%s."
+                                 % (" (%s)" % why if why else ""), code=CONNECTION_LOST)
+
+    def send(self, data: bytes, deadline: _Deadline) -> None:
+        self.requests += 1
+        try:
+            self.stream.settimeout(deadline.remaining())
+            self.stream.sendall(data)
+        except socket.timeout as exc:
+            self.close()
+            raise EngineError("The Docker engine did not accept the request within %.0f s."
+                              % deadline.seconds, code=TIMEOUT) from exc
+        except (OSError, EOFError) as exc:
+            self.close()
+            raise ConnectionFailure("The connection to the Docker engine broke: %s" % (exc or type(exc).__name__),
+                                    code=CONNECTION_LOST) from exc
+
+    def read_head(self, parser: ResponseParser, deadline: _Deadline) -> Tuple[ResponseHead, bool]:
+        """Read until the head is parsed; also says whether any byte arrived (stale detection)."""
+        got_any = False
+        while True:
+            try:
+                event = parser.next_event()
+            except EngineError:
+                self.close()
+                raise
+            if isinstance(event, ResponseHead):
+                return event, True
+            data = self._recv(deadline)
+            if data:
+                got_any = True
+                parser.feed(data)
+            else:
+                self.close()
+                if not got_any:
+                    raise _StaleConnection()
+                raise self._closed_midway()
+
+    def iter_body(self, parser: ResponseParser, deadline: _Deadline,
+                  max_bytes: Optional[int]) -> Iterator[bytes]:
+        total = 0
+        while True:
+            try:
+                event = parser.next_event()
+            except EngineError:
+                self.close()
+                raise
+            if event is END:
+                if not parser.keep_alive or parser.trailing:
+                    self.close()
+                return
+            if event is NEED_DATA:
+                data = self._recv(deadline)
+                if data:
+                    parser.feed(data)
+                elif parser.ends_at_eof:
+                    parser.feed_eof()
+                else:
+                    self.close()
+                    raise self._closed_midway()
+                continue
+            assert isinstance(event, bytes)
+            total += len(event)
+            if max_bytes is not None and total > max_bytes:
+                self.close()
+                raise EngineError("The Docker engine's response exceeds the %d-byte bound." % max_bytes,
+                                  code=TOO_LARGE)
+            yield event
+
+
+class _StaleConnection(Exception):
+    """A reused connection was closed by the peer before answering: safe to retry once."""
+
+
+class StreamingResponse(object):
+    """A response whose body is read piece by piece (events, followed logs). ``close()`` may be
+    called from another thread to stop a reader blocked in ``iter_body``."""
+
+    def __init__(self, conn: HttpConnection, head: ResponseHead, parser: ResponseParser,
+                 read_timeout: Optional[float], max_bytes: Optional[int],
+                 clock: Callable[[], float]) -> None:
+        self._conn = conn
+        self.head = head
+        self._parser = parser
+        self._read_timeout = read_timeout
+        self._max_bytes = max_bytes
+        self._clock = clock
+        self.closed = False
+
+    @property
+    def status(self) -> int:
+        return self.head.status
+
+    def iter_body(self) -> Iterator[bytes]:
+        """Body pieces; each read waits at most ``read_timeout`` (None: as long as the transport
+        lives; its keepalive detects a dead peer)."""
+        total = 0
+        while True:
+            deadline = _Deadline(self._read_timeout, self._clock)
+            try:
+                event = self._parser.next_event()
+            except EngineError:
+                self.close()
+                raise
+            if event is END:
+                self.close()
+                return
+            if event is NEED_DATA:
+                try:
+                    data = self._conn._recv(deadline)
+                except (EngineError, ConnectionFailure):
+                    if self.closed:
+                        return  # closed on purpose by another thread
+                    raise
+                if data:
+                    self._parser.feed(data)
+                elif self.closed:
+                    return
+                elif self._parser.ends_at_eof:
+                    self._parser.feed_eof()
+                else:
+                    self.close()
+                    raise self._conn._closed_midway()
+                continue
+            assert isinstance(event, bytes)
+            total += len(event)
+            if self._max_bytes is not None and total > self._max_bytes:
+                self.close()
+                raise EngineError("The Docker engine's response exceeds the %d-byte bound." % self._max_bytes,
+                                  code=TOO_LARGE)
+            yield event
+
+    def close(self) -> None:
+        self.closed = True
+        self._conn.close()
+
+
+class HttpPool(object):
+    """HTTP/1.1 keep-alive over streams from ``open_stream``: idle connections are reused (at most
+    ``max_idle`` kept), a reused connection the peer closed while idle is retried once on a new
+    stream. Thread-safe: each request takes a connection for itself."""
+
+    def __init__(self, open_stream: Callable[[], Stream], limits: Limits = Limits(),
+                 max_idle: int = 4, clock: Callable[[], float] = time.monotonic,
+                 host: str = "docker") -> None:
+        self._open_stream = open_stream
+        self.limits = limits
+        self._max_idle = max_idle
+        self._clock = clock
+        self._host = host
+        self._lock = threading.Lock()
+        self._idle = []  # type: List[HttpConnection]
+        self._closed = False
+
+    def _take(self) -> Tuple[HttpConnection, bool]:
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.stream.alive():
+                    return conn, True
+                conn.close()
+        return HttpConnection(self._open_stream(), self._clock), False
+
+    def _give_back(self, conn: HttpConnection) -> None:
+        with self._lock:
+            if conn.reusable and not self._closed and len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def warm(self) -> None:
+        """Open one connection now (so connection errors surface here) and keep it idle."""
+        self._give_back(self._take()[0])
+
+    def idle_count(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+    def _start(self, method: str, target: str, body: Optional[bytes], headers: Optional[Dict[str, str]],
+               deadline: _Deadline) -> Tuple[HttpConnection, ResponseParser, ResponseHead]:
+        data = build_request(method, target, self._host, headers, body)
+        for _ in range(2):
+            conn, reused = self._take()
+            parser = ResponseParser(method)
+            try:
+                conn.send(data, deadline)
+                head, _ = conn.read_head(parser, deadline)
+                return conn, parser, head
+            except _StaleConnection:
+                if reused:
+                    LOG.debug("idle connection %s was closed by the peer; retrying", conn.stream.description)
+                    continue
+                raise ConnectionFailure("The Docker engine closed the connection without answering.",
+                                        code=CONNECTION_LOST)
+            except ConnectionFailure:
+                if reused:
+                    continue  # a broken idle stream: the request never reached the engine
+                raise
+        raise ConnectionFailure("The Docker engine closed the connection without answering.",
+                                code=CONNECTION_LOST)
+
+    def request(self, method: str, target: str, body: Optional[bytes] = None,
+                headers: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
+                max_bytes: Optional[int] = None) -> Response:
+        """Send one request and read the whole response within the bounds."""
+        deadline = _Deadline(self.limits.response_timeout if timeout is None else timeout, self._clock)
+        limit = self.limits.max_body_bytes if max_bytes is None else max_bytes
+        conn, parser, head = self._start(method, target, body, headers, deadline)
+        announced = parser.expected_length()
+        if announced is not None and announced > limit:
+            conn.close()
+            raise EngineError("The Docker engine's response (%d bytes) exceeds the %d-byte bound."
+                              % (announced, limit), code=TOO_LARGE)
+        try:
+            data = b"".join(conn.iter_body(parser, deadline, limit))
+        finally:
+            if not parser.done:
+                conn.close()
+        self._give_back(conn)
+        return Response(head.status, head.reason, head.headers, data)
+
+    def stream(self, method: str, target: str, headers: Optional[Dict[str, str]] = None,
+               head_timeout: Optional[float] = None, read_timeout: Optional[float] = None,
+               max_bytes: Optional[int] = None) -> StreamingResponse:
+        """Send a request whose body is consumed incrementally, on a connection of its own."""
+        deadline = _Deadline(self.limits.response_timeout if head_timeout is None else head_timeout,
+                             self._clock)
+        conn, parser, head = self._start(method, target, None, headers, deadline)
+        conn.reusable = False
+        return StreamingResponse(conn, head, parser, read_timeout, max_bytes, self._clock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

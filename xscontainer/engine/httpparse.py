@@ -1,0 +1,357 @@
+"""Pure, incremental HTTP/1.1 response parsing (status line, headers, Content-Length, chunked and
+read-until-close bodies): bytes in, events out, no I/O.
+
+Written sans-I/O (as h11 is) so the same code serves every stream (SSH channel, TLS socket, Unix
+socket) and can be tested with responses split at arbitrary byte boundaries.
+"""
+
+from typing import List, NamedTuple, Optional, Tuple, Union
+
+from xscontainer.errors import EngineError
+
+PROTOCOL_ERROR = "ENGINE_PROTOCOL_ERROR"
+TOO_LARGE = "ENGINE_RESPONSE_TOO_LARGE"
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_CHUNK_LINE = 1024
+
+
+class ResponseHead(NamedTuple):
+    version: str  # "HTTP/1.1"
+    status: int
+    reason: str
+    headers: List[Tuple[str, str]]  # names lower-cased, in order
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return default
+
+
+class _NeedData(object):
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+class _End(object):
+    def __repr__(self) -> str:
+        return "END"
+
+
+NEED_DATA = _NeedData()
+END = _End()
+
+Event = Union[ResponseHead, bytes, _NeedData, _End]
+
+
+def _protocol_error(what: str) -> EngineError:
+    return EngineError("The Docker engine sent something that is not a valid HTTP response (%s)." % what,
+                       code=PROTOCOL_ERROR)
+
+
+def parse_head(raw: bytes) -> ResponseHead:
+    """Parse a status line and headers (without the final blank line)."""
+    try:
+        text = raw.decode("iso-8859-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        raise _protocol_error("undecodable head")
+    lines = text.split("\r\n")
+    status_line = lines[0]
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[0]) != 8:
+        raise _protocol_error("bad status line %r" % status_line[:80])
+    code = parts[1]
+    if len(code) != 3 or not code.isdigit():
+        raise _protocol_error("bad status code %r" % code[:20])
+    headers = []  # type: List[Tuple[str, str]]
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in " \t":
+            raise _protocol_error("obsolete header folding")
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or any(c in name for c in " \t"):
+            raise _protocol_error("bad header line %r" % line[:80])
+        headers.append((name.lower(), value.strip(" \t")))
+    return ResponseHead(parts[0], int(code), parts[2] if len(parts) > 2 else "", headers)
+
+
+def _content_length(head: ResponseHead) -> Optional[int]:
+    values = [v for k, v in head.headers if k == "content-length"]
+    if not values:
+        return None
+    distinct = set(v.strip() for value in values for v in value.split(","))
+    if len(distinct) != 1:
+        raise _protocol_error("conflicting Content-Length")
+    value = distinct.pop()
+    if not value.isdigit():
+        raise _protocol_error("bad Content-Length %r" % value[:20])
+    return int(value)
+
+
+def _is_chunked(head: ResponseHead) -> bool:
+    codings = [c.strip().lower() for k, v in head.headers if k == "transfer-encoding"
+               for c in v.split(",") if c.strip()]
+    if not codings:
+        return False
+    if codings[-1] != "chunked" or codings.count("chunked") != 1:
+        raise _protocol_error("unsupported Transfer-Encoding %r" % ",".join(codings))
+    if len(codings) != 1:
+        raise _protocol_error("unsupported Transfer-Encoding %r" % ",".join(codings))
+    return True
+
+
+def keeps_alive(head: ResponseHead) -> bool:
+    """True when the connection may carry another request after this response (RFC 7230 6.3)."""
+    tokens = set(t.strip().lower() for k, v in head.headers if k == "connection" for t in v.split(","))
+    if "close" in tokens:
+        return False
+    if head.version == "HTTP/1.1":
+        return True
+    return "keep-alive" in tokens
+
+
+class ChunkedDecoder(object):
+    """Incremental decoder of a chunked body (RFC 7230 4.1): ``feed`` bytes, get data pieces.
+
+    ``done`` turns True after the last chunk and the trailers; bytes beyond that are kept in
+    ``unused``.
+    """
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._state = "size"  # size | data | data_crlf | trailer | done
+        self._remaining = 0
+        self.unused = b""
+
+    @property
+    def done(self) -> bool:
+        return self._state == "done"
+
+    def feed(self, data: bytes) -> List[bytes]:
+        if self._state == "done":
+            self.unused += data
+            return []
+        self._buf += data
+        out = []  # type: List[bytes]
+        while True:
+            if self._state == "size":
+                end = self._buf.find(b"\r\n")
+                if end < 0:
+                    if len(self._buf) > MAX_CHUNK_LINE:
+                        raise _protocol_error("chunk size line too long")
+                    break
+                line = self._buf[:end]
+                self._buf = self._buf[end + 2:]
+                size_text = line.split(b";", 1)[0].strip()
+                if not size_text or len(size_text) > 15 or \
+                        not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+                    raise _protocol_error("bad chunk size %r" % line[:40])
+                self._remaining = int(size_text, 16)
+                self._state = "data" if self._remaining else "trailer"
+            elif self._state == "data":
+                if not self._buf:
+                    break
+                piece = self._buf[:self._remaining]
+                self._buf = self._buf[len(piece):]
+                self._remaining -= len(piece)
+                out.append(piece)
+                if not self._remaining:
+                    self._state = "data_crlf"
+            elif self._state == "data_crlf":
+                if len(self._buf) < 2:
+                    break
+                if self._buf[:2] != b"\r\n":
+                    raise _protocol_error("missing CRLF after chunk data")
+                self._buf = self._buf[2:]
+                self._state = "size"
+            elif self._state == "trailer":
+                end = self._buf.find(b"\r\n")
+                if end < 0:
+                    if len(self._buf) > MAX_HEAD_BYTES:
+                        raise _protocol_error("trailers too long")
+                    break
+                line = self._buf[:end]
+                self._buf = self._buf[end + 2:]
+                if not line:
+                    self._state = "done"
+                    self.unused = self._buf
+                    self._buf = b""
+                    break
+            else:  # pragma: no cover
+                break
+        return out
+
+
+class ResponseParser(object):
+    """Incremental parser of one response: ``feed(data)`` / ``feed_eof()``, then ``next_event()``
+    until it returns ``NEED_DATA`` or ``END``.
+
+    Events: one ``ResponseHead`` (interim 1xx responses are skipped), then body pieces as
+    ``bytes``, then ``END``. ``method`` matters because a HEAD response has no body.
+    """
+
+    def __init__(self, method: str = "GET", max_head: int = MAX_HEAD_BYTES) -> None:
+        self._method = method.upper()
+        self._max_head = max_head
+        self._buf = b""
+        self._eof = False
+        self._state = "head"  # head | length | chunked | close | done
+        self._remaining = 0
+        self._chunked = None  # type: Optional[ChunkedDecoder]
+        self._pending = []  # type: List[bytes]
+        self.head = None  # type: Optional[ResponseHead]
+        self.keep_alive = False
+
+    @property
+    def done(self) -> bool:
+        return self._state == "done"
+
+    @property
+    def trailing(self) -> bytes:
+        """Bytes received after the end of the response (a protocol error on a reused connection)."""
+        if self._chunked is not None:
+            return self._chunked.unused + self._buf
+        return self._buf if self._state == "done" else b""
+
+    def feed(self, data: bytes) -> None:
+        if self._eof:
+            raise ValueError("data fed after EOF")
+        self._buf += data
+
+    def feed_eof(self) -> None:
+        self._eof = True
+
+    def next_event(self) -> Event:
+        if self._pending:
+            return self._pending.pop(0)
+        if self._state == "head":
+            return self._next_head()
+        if self._state == "length":
+            if self._buf:
+                piece = self._buf[:self._remaining]
+                self._buf = self._buf[len(piece):]
+                self._remaining -= len(piece)
+                if not self._remaining:
+                    self._state = "done"
+                return piece
+            if not self._remaining:
+                self._state = "done"
+                return END
+            if self._eof:
+                raise _protocol_error("connection closed %d bytes before the end of the body"
+                                      % self._remaining)
+            return NEED_DATA
+        if self._state == "chunked":
+            assert self._chunked is not None
+            if self._buf:
+                data, self._buf = self._buf, b""
+                self._pending = [p for p in self._chunked.feed(data) if p]
+                if self._chunked.done:
+                    self._state = "done"
+                if self._pending:
+                    return self._pending.pop(0)
+                return self.next_event()
+            if self._chunked.done:
+                self._state = "done"
+                return END
+            if self._eof:
+                raise _protocol_error("connection closed inside a chunked body")
+            return NEED_DATA
+        if self._state == "close":
+            if self._buf:
+                data, self._buf = self._buf, b""
+                return data
+            if self._eof:
+                self._state = "done"
+                return END
+            return NEED_DATA
+        return END
+
+    def _next_head(self) -> Event:
+        while True:
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buf) > self._max_head:
+                    raise EngineError("The Docker engine sent response headers larger than %d bytes."
+                                      % self._max_head, code=TOO_LARGE)
+                if self._eof:
+                    if self._buf:
+                        raise _protocol_error("connection closed inside the response head")
+                    raise _protocol_error("connection closed before any response")
+                # Garbage that cannot become a status line is rejected without waiting for more.
+                probe = self._buf[:5]
+                if probe and not b"HTTP/"[:len(probe)] == probe:
+                    raise _protocol_error("bad status line %r" % self._buf[:40])
+                return NEED_DATA
+            if end > self._max_head:
+                raise EngineError("The Docker engine sent response headers larger than %d bytes."
+                                  % self._max_head, code=TOO_LARGE)
+            head = parse_head(self._buf[:end])
+            self._buf = self._buf[end + 4:]
+            if 100 <= head.status < 200 and head.status != 101:
+                continue  # interim response: the real one follows
+            self.head = head
+            self._start_body(head)
+            return head
+
+    def _start_body(self, head: ResponseHead) -> None:
+        self.keep_alive = keeps_alive(head)
+        if self._method == "HEAD" or head.status in (204, 304) or 100 <= head.status < 200:
+            self._state = "done"
+            self._pending = []
+            return
+        if _is_chunked(head):
+            self._state = "chunked"
+            self._chunked = ChunkedDecoder()
+            return
+        length = _content_length(head)
+        if length is not None:
+            self._state = "length"
+            self._remaining = length
+            return
+        self._state = "close"
+        self.keep_alive = False
+
+    @property
+    def ends_at_eof(self) -> bool:
+        """True when the body is delimited by the connection closing (EOF is its normal end)."""
+        return self._state in ("close", "done")
+
+    def expected_length(self) -> Optional[int]:
+        """The announced body length, when known after the head."""
+        if self._state == "length":
+            return self._remaining
+        return None
+
+
+def parse_response(raw: bytes, method: str = "GET") -> Tuple[ResponseHead, bytes]:
+    """Parse one complete response (the connection closed after ``raw``)."""
+    parser = ResponseParser(method)
+    parser.feed(raw)
+    parser.feed_eof()
+    head = None  # type: Optional[ResponseHead]
+    body = []  # type: List[bytes]
+    while True:
+        event = parser.next_event()
+        if isinstance(event, ResponseHead):
+            head = event
+        elif isinstance(event, bytes):
+            body.append(event)
+        elif event is END:
+            break
+        else:  # pragma: no cover - EOF fed, the parser never needs data
+            raise _protocol_error("incomplete response")
+    assert head is not None
+    return head, b"".join(body)
+
+
+def decode_chunked(raw: bytes) -> bytes:
+    """Decode a complete chunked body (must end with the last chunk)."""
+    decoder = ChunkedDecoder()
+    out = b"".join(decoder.feed(raw))
+    if not decoder.done:
+        raise _protocol_error("chunked body ends before the last chunk")
+    return out

@@ -1,0 +1,391 @@
+"""The SSH tunnel to a VM's Docker socket: one persistent, pinned, kept-alive paramiko connection
+per VM, producing byte streams (channels) that end at ``/var/run/docker.sock`` in the guest.
+
+Ways to reach the socket, tried in order until one answers ``/_ping``, then remembered:
+
+1. ``direct-streamlocal@openssh.com`` (OpenSSH's Unix-socket forwarding): nothing but sshd runs
+   in the guest, and each channel is a plain connection to the socket;
+2. ``docker system dial-stdio`` (the docker CLI as a pipe to its engine);
+3. ``socat - UNIX-CONNECT:<socket>``;
+4. ``ncat -U <socket>``.
+
+Right after authentication we run one no-op command on a session channel: OpenSSH's sshd turns
+on TCP_NODELAY for the connection only when a session starts, and without it every small
+response waits ~40 ms for a delayed ACK (measured in ``bench/tunnel.py --no-nodelay-session``).
+"""
+
+import logging
+import socket
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+import paramiko
+from paramiko.common import cMSG_CHANNEL_OPEN
+from paramiko.message import Message
+
+from xscontainer.engine.http import Stream
+from xscontainer.engine.httpparse import ResponseHead, ResponseParser
+from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
+from xscontainer.hostkeys import check_host_key, host_key_algorithms_for
+from xscontainer.transport.backoff import Backoff
+from xscontainer.vmsettings import VmSettings
+
+LOG = logging.getLogger(__name__)
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+SSH_PORT = 22
+STREAMLOCAL = "streamlocal"
+DIAL_STDIO = "dial-stdio"
+SOCAT = "socat"
+NCAT = "ncat"
+METHODS = (STREAMLOCAL, DIAL_STDIO, SOCAT, NCAT)
+
+PING = b"GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: xscontainer\r\n\r\n"
+
+
+def exec_command_for(method: str, socket_path: str) -> str:
+    quoted = "'%s'" % socket_path.replace("'", "'\\''")
+    if method == DIAL_STDIO:
+        return "docker -H unix://%s system dial-stdio" % quoted
+    if method == SOCAT:
+        return "socat - UNIX-CONNECT:%s" % quoted
+    if method == NCAT:
+        return "ncat -U %s" % quoted
+    raise ValueError(method)
+
+
+def open_streamlocal_channel(transport: paramiko.Transport, path: str,
+                             timeout: float) -> paramiko.Channel:
+    """Open a ``direct-streamlocal@openssh.com`` channel (OpenSSH PROTOCOL 2.4), which paramiko's
+    ``open_channel`` cannot build: same steps, with the socket path as the channel's data."""
+    if not transport.is_active():
+        raise paramiko.SSHException("SSH session not active")
+    with transport.lock:
+        window_size = transport._sanitize_window_size(None)
+        max_packet_size = transport._sanitize_packet_size(None)
+        chanid = transport._next_channel()
+        m = Message()
+        m.add_byte(cMSG_CHANNEL_OPEN)
+        m.add_string("direct-streamlocal@openssh.com")
+        m.add_int(chanid)
+        m.add_int(window_size)
+        m.add_int(max_packet_size)
+        m.add_string(path)
+        m.add_string("")  # reserved
+        m.add_int(0)  # reserved
+        chan = paramiko.Channel(chanid)
+        transport._channels.put(chanid, chan)
+        transport.channel_events[chanid] = event = threading.Event()
+        transport.channels_seen[chanid] = True
+        chan._set_transport(transport)
+        chan._set_window(window_size, max_packet_size)
+    transport._send_user_message(m)
+    if not event.wait(timeout):
+        raise paramiko.SSHException("Timeout opening channel.")
+    chan = transport._channels.get(chanid)
+    if chan is not None:
+        return chan
+    raise transport.get_exception() or paramiko.SSHException("Unable to open channel.")
+
+
+class ChannelStream(Stream):
+    """A paramiko channel as a Stream."""
+
+    def __init__(self, chan: paramiko.Channel, transport: paramiko.Transport, description: str) -> None:
+        super().__init__(chan, description)
+        self._transport = transport
+
+    def alive(self) -> bool:
+        chan = self._sock
+        return self._transport.is_active() and not chan.closed and not chan.eof_received \
+            and not chan.exit_status_ready()
+
+    def broken(self) -> Optional[str]:
+        if not self._transport.is_active():
+            exc = self._transport.get_exception()
+            return "the SSH connection ended%s" % (": %s" % exc if exc else "")
+        return None
+
+
+def _tune_socket(sock: socket.socket, keepalive: float) -> None:
+    """Low latency (NODELAY) and dead-peer detection: TCP keepalive for an idle link and
+    TCP_USER_TIMEOUT for unacknowledged data (the SSH keepalives make sure there is some)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", int(keepalive)), ("TCP_KEEPINTVL", max(1, int(keepalive / 3))),
+                        ("TCP_KEEPCNT", 3), ("TCP_USER_TIMEOUT", int(keepalive * 3 * 1000))):
+        option = getattr(socket, name, None)
+        if option is None and name == "TCP_USER_TIMEOUT":
+            option = 18  # Linux; not named by Python 3.6
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, max(1, value))
+            except OSError:
+                pass
+
+
+def tcp_connect(addresses: List[str], port: int, timeout: float, vm_uuid: str,
+                what: str) -> Tuple[socket.socket, str]:
+    """Connect to the first address that accepts; errors say why the last one did not."""
+    if not addresses:
+        raise ConnectionFailure(
+            "VM %s reports no IP address, so xscontainer cannot reach it. Make sure the guest "
+            "tools (xe-guest-utilities) run in the VM and that it has a network." % vm_uuid,
+            code="NO_ADDRESS", vm_uuid=vm_uuid)
+    last = None  # type: Optional[ConnectionFailure]
+    for address in addresses:
+        try:
+            sock = socket.create_connection((address, port), timeout=timeout)
+            return sock, address
+        except ConnectionRefusedError as exc:
+            last = ConnectionFailure(
+                "Nothing listens on %s port %d of VM %s (%s): %s is not running there, or a firewall "
+                "rejects it." % (address, port, vm_uuid, exc.strerror, what),
+                code="PORT_CLOSED", vm_uuid=vm_uuid, address=address, port=port)
+        except socket.timeout:
+            last = ConnectionFailure(
+                "VM %s does not answer on %s port %d within %.0f s: check that it runs and that "
+                "dom0 can route to it." % (vm_uuid, address, port, timeout),
+                code="ADDRESS_UNREACHABLE", vm_uuid=vm_uuid, address=address, port=port)
+        except OSError as exc:
+            last = ConnectionFailure(
+                "Cannot reach VM %s at %s port %d: %s. Check that dom0 can route to it."
+                % (vm_uuid, address, port, exc.strerror or exc),
+                code="ADDRESS_UNREACHABLE", vm_uuid=vm_uuid, address=address, port=port)
+    assert last is not None
+    raise last
+
+
+class SshTunnel(object):
+    """One VM's SSH connection, opened on first use, reopened (with back-off) after it dies.
+
+    ``settings`` is called at every (re)connection, so a changed address or user is picked up.
+    ``open_stream()`` returns a new channel to the Docker socket; the HTTP pool above keeps
+    channels for reuse. Thread-safe.
+    """
+
+    def __init__(self, vm_uuid: str, settings: Callable[[], VmSettings], pkey: Callable[[], paramiko.PKey],
+                 pin, socket_path: str = DOCKER_SOCKET, port: int = SSH_PORT,
+                 clock: Callable[[], float] = time.monotonic, connect_timeout: float = 10.0,
+                 keepalive: float = 10.0, nodelay_session: bool = True,
+                 methods: Tuple[str, ...] = METHODS) -> None:
+        self.vm_uuid = vm_uuid
+        self._settings = settings
+        self._pkey = pkey
+        self._pin = pin
+        self.socket_path = socket_path
+        self.port = port
+        self._clock = clock
+        self._connect_timeout = connect_timeout
+        self._keepalive = keepalive
+        self._nodelay_session = nodelay_session
+        self._methods = methods
+        self._lock = threading.Lock()
+        self._transport = None  # type: Optional[paramiko.Transport]
+        self.address = None  # type: Optional[str]
+        self.method = None  # type: Optional[str]  # the remembered way to the socket
+        self.connects = 0
+        self.backoff = Backoff(clock)
+
+    # -- the SSH connection -------------------------------------------------------------------
+    def transport(self) -> paramiko.Transport:
+        with self._lock:
+            if self._transport is not None and self._transport.is_active():
+                return self._transport
+            if self._transport is not None:
+                LOG.info("VM %s: SSH connection to %s lost (%s); reconnecting", self.vm_uuid, self.address,
+                         self._transport.get_exception())
+                self._transport.close()
+                self._transport = None
+            self.backoff.check()
+            try:
+                self._transport = self._connect()
+            except ConnectionFailure as exc:
+                self.backoff.failed(exc)
+                raise
+            self.backoff.succeeded()
+            self.connects += 1
+            return self._transport
+
+    def _connect(self) -> paramiko.Transport:
+        settings = self._settings()
+        sock, address = tcp_connect(settings.addresses, self.port, self._connect_timeout, self.vm_uuid, "sshd")
+        _tune_socket(sock, self._keepalive)
+        transport = paramiko.Transport(sock)
+        try:
+            algorithms = host_key_algorithms_for(self._pin.get())
+            if algorithms:
+                options = transport.get_security_options()
+                supported = [a for a in algorithms if a in options.key_types]
+                if supported:
+                    options.key_types = supported
+            transport.start_client(timeout=self._connect_timeout)
+            offered = transport.get_remote_server_key().get_base64()
+            # Before anything is sent, and before authentication reveals who we are.
+            check_host_key(self._pin, offered)
+            self._authenticate(transport, settings.username, address)
+            transport.set_keepalive(max(1, int(self._keepalive)))
+            if self._nodelay_session:
+                self._run_noop(transport)
+        except XSContainerError:
+            transport.close()
+            raise
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            transport.close()
+            raise ConnectionFailure("The SSH handshake with VM %s at %s failed: %s"
+                                    % (self.vm_uuid, address, exc or type(exc).__name__),
+                                    code="SSH_HANDSHAKE_FAILED", vm_uuid=self.vm_uuid) from exc
+        self.address = address
+        LOG.info("VM %s: SSH connection to %s@%s established", self.vm_uuid, settings.username, address)
+        return transport
+
+    def _authenticate(self, transport: paramiko.Transport, username: str, address: str) -> None:
+        try:
+            transport.auth_publickey(username, self._pkey())
+        except paramiko.AuthenticationException as exc:
+            raise ConnectionFailure(
+                "VM %s (%s) refused the pool's SSH key for user '%s': the key is not installed in "
+                "~%s/.ssh/authorized_keys. Run xscontainer-prepare-vm for this VM, or set "
+                "other-config:xscontainer-username to the right user." % (self.vm_uuid, address, username, username),
+                code="SSH_AUTH_FAILED", vm_uuid=self.vm_uuid, username=username) from exc
+        if not transport.is_authenticated():
+            raise ConnectionFailure("VM %s refused the SSH login of user '%s'." % (self.vm_uuid, username),
+                                    code="SSH_AUTH_FAILED", vm_uuid=self.vm_uuid, username=username)
+
+    def _run_noop(self, transport: paramiko.Transport) -> None:
+        chan = transport.open_session(timeout=self._connect_timeout)
+        try:
+            chan.exec_command("true")  # waits for sshd's reply: by then NODELAY is set
+        except paramiko.SSHException as exc:
+            LOG.warning("VM %s: cannot start a session (%s); responses may be delayed by ~40 ms",
+                        self.vm_uuid, exc)
+        finally:
+            chan.close()
+
+    def exec(self, command: str, timeout: float = 10.0, max_bytes: int = 65536) -> Tuple[int, bytes, bytes]:
+        """Run a command in the guest (diagnosis): exit status, stdout, stderr."""
+        chan = self.transport().open_session(timeout=timeout)
+        try:
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            chan.shutdown_write()
+            out, err = b"", b""
+            # Output is small (far below the channel window), so reading stdout to its end and
+            # then stderr cannot deadlock.
+            while True:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                out = (out + data)[:max_bytes]
+            while True:
+                data = chan.recv_stderr(65536)
+                if not data:
+                    break
+                err = (err + data)[:max_bytes]
+            if not chan.status_event.wait(timeout):
+                raise socket.timeout()
+            return chan.recv_exit_status(), out[:max_bytes], err[:max_bytes]
+        except socket.timeout as exc:
+            raise EngineError("The command %r did not finish within %.0f s in VM %s."
+                              % (command, timeout, self.vm_uuid), code="ENGINE_TIMEOUT") from exc
+        finally:
+            chan.close()
+
+    # -- streams to the Docker socket ---------------------------------------------------------
+    def open_stream(self) -> Stream:
+        transport = self.transport()
+        method = self.method
+        if method is not None:
+            try:
+                return self._open(transport, method)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                if not transport.is_active():
+                    raise self._lost(exc)
+                raise self._no_socket([(method, str(exc) or type(exc).__name__)])
+        return self._discover(transport)
+
+    def _open(self, transport: paramiko.Transport, method: str) -> ChannelStream:
+        if method == STREAMLOCAL:
+            chan = open_streamlocal_channel(transport, self.socket_path, self._connect_timeout)
+        else:
+            chan = transport.open_session(timeout=self._connect_timeout)
+            chan.exec_command(exec_command_for(method, self.socket_path))
+        return ChannelStream(chan, transport, "%s:%s via %s" % (self.vm_uuid, self.socket_path, method))
+
+    def _discover(self, transport: paramiko.Transport) -> Stream:
+        failures = []  # type: List[Tuple[str, str]]
+        for method in self._methods:
+            try:
+                stream = self._open(transport, method)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                if not transport.is_active():
+                    raise self._lost(exc)
+                failures.append((method, str(exc) or type(exc).__name__))
+                continue
+            why = self._ping(stream)
+            if why is None:
+                LOG.info("VM %s: reaching the Docker socket through %s", self.vm_uuid, method)
+                self.method = method
+                return stream
+            stream.close()
+            failures.append((method, why))
+        raise self._no_socket(failures)
+
+    def _ping(self, stream: ChannelStream) -> Optional[str]:
+        """None when the engine answers /_ping on this stream, else why not."""
+        parser = ResponseParser("GET")
+        deadline = self._clock() + self._connect_timeout
+        chan = stream._sock
+        try:
+            stream.sendall(PING)
+            while True:
+                event = parser.next_event()
+                if isinstance(event, ResponseHead):
+                    break
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    return "no answer within %.0f s" % self._connect_timeout
+                stream.settimeout(remaining)
+                data = stream.recv(65536)
+                if not data:
+                    err = chan.recv_stderr(4096) if chan.recv_stderr_ready() else b""
+                    status = chan.recv_exit_status() if chan.exit_status_ready() else None
+                    return "closed%s%s" % (" (exit status %s)" % status if status is not None else "",
+                                           ": " + err.decode("utf-8", "replace").strip() if err else "")
+                parser.feed(data)
+            while not parser.done:
+                event = parser.next_event()
+                if not isinstance(event, bytes) and not parser.done:
+                    remaining = deadline - self._clock()
+                    if remaining <= 0:
+                        return "no answer within %.0f s" % self._connect_timeout
+                    stream.settimeout(remaining)
+                    data = stream.recv(65536)
+                    if not data:
+                        return "closed inside the answer"
+                    parser.feed(data)
+            if not parser.keep_alive:
+                return "the engine does not keep connections open"
+            return None
+        except socket.timeout:
+            return "no answer within %.0f s" % self._connect_timeout
+        except (EngineError, paramiko.SSHException, OSError, EOFError) as exc:
+            return str(exc) or type(exc).__name__
+
+    def _lost(self, exc: BaseException) -> ConnectionFailure:
+        return ConnectionFailure("The SSH connection to VM %s broke: %s" % (self.vm_uuid, exc or type(exc).__name__),
+                                 code="CONNECTION_LOST", vm_uuid=self.vm_uuid)
+
+    def _no_socket(self, failures: List[Tuple[str, str]]) -> ConnectionFailure:
+        return ConnectionFailure(
+            "Cannot reach the Docker engine's socket %s in VM %s (%s). Check that the engine runs "
+            "and that user's group may use the socket." % (
+                self.socket_path, self.vm_uuid, "; ".join("%s: %s" % f for f in failures)),
+            code="ENGINE_UNREACHABLE", vm_uuid=self.vm_uuid, failures=failures)
+
+    def close(self) -> None:
+        with self._lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
