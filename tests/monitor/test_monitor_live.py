@@ -1,0 +1,291 @@
+"""The monitor daemon against the shared testbed: real sshd and dockerd, the real simulator.
+
+One monitor for the testbed's first host runs in this process (so its threads can be counted);
+the VMs it must watch are registered through xapi exactly as the plugin does it.
+"""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+import XenAPI
+
+from consumer_xml import xencenter_containers, xencenter_docker_info, xencenter_docker_version
+from xscontainer.monitor.alerts import MESSAGE_NAME
+from xscontainer.monitor.service import Monitor, MonitorOptions
+from xscontainer.xapi.session import close_session, open_local_session
+
+MONITOR_KEY = "xscontainer-monitor"
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    """Poll until predicate() is truthy; the deadline only bounds a failing test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+class Bed:
+    """The shared testbed seen from host 1, with a monitor for that host."""
+
+    def __init__(self, testbed, control_dir):
+        self.testbed = testbed
+        self.info = testbed.info()
+        self.socket = self.info["unix_socket"]
+        self.host1 = self.info["hosts"][0]
+        self.host2 = self.info["hosts"][1]
+        self.session = open_local_session(self.socket)
+        self.control_dir = control_dir
+        self.monitor = None
+        self.thread = None
+
+    def vm(self, index):
+        record = self.info["vms"][index]
+        return record, self.session.xenapi.VM.get_by_uuid(record["uuid"])
+
+    def vms_on_host1(self):
+        return [v for v in self.info["vms"] if v["host_uuid"] == self.host1["uuid"]]
+
+    def start_monitor(self, warn_after=120.0):
+        options = MonitorOptions(warn_after=warn_after, control_dir=self.control_dir, poll_timeout=1.0,
+                                 backoff_initial=0.2, backoff_maximum=1.0)
+        self.monitor = Monitor(lambda: open_local_session(self.socket), self.host1["inventory"], options)
+        self.thread = threading.Thread(target=self.monitor.run, name="test-monitor")
+        self.thread.start()
+        wait_for(self.monitor.host.connected.is_set, what="the monitor to read xapi")
+
+    def stop_monitor(self):
+        self.monitor.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+    def other_config(self, vm_ref):
+        return self.session.xenapi.VM.get_other_config(vm_ref)
+
+    def containers(self, vm_ref):
+        return {c.name: c for c in xencenter_containers(self.other_config(vm_ref).get("docker_ps"))}
+
+    def set_monitor(self, vm_ref, value):
+        self.session.xenapi.VM.remove_from_other_config(vm_ref, MONITOR_KEY)
+        if value is not None:
+            self.session.xenapi.VM.add_to_other_config(vm_ref, MONITOR_KEY, value)
+
+
+@pytest.fixture(scope="module")
+def bed(testbed, tmp_path_factory):
+    bed = Bed(testbed, str(tmp_path_factory.mktemp("ctl")))
+    bed.start_monitor(warn_after=2.0)
+    try:
+        yield bed
+    finally:
+        for record in bed.info["vms"]:
+            bed.set_monitor(bed.session.xenapi.VM.get_by_uuid(record["uuid"]), None)
+        bed.stop_monitor()
+        close_session(bed.session)
+
+
+@pytest.fixture
+def watched(bed):
+    """vm1 (on host 1) registered and reflected; deregistered afterwards."""
+    record, ref = bed.vm(0)
+    assert record["host_uuid"] == bed.host1["uuid"]
+    bed.set_monitor(ref, "True")
+    wait_for(lambda: "docker_ps" in bed.other_config(ref), what="docker_ps of vm1")
+    yield record, ref
+    bed.set_monitor(ref, None)
+    wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="docker_ps to go")
+
+
+def status_of(bed, ref, name):
+    container = bed.containers(ref).get(name)
+    return container.status if container else None
+
+
+def engine_view(testbed, vm):
+    """name -> status as the engine itself reports it, with the monitor's normalisation."""
+    out = testbed.docker(vm, ["ps", "-a", "--format", "{{json .}}"]).stdout
+    result = {}
+    for line in out.splitlines():
+        row = json.loads(line)
+        state = row["State"]
+        if state == "paused":
+            status = "Up (Paused)"
+        elif state == "running":
+            status = "Up"
+        else:
+            status = row["Status"].split(")")[0] + ")" if row["Status"].startswith("Exited") else row["Status"]
+        result[row["Names"]] = status
+    return result
+
+
+def test_registration_reflects_the_engine_in_the_consumers_formats(bed, watched):
+    record, ref = watched
+    config = bed.other_config(ref)
+    containers = bed.containers(ref)
+    assert {n: c.status for n, c in containers.items()} == engine_view(bed.testbed, record["name_label"])
+    web = containers["web"]
+    assert web.power_state == "Running" and web.container == web.id[:10]
+    assert [(p.ip, p.public_port, p.private_port, p.type) for p in web.ports] == [
+        (record["ip"], "8080", "80", "tcp")]
+    assert containers["sleeper"].power_state == "Paused"
+    assert containers["exited"].status == "Exited (3)" and containers["exited"].power_state == "Halted"
+    engine_info = json.loads(bed.testbed.docker(record["name_label"], ["info", "--format", "{{json .}}"]).stdout)
+    info = xencenter_docker_info(config["docker_info"])
+    assert info["Containers"] == str(engine_info["Containers"])
+    assert info["Driver"] == engine_info["Driver"]
+    version = xencenter_docker_version(config["docker_version"])
+    engine_version = json.loads(bed.testbed.docker(record["name_label"], ["version", "--format",
+                                                                          "{{json .Server}}"]).stdout)
+    assert version["Version"] == engine_version["Version"]
+    assert version["ApiVersion"] == engine_version["ApiVersion"]
+
+
+def test_every_lifecycle_change_inside_the_vm_is_reflected(bed, watched):
+    record, ref = watched
+    vm = record["name_label"]
+    docker = bed.testbed.docker
+
+    def reflected(name, status):
+        def shown():
+            container = bed.containers(ref).get(name)  # one read: the writer's remove+add is not atomic
+            return container is not None and container.status == status
+        wait_for(shown, what="%s to be %s" % (name, status))
+
+    docker(vm, ["run", "-d", "--name", "fresh", "xscontainer/busybox:latest", "sleep", "1000"])
+    reflected("fresh", "Up")
+    docker(vm, ["pause", "fresh"])
+    reflected("fresh", "Up (Paused)")
+    docker(vm, ["unpause", "fresh"])
+    reflected("fresh", "Up")
+    docker(vm, ["kill", "fresh"])
+    reflected("fresh", "Exited (137)")
+    docker(vm, ["start", "fresh"])
+    reflected("fresh", "Up")
+    docker(vm, ["restart", "-t", "0", "fresh"])
+    reflected("fresh", "Up")
+    docker(vm, ["rename", "fresh", "renamed"])
+    reflected("renamed", "Up")
+    docker(vm, ["rm", "-f", "renamed"])
+    wait_for(lambda: "renamed" not in bed.containers(ref), what="the removed container to go")
+    assert {n: c.status for n, c in bed.containers(ref).items()} == engine_view(bed.testbed, vm)
+
+
+def test_a_burst_of_changes_ends_in_the_right_final_state(bed, watched):
+    record, ref = watched
+    vm = record["name_label"]
+    script = " ; ".join(["docker pause web", "docker unpause web"] * 50)  # 100 changes
+    bed.testbed.vm_exec(vm, ["sh", "-c", script], check=True)
+    bed.testbed.docker(vm, ["pause", "web"])
+    wait_for(lambda: status_of(bed, ref, "web") == "Up (Paused)", what="the final pause")
+    bed.testbed.docker(vm, ["unpause", "web"])
+    wait_for(lambda: status_of(bed, ref, "web") == "Up", what="the final unpause")
+    assert {n: c.status for n, c in bed.containers(ref).items()} == engine_view(bed.testbed, vm)
+
+
+def test_other_writers_keys_survive_while_containers_churn(bed, watched):
+    record, ref = watched
+    vm = record["name_label"]
+    errors = []
+    session_url = bed.info["xapi_url"]
+
+    def writer(worker):
+        session = XenAPI.Session(session_url)
+        session.xenapi.login_with_password("root", bed.info["password"], "1.0", "writer")
+        try:
+            for i in range(100):
+                session.xenapi.VM.add_to_other_config(ref, "user-%d-%d" % (worker, i), str(i))
+        except Exception as exc:  # collected, asserted below
+            errors.append(exc)
+        finally:
+            session.xenapi.session.logout()
+
+    bed.testbed.docker(vm, ["run", "-d", "--name", "churn", "xscontainer/busybox:latest", "sleep", "1000"])
+    churn = threading.Thread(target=bed.testbed.vm_exec, args=(vm, ["sh", "-c", " ; ".join(
+        ["docker pause churn", "docker unpause churn"] * 15)]))
+    writers = [threading.Thread(target=writer, args=(w,)) for w in range(5)]
+    churn.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers + [churn]:
+        thread.join(120)
+    assert not errors
+    config = bed.other_config(ref)
+    lost = [(w, i) for w in range(5) for i in range(100) if config.get("user-%d-%d" % (w, i)) != str(i)]
+    assert lost == []
+    wait_for(lambda: status_of(bed, ref, "churn") == "Up", what="churn to settle")
+    bed.testbed.docker(vm, ["rm", "-f", "churn"])
+    for w in range(5):
+        for i in range(100):
+            bed.session.xenapi.VM.remove_from_other_config(ref, "user-%d-%d" % (w, i))
+
+
+def test_deregistration_shutdown_and_migration_remove_the_keys(bed):
+    api = bed.session.xenapi
+    record, ref = bed.vm(2)  # vm3, on host 1
+    assert record["host_uuid"] == bed.host1["uuid"]
+    bed.set_monitor(ref, "True")
+    wait_for(lambda: "docker_ps" in bed.other_config(ref), what="vm3 reflected")
+    bed.set_monitor(ref, "False")
+    wait_for(lambda: not any(k.startswith("docker_") for k in bed.other_config(ref)), what="keys gone")
+
+    bed.set_monitor(ref, "True")
+    wait_for(lambda: "docker_ps" in bed.other_config(ref), what="vm3 reflected again")
+    host2 = api.host.get_by_uuid(bed.host2["uuid"])
+    host1 = api.host.get_by_uuid(bed.host1["uuid"])
+    api.VM.pool_migrate(ref, host2, {})
+    wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="keys gone after migration")
+    api.VM.pool_migrate(ref, host1, {})
+    wait_for(lambda: "docker_ps" in bed.other_config(ref), what="vm3 reflected after migrating back")
+
+    api.VM.clean_shutdown(ref)
+    try:
+        wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="keys gone after shutdown")
+    finally:
+        api.VM.start_on(ref, host1, False, False)
+        api.sim.set_guest_networks(ref, {"0/ip": record["ip"], "0/ipv4/0": record["ip"]})
+    wait_for(lambda: "docker_ps" in bed.other_config(ref), what="vm3 reflected after restart")
+    bed.set_monitor(ref, None)
+    wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="keys gone")
+
+
+def _alerts(bed, vm_uuid):
+    return [m for m in bed.session.xenapi.message.get_all_records().values()
+            if m["name"] == MESSAGE_NAME and m["obj_uuid"] == vm_uuid]
+
+
+@pytest.mark.parametrize("daemon", ["sshd", "dockerd"])
+def test_a_dead_daemon_raises_the_message_and_recovery_removes_it(bed, watched, daemon):
+    record, ref = watched
+    vm = record["name_label"]
+    stop = getattr(bed.testbed, "stop_" + daemon)
+    start = getattr(bed.testbed, "start_" + daemon)
+    if daemon == "sshd":
+        # A running sshd keeps established sessions: the monitor must lose its connection too.
+        bed.monitor.services.engines.close(record["uuid"])
+    stop(vm)
+    try:
+        alerts = wait_for(lambda: _alerts(bed, record["uuid"]), timeout=60, what="the xapi message")
+        assert len(alerts) == 1 and alerts[0]["priority"] == "3" and alerts[0]["cls"] == "VM"
+        assert alerts[0]["body"]
+    finally:
+        start(vm)
+    wait_for(lambda: not _alerts(bed, record["uuid"]), timeout=60, what="the message to go")
+    bed.testbed.docker(vm, ["pause", "web"])
+    wait_for(lambda: status_of(bed, ref, "web") == "Up (Paused)", what="monitoring to resume")
+    bed.testbed.docker(vm, ["unpause", "web"])
+    wait_for(lambda: status_of(bed, ref, "web") == "Up", what="web running again")
+
+
+def test_plugin_calls_use_the_monitors_connection(bed, watched):
+    record, ref = watched
+    api = bed.session.xenapi
+    host1 = api.host.get_by_uuid(bed.host1["uuid"])
+    status = api.host.call_plugin(host1, "xscontainer", "get_status", {"vmuuid": record["uuid"]})
+    assert status.startswith("True<?xml")

@@ -1,0 +1,51 @@
+"""Argument checks of the plugin, as pure functions."""
+
+import pytest
+
+from xscontainer.errors import InvalidArgument
+from xscontainer.plugin import validate
+
+UUID = "0a1b2c3d-0000-4000-8000-00000000abcd"
+
+
+@pytest.mark.parametrize("value", ["web", "Web_1.x-2", "/web", "0123456789", "a" * 64, "3f1c9a0b2d"])
+def test_container_names_ids_and_prefixes_are_accepted(value):
+    assert validate.container_arg({"c": value}, "c") == value.lstrip("/")
+
+
+@pytest.mark.parametrize("value", ["", "-x", ".x", "a;rm -rf /", "$(id)", "a b", "../../etc", "a" * 300,
+                                   "x\n", "é"])
+def test_hostile_container_references_are_refused(value):
+    with pytest.raises(InvalidArgument):
+        validate.container_arg({"c": value}, "c")
+
+
+def test_uuids_must_look_like_uuids():
+    assert validate.uuid_arg({"vmuuid": UUID.upper()}, "vmuuid") == UUID
+    for bad in ["", "x", UUID + "0", UUID.replace("-", ""), "../" + UUID]:
+        with pytest.raises(InvalidArgument):
+            validate.uuid_arg({"vmuuid": bad}, "vmuuid")
+
+
+def test_sizes_missing_and_extra_keys():
+    with pytest.raises(InvalidArgument, match="larger than"):
+        validate.check_sizes({"object": "x" * (validate.MAX_ARGUMENT_BYTES + 1)})
+    validate.check_sizes({"configuration": "x" * (validate.MAX_ARGUMENT_BYTES + 1)})
+    with pytest.raises(InvalidArgument, match="larger than"):
+        validate.check_sizes({"configuration": "x" * (validate.MAX_CONFIGURATION_BYTES + 1)})
+    with pytest.raises(InvalidArgument, match="Missing argument"):
+        validate.require({"vmuuid": UUID}, ["vmuuid", "container"])
+    assert validate.unexpected_keys({"vmuuid": UUID, "x": "1"}, ["vmuuid"]) == "x"
+    assert validate.unexpected_keys({"vmuuid": UUID}, ["vmuuid"]) is None
+
+
+def test_numbers_and_api_paths():
+    assert validate.int_arg({}, "tail", 100, 1, 10) == 100
+    assert validate.int_arg({"tail": "7"}, "tail", 100, 1, 10) == 7
+    for bad in ["0", "11", "-1", "1e3", "x"]:
+        with pytest.raises(InvalidArgument):
+            validate.int_arg({"tail": bad}, "tail", 100, 1, 10)
+    assert validate.api_path_arg({"command": "/containers/json"}, "command") == "/containers/json"
+    for bad in ["containers/json", "/a/../b", "/a?x=1", "/a b", "/a;b"]:
+        with pytest.raises(InvalidArgument):
+            validate.api_path_arg({"command": bad}, "command")

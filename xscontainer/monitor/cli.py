@@ -1,0 +1,69 @@
+"""``xscontainer-monitor``: the per-host daemon (run by systemd as xscontainer-monitor.service)."""
+
+import argparse
+import logging
+import logging.handlers
+import signal
+import sys
+import threading
+from typing import List, Optional
+
+from xscontainer.errors import XSContainerError
+from xscontainer.monitor.service import Monitor, MonitorOptions
+from xscontainer.xapi.session import open_local_session
+
+DEFAULT_LOG = "/var/log/xscontainer.log"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xscontainer-monitor", description=__doc__)
+    parser.add_argument("--inventory", help="host inventory file (default /etc/xensource-inventory)")
+    parser.add_argument("--xapi-socket", help="xapi's Unix socket (default /var/lib/xcp/xapi)")
+    parser.add_argument("--log-file", default=DEFAULT_LOG, help="log file ('-' for stderr)")
+    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--warn-after", type=float, default=120.0,
+                        help="seconds of failure before the xapi message about a VM (default 120)")
+    parser.add_argument("--control-dir", default=MonitorOptions().control_dir,
+                        help="directory of the local control socket")
+    return parser
+
+
+def _configure_logging(path: str, debug: bool) -> None:
+    if path == "-":
+        handler = logging.StreamHandler(sys.stderr)  # type: logging.Handler
+    else:
+        handler = logging.handlers.WatchedFileHandler(path)  # logrotate-friendly
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.getLogger("paramiko").setLevel(logging.WARNING)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_file, args.debug)
+    options = MonitorOptions(warn_after=args.warn_after, control_dir=args.control_dir)
+    try:
+        monitor = Monitor(lambda: open_local_session(args.xapi_socket), args.inventory, options)
+    except XSContainerError as exc:
+        print("xscontainer-monitor: %s (%s)" % (exc.message, exc.code), file=sys.stderr)
+        return 1
+
+    def on_signal(signum, frame):
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        monitor.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logging.getLogger(__name__).info("xscontainer-monitor starting (control socket %s)", monitor.control_path)
+    runner = threading.Thread(target=monitor.run, name="monitor")
+    runner.start()
+    while runner.is_alive():
+        runner.join(0.5)  # the main thread stays free to receive signals
+    logging.getLogger(__name__).info("xscontainer-monitor stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The monitor's local control socket: the plugin and the CLI reuse its warm engine connections.
+
+One JSON request line in, one JSON response line out, on a root-only Unix socket (directory mode
+0700, and the peer's uid checked with SO_PEERCRED). Requests name an operation from a fixed table;
+nothing a caller sends is ever evaluated or passed to a shell.
+"""
+
+import json
+import logging
+import os
+import socket
+import struct
+import threading
+from typing import Any, Callable, Dict, Optional
+
+from xscontainer.errors import ConnectionFailure, InvalidArgument, XSContainerError
+
+LOG = logging.getLogger(__name__)
+CONTROL_DIR = "/run/xscontainer"
+MAX_REQUEST_BYTES = 1024 * 1024
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+
+
+def control_socket_path(host_uuid: str, directory: str = CONTROL_DIR) -> str:
+    # One per host uuid: the simulated pools of the test suite run several monitors on one machine.
+    return os.path.join(directory, "monitor-%s.sock" % host_uuid)
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def _read_line(conn: socket.socket, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        chunks.append(data)
+        size += len(data)
+        if b"\n" in data:
+            break
+        if size > limit:
+            raise InvalidArgument("control message larger than %d bytes" % limit)
+    return b"".join(chunks).split(b"\n", 1)[0]
+
+
+class ControlServer:
+    """Serves ``handler(op, params) -> JSON-able`` on a Unix socket, one thread per connection."""
+
+    def __init__(self, path: str, handler: Callable[[str, Dict[str, Any]], Any],
+                 allowed_uid: int = 0) -> None:
+        self.path = path
+        self._handler = handler
+        self._allowed_uid = allowed_uid
+        self._sock = None  # type: Optional[socket.socket]
+        self._thread = None  # type: Optional[threading.Thread]
+        self._stop = threading.Event()
+        self._clients = set()  # type: set
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(self.path)
+        os.chmod(self.path, 0o600)
+        sock.listen(64)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._accept_loop, name="control-accept", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._lock:
+            clients = list(self._clients)
+        for thread in clients:
+            thread.join(5)
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(conn,), name="control-client", daemon=True)
+            with self._lock:
+                self._clients.add(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                conn.settimeout(300)
+                if _peer_uid(conn) != self._allowed_uid:
+                    self._reply(conn, {"ok": False, "code": "PERMISSION_DENIED",
+                                       "message": "Only root may use the xscontainer control socket."})
+                    return
+                self._reply(conn, self._answer(_read_line(conn, MAX_REQUEST_BYTES)))
+        except OSError as exc:
+            LOG.debug("control client went away: %s", exc)
+        finally:
+            with self._lock:
+                self._clients.discard(threading.current_thread())
+
+    def _answer(self, line: bytes) -> Dict[str, Any]:
+        try:
+            request = json.loads(line.decode("utf-8"))
+            if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+                raise InvalidArgument("A control request is a JSON object with an 'op'.")
+            params = request.get("params") or {}
+            if not isinstance(params, dict):
+                raise InvalidArgument("'params' must be a JSON object.")
+            return {"ok": True, "result": self._handler(request["op"], params)}
+        except XSContainerError as exc:
+            return {"ok": False, "code": exc.code, "message": exc.message}
+        except (ValueError, UnicodeDecodeError) as exc:
+            return {"ok": False, "code": "INVALID_ARGUMENT", "message": "Bad control request: %s" % exc}
+        except Exception as exc:  # a bug must not kill the monitor
+            LOG.exception("control request failed")
+            return {"ok": False, "code": "INTERNAL_ERROR", "message": "%s: %s" % (type(exc).__name__, exc)}
+
+    @staticmethod
+    def _reply(conn: socket.socket, payload: Dict[str, Any]) -> None:
+        conn.sendall(json.dumps(payload).encode("utf-8") + b"\n")
+
+
+class MonitorNotRunning(ConnectionFailure):
+    code = "MONITOR_NOT_RUNNING"
+
+
+def control_call(path: str, op: str, params: Dict[str, Any], timeout: float = 300.0) -> Any:
+    """Ask the monitor; raises MonitorNotRunning when nobody listens, or the monitor's error."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise MonitorNotRunning("The xscontainer monitor is not running (%s)." % exc) from exc
+        sock.sendall(json.dumps({"op": op, "params": params}).encode("utf-8") + b"\n")
+        line = _read_line(sock, MAX_RESPONSE_BYTES)
+    finally:
+        sock.close()
+    if not line:
+        raise ConnectionFailure("The xscontainer monitor closed the control connection.",
+                                code="MONITOR_ERROR")
+    reply = json.loads(line.decode("utf-8"))
+    if reply.get("ok"):
+        return reply.get("result")
+    raise XSContainerError(reply.get("message", "monitor error"), code=reply.get("code", "MONITOR_ERROR"))

@@ -1,0 +1,136 @@
+"""The host monitor: follows xapi's events and runs one watcher per VM this host must monitor.
+
+xapi's side only: which VMs (``view.py``), starting and stopping their watchers, surviving xapi
+restarts without ever running two watchers for one VM. What a watcher does is in ``watcher.py``.
+"""
+
+import logging
+import threading
+import xmlrpc.client
+from typing import Callable, Dict, Optional
+
+import XenAPI
+
+from xscontainer.monitor.view import CLASSES, Target, XapiView, orphaned_tls_secrets
+from xscontainer.xapi.inventory import this_host_uuid
+from xscontainer.xapi.session import close_session
+
+LOG = logging.getLogger(__name__)
+XAPI_ERRORS = (OSError, XenAPI.Failure, xmlrpc.client.ProtocolError, xmlrpc.client.Fault)
+
+
+class HostMonitor:
+    """Owns the watcher threads; ``run`` returns once ``stop()`` was called and all are joined."""
+
+    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], start_watcher: Callable,
+                 inventory_path: Optional[str] = None, poll_timeout: float = 5.0,
+                 retry_delays=(0.5, 1, 2, 5, 10), on_pool_change: Optional[Callable[[], None]] = None,
+                 cleanup_secrets: Optional[Callable] = None) -> None:
+        self._session_factory = session_factory
+        self._start_watcher = start_watcher  # (Target) -> watcher with .stop(remove_keys) and .target
+        self._inventory_path = inventory_path
+        self._poll_timeout = poll_timeout
+        self._retry_delays = retry_delays
+        self._on_pool_change = on_pool_change
+        self._cleanup_secrets = cleanup_secrets
+        self._stop = threading.Event()
+        self._watchers = {}  # type: Dict[str, object]
+        self._lock = threading.Lock()
+        self._view = XapiView()
+        self._session = None  # type: Optional[XenAPI.Session]
+        self.connected = threading.Event()
+
+    # -- public --------------------------------------------------------------------------
+    def run(self) -> None:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._follow_xapi()
+                    failures = 0
+                except XAPI_ERRORS as exc:
+                    self.connected.clear()
+                    delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                    failures += 1
+                    LOG.warning("xapi connection lost (%s); retrying in %.1fs, watchers kept", exc, delay)
+                    self._stop.wait(delay)
+                finally:
+                    self._drop_session()
+        finally:
+            self._stop_all_watchers(remove_keys=False)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def watchers(self) -> Dict[str, object]:
+        with self._lock:
+            return dict(self._watchers)
+
+    # -- xapi loop ----------------------------------------------------------------------
+    def _follow_xapi(self) -> None:
+        self._session = self._session_factory()
+        api = self._session.xenapi
+        host_ref = api.host.get_by_uuid(this_host_uuid(self._inventory_path))
+        # An empty token returns every object as an 'add' together with a token: a consistent
+        # full read, so no change between the read and the first wait can be missed.
+        batch = api.event_from(CLASSES, "", 0.0)
+        self._view.reset()
+        self._view.apply(batch["events"])
+        self.connected.set()
+        self._reconcile(host_ref)
+        token = batch["token"]
+        while not self._stop.is_set():
+            batch = api.event_from(CLASSES, token, self._poll_timeout)
+            token = batch["token"]
+            changes = self._view.apply(batch["events"])
+            if changes.pool_changed and self._on_pool_change:
+                self._on_pool_change()
+            if changes.deleted_vms and self._cleanup_secrets:
+                orphans = orphaned_tls_secrets(changes.deleted_vms, self._view.tls_secrets_in_use())
+                if orphans:
+                    self._cleanup_secrets(self._session, orphans)
+            self._reconcile(host_ref)
+
+    def _drop_session(self) -> None:
+        if self._session is not None:
+            close_session(self._session)
+            self._session = None
+
+    # -- watchers -----------------------------------------------------------------------
+    def _reconcile(self, host_ref: str) -> None:
+        desired = self._view.targets(host_ref)
+        with self._lock:
+            current = dict(self._watchers)
+        for uuid, watcher in current.items():
+            wanted = desired.get(uuid)
+            if wanted is None:
+                LOG.info("VM %s: monitoring stops", uuid)
+                self._stop_watcher(uuid, remove_keys=True)
+            elif wanted != watcher.target:
+                LOG.info("VM %s: connection settings changed, reconnecting", uuid)
+                self._stop_watcher(uuid, remove_keys=False)
+        with self._lock:
+            missing = [t for uuid, t in desired.items() if uuid not in self._watchers]
+        for target in missing:
+            self._launch(target)
+
+    def _launch(self, target: Target) -> None:
+        LOG.info("VM %s: monitoring starts (%s)", target.vm_uuid, ", ".join(target.addresses))
+        watcher = self._start_watcher(target)
+        with self._lock:
+            self._watchers[target.vm_uuid] = watcher
+
+    def _stop_watcher(self, uuid: str, remove_keys: bool) -> None:
+        with self._lock:
+            watcher = self._watchers.pop(uuid, None)
+        if watcher is not None:
+            watcher.stop(remove_keys=remove_keys)
+
+    def _stop_all_watchers(self, remove_keys: bool) -> None:
+        with self._lock:
+            watchers = list(self._watchers.values())
+            self._watchers.clear()
+        for watcher in watchers:
+            watcher.signal_stop()
+        for watcher in watchers:
+            watcher.stop(remove_keys=remove_keys)

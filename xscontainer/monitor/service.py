@@ -1,0 +1,148 @@
+"""Assembles the monitor: xapi session pool, engine connections, refresh workers, watchers, the
+control socket; ``Monitor.run()`` blocks until ``stop()`` and leaves no thread behind."""
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, NamedTuple, Optional
+
+import XenAPI
+
+from xscontainer.engine.connect import EngineConnections
+from xscontainer.engine.diagnose import diagnose
+from xscontainer.errors import NotFound
+from xscontainer.monitor.alerts import Alerts
+from xscontainer.monitor.coalesce import ALL_KINDS, PS, RefreshScheduler
+from xscontainer.monitor.control import CONTROL_DIR, ControlServer, control_socket_path
+from xscontainer.monitor.daemon import HostMonitor
+from xscontainer.monitor.pooled import PooledSession
+from xscontainer.monitor.state import StartTimes, render_state
+from xscontainer.monitor.watcher import Watcher
+from xscontainer.monitor.writer import OtherConfigWriter
+from xscontainer.monitor.xapipool import SessionPool
+from xscontainer.operations import LIFECYCLE, run_operation
+from xscontainer.poolkeys import PoolKeyCache
+from xscontainer.xapi.inventory import this_host_uuid
+
+LOG = logging.getLogger(__name__)
+
+
+class MonitorOptions(NamedTuple):
+    warn_after: float = 120.0  # seconds of failure before the xapi message, as the original
+    refresh_workers: int = 4
+    xapi_sessions: int = 4
+    poll_timeout: float = 5.0
+    backoff_initial: float = 0.5
+    backoff_maximum: float = 30.0
+    control_dir: str = CONTROL_DIR
+
+
+class Services:
+    """What every watcher shares."""
+
+    def __init__(self, sessions: SessionPool, engines: EngineConnections, scheduler: RefreshScheduler,
+                 options: MonitorOptions, clock: Callable[[], float], pool_keys: PoolKeyCache) -> None:
+        self.sessions = sessions
+        self.engines = engines
+        self.scheduler = scheduler
+        self.writer = OtherConfigWriter(sessions)
+        self.alerts = Alerts(sessions)
+        self.warn_after = options.warn_after
+        self.clock = clock
+        self.backoff = {"initial": options.backoff_initial, "maximum": options.backoff_maximum}
+        self._pool_keys = pool_keys
+
+    def diagnose(self, vm_uuid: str) -> str:
+        result = diagnose(PooledSession(self.sessions), vm_uuid, self._pool_keys)
+        return "%s (%s)" % (result.message, result.code)
+
+
+def _destroy_secrets(session: "XenAPI.Session", uuids) -> None:
+    for uuid in uuids:
+        try:
+            session.xenapi.secret.destroy(session.xenapi.secret.get_by_uuid(uuid))
+            LOG.info("destroyed TLS secret %s: no VM refers to it any more", uuid)
+        except XenAPI.Failure:
+            pass
+
+
+class Monitor:
+    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], inventory_path: Optional[str] = None,
+                 options: MonitorOptions = MonitorOptions(), clock: Callable[[], float] = time.monotonic) -> None:
+        self.options = options
+        self._inventory_path = inventory_path
+        self._sessions = SessionPool(session_factory, options.xapi_sessions)
+        pooled = PooledSession(self._sessions)
+        self._pool_keys = PoolKeyCache(lambda: pooled)
+        self._engines = EngineConnections(lambda: pooled, self._pool_keys, clock=clock)
+        self._scheduler = RefreshScheduler(self._refresh, options.refresh_workers, on_error=self._refresh_failed)
+        self.services = Services(self._sessions, self._engines, self._scheduler, options, clock, self._pool_keys)
+        self.host = HostMonitor(session_factory, self._start_watcher, inventory_path, options.poll_timeout,
+                                on_pool_change=self._pool_keys.invalidate, cleanup_secrets=_destroy_secrets)
+        self.host_uuid = this_host_uuid(inventory_path)
+        self.control_path = control_socket_path(self.host_uuid, options.control_dir)
+        self._control = ControlServer(self.control_path, self.handle_control)
+        self._started = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self) -> None:
+        self._scheduler.start()
+        self._control.start()
+        self._started.set()
+        try:
+            self.host.run()
+        finally:
+            self._control.stop()
+            self._scheduler.stop(10)
+            self._engines.close_all()
+            self._sessions.close()
+
+    def stop(self) -> None:
+        self.host.stop()
+
+    # -- watchers and refreshes ------------------------------------------------------------------
+    def _start_watcher(self, target) -> Watcher:
+        return Watcher(target, self.services).start()
+
+    def _watcher(self, vm_uuid: str) -> Optional[Watcher]:
+        return self.host.watchers().get(vm_uuid)
+
+    def _refresh(self, vm_uuid: str, kinds) -> None:
+        watcher = self._watcher(vm_uuid)
+        if watcher is not None:
+            watcher.refresh(kinds)
+
+    def _refresh_failed(self, vm_uuid: str, kinds, exc: BaseException) -> None:
+        watcher = self._watcher(vm_uuid)
+        if watcher is not None:
+            watcher.refresh_failed(exc)
+
+    # -- the control socket ----------------------------------------------------------------------
+    def handle_control(self, op: str, params: Dict[str, Any]) -> Any:
+        vm_uuid = params.get("vm")
+        if not isinstance(vm_uuid, str):
+            raise NotFound("The request names no VM.", code="INVALID_ARGUMENT")
+        watcher = self._watcher(vm_uuid)
+        if op == "status":
+            return dict(watcher.status(), host=self.host_uuid) if watcher is not None else None
+        if op == "refresh":
+            self._refresh_now(vm_uuid, watcher, ALL_KINDS)
+            return None
+        try:
+            result = run_operation(self._engines.client(vm_uuid), op, params)
+            if op in LIFECYCLE:
+                # Engines that send no pause/unpause events still show the new state at once.
+                self._refresh_now(vm_uuid, watcher, frozenset([PS]))
+            return result
+        finally:
+            if watcher is None:  # an on-demand connection to a VM we do not watch
+                self._engines.close(vm_uuid)
+
+    def _refresh_now(self, vm_uuid: str, watcher: Optional[Watcher], kinds) -> None:
+        if watcher is not None:
+            watcher.refresh(kinds)
+            return
+        with self._sessions.session() as session:
+            vm_ref = session.xenapi.VM.get_by_uuid(vm_uuid)
+        for key, value in render_state(self._engines.client(vm_uuid), kinds, StartTimes()).items():
+            self.services.writer.write(vm_ref, key, value)

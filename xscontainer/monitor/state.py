@@ -1,0 +1,109 @@
+"""Read an engine's state and render the other_config values (shared by the monitor's refreshes
+and the plugin's direct path)."""
+
+import threading
+import time
+from typing import Callable, Dict, Iterable, NamedTuple, Optional
+
+from xscontainer.errors import XSContainerError
+from xscontainer.monitor import render
+from xscontainer.monitor.coalesce import INFO, PS, VERSION
+
+RUNNING_STATES = ("running", "paused", "restarting")
+
+
+class StartTimes:
+    """Each running container's start time, read with ``inspect`` only when it may have changed."""
+
+    def __init__(self) -> None:
+        self._known = {}  # type: Dict[str, str]
+        self._lock = threading.Lock()
+
+    def invalidate(self, container_id: str) -> None:
+        with self._lock:
+            self._known.pop(container_id, None)
+
+    def lookup(self, client, containers) -> Dict[str, str]:
+        result = {}
+        live = set()
+        for container in containers:
+            cid = container.get("Id", "")
+            if str(container.get("State", "")).lower() not in RUNNING_STATES:
+                continue
+            live.add(cid)
+            with self._lock:
+                known = self._known.get(cid)
+            if known is None:
+                try:
+                    known = ((client.inspect(cid).get("State") or {}).get("StartedAt")) or ""
+                except XSContainerError as exc:
+                    if exc.code != "CONTAINER_NOT_FOUND":
+                        raise
+                    continue  # removed between the list and the inspect
+                with self._lock:
+                    self._known[cid] = known
+            if known:
+                result[cid] = known
+        with self._lock:
+            for cid in list(self._known):
+                if cid not in live:
+                    del self._known[cid]
+        return result
+
+
+class Settle(NamedTuple):
+    """How long a refresh waits for the container list to catch up with the events it follows."""
+
+    attempts: int = 10
+    delay: float = 0.05
+    sleep: Callable[[float], None] = time.sleep
+
+
+def render_state(client, kinds: Iterable[str], start_times: StartTimes,
+                 expectations: Optional[Dict[str, Callable]] = None, settle: Settle = Settle()) -> Dict[str, str]:
+    """``{"docker_ps": xml, ...}`` for the requested kinds."""
+    kinds = frozenset(kinds)
+    values = {}
+    if VERSION in kinds:
+        values["docker_version"] = render.render_docker_version(client.version())
+    if INFO in kinds:
+        values["docker_info"] = render.render_docker_info(client.info())
+    if PS in kinds:
+        containers = client.containers(all=True)
+        for _ in range(settle.attempts):
+            if not expectations or not unmet(containers, expectations):
+                break
+            settle.sleep(settle.delay)
+            containers = client.containers(all=True)
+        values["docker_ps"] = render.render_docker_ps(containers, start_times.lookup(client, containers))
+    return values
+
+
+def _state(container: Optional[Dict]) -> str:
+    return str((container or {}).get("State", "")).lower()
+
+
+def expected_state(action: str, name: str = "") -> Optional[Callable[[Optional[Dict]], bool]]:
+    """What ``/containers/json`` must show once an event's change is visible there, or None.
+
+    Docker logs some events (pause, for one) before it saves the container to the view that
+    ``/containers/json`` reads, so a refresh right after the event may still see the old state.
+    A container that changed again since (a restart policy, say) may never match: callers retry
+    a bounded number of times.
+    """
+    checks = {
+        "pause": lambda c: _state(c) == "paused",
+        "unpause": lambda c: c is None or _state(c) != "paused",
+        "die": lambda c: c is None or _state(c) != "running",
+        "destroy": lambda c: c is None,
+        "create": lambda c: c is not None,
+    }
+    if action == "rename" and name:
+        return lambda c: c is not None and any(n.lstrip("/") == name for n in (c.get("Names") or []))
+    return checks.get(action)
+
+
+def unmet(containers, expectations: Dict[str, Callable[[Optional[Dict]], bool]]) -> Dict[str, Callable]:
+    """The expectations (by container id) that the container list does not satisfy yet."""
+    by_id = {c.get("Id"): c for c in containers}
+    return {cid: check for cid, check in expectations.items() if not check(by_id.get(cid))}

@@ -1,0 +1,92 @@
+"""The monitor's picture of xapi, kept current from ``event.from`` batches (pure: no I/O).
+
+It answers one question: which VMs must this host watch, and how to reach each of them.
+"""
+
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+from xscontainer.monitor.policy import should_monitor
+from xscontainer.vmsettings import DEFAULT_USERNAME, MODE_KEY, USERNAME_KEY, choose_addresses
+
+CLASSES = ["vm", "vm_guest_metrics", "pool"]
+NULL_REF = "OpaqueRef:NULL"
+TLS_SECRET_KEYS = ("xscontainer-tls-client-cert", "xscontainer-tls-client-key", "xscontainer-tls-ca-cert")
+
+
+class Target(NamedTuple):
+    """What a watcher needs; a change of any field means the watcher must reconnect."""
+
+    vm_ref: str
+    vm_uuid: str
+    addresses: Tuple[str, ...]
+    username: str
+    mode: str
+
+
+class Changes(NamedTuple):
+    pool_changed: bool
+    deleted_vms: List[Dict]  # the last records of VMs that were destroyed
+
+
+class XapiView:
+    def __init__(self) -> None:
+        self.vms = {}  # type: Dict[str, Dict]
+        self.metrics = {}  # type: Dict[str, Dict]
+
+    def reset(self) -> None:
+        self.vms.clear()
+        self.metrics.clear()
+
+    def apply(self, events: Iterable[Dict]) -> Changes:
+        pool_changed = False
+        deleted = []  # type: List[Dict]
+        for event in events:
+            cls, ref, op = event.get("class"), event.get("ref"), event.get("operation")
+            table = {"vm": self.vms, "vm_guest_metrics": self.metrics}.get(cls)
+            if cls == "pool":
+                pool_changed = True
+            if table is None:
+                continue
+            if op == "del":
+                record = table.pop(ref, None)
+                if cls == "vm" and record is not None:
+                    deleted.append(record)
+            elif "snapshot" in event:
+                table[ref] = event["snapshot"]
+        return Changes(pool_changed, deleted)
+
+    def metrics_of(self, vm: Dict) -> Optional[Dict]:
+        ref = vm.get("guest_metrics", NULL_REF)
+        return None if ref == NULL_REF else self.metrics.get(ref)
+
+    def targets(self, host_ref: str) -> Dict[str, Target]:
+        result = {}
+        for ref, vm in self.vms.items():
+            metrics = self.metrics_of(vm)
+            if not should_monitor(vm, host_ref, metrics):
+                continue
+            config = vm.get("other_config", {})
+            addresses = tuple(choose_addresses((metrics or {}).get("networks", {})))
+            result[vm["uuid"]] = Target(ref, vm["uuid"], addresses,
+                                        config.get(USERNAME_KEY) or DEFAULT_USERNAME,
+                                        (config.get(MODE_KEY) or "ssh").lower())
+        return result
+
+    def tls_secrets_in_use(self) -> set:
+        used = set()
+        for vm in self.vms.values():
+            config = vm.get("other_config", {})
+            used.update(config[key] for key in TLS_SECRET_KEYS if config.get(key))
+        return used
+
+
+def orphaned_tls_secrets(deleted_vms: Iterable[Dict], in_use: set) -> List[str]:
+    """Secret uuids that a destroyed VM referenced and no remaining VM does."""
+    orphans = []
+    for vm in deleted_vms:
+        config = vm.get("other_config", {})
+        for key in TLS_SECRET_KEYS:
+            uuid = config.get(key)
+            if uuid and uuid not in in_use and uuid not in orphans:
+                orphans.append(uuid)
+    return orphans

@@ -1,0 +1,181 @@
+"""One VM's watcher: keeps its engine event stream open and asks for refreshes when it changes.
+
+The watcher's thread only connects and reads events; refreshes (engine reads, rendering, xapi
+writes) run on the shared ``RefreshScheduler`` workers, coalesced per VM. Failures are retried
+with back-off; after ``threshold`` seconds of failure one xapi message says why, and it goes
+away when monitoring works again or stops.
+"""
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, Optional
+
+from xscontainer.errors import XSContainerError
+from xscontainer.monitor.backoff import CLEAR, RAISE, Backoff, FailureAlarm
+from xscontainer.monitor.coalesce import ALL_KINDS, refreshes_for
+from xscontainer.monitor.state import StartTimes, expected_state, render_state
+from xscontainer.monitor.view import Target
+
+LOG = logging.getLogger(__name__)
+
+
+class Watcher:
+    def __init__(self, target: Target, services: Any) -> None:
+        self.target = target
+        self._services = services
+        self._stop = threading.Event()
+        self._active = True
+        self._write_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._stream = None
+        self.start_times = StartTimes()
+        self._expectations = {}  # type: Dict[str, Callable]
+        self._alarm = FailureAlarm(services.warn_after, services.clock)
+        self._backoff = Backoff(**services.backoff)
+        self._status = {"vm": target.vm_uuid, "state": "connecting", "since": None,
+                        "last_error": None, "last_error_code": None, "diagnosis": None,
+                        "addresses": list(target.addresses)}  # type: Dict[str, Any]
+        self._thread = threading.Thread(target=self._run, name="watch-%s" % target.vm_uuid[:8], daemon=True)
+
+    # -- owner's side --------------------------------------------------------------------
+    def start(self) -> "Watcher":
+        self._thread.start()
+        return self
+
+    def signal_stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def stop(self, remove_keys: bool) -> None:
+        """Stop, join, and (when monitoring of the VM ends) remove its keys and its message."""
+        self.signal_stop()
+        services = self._services
+        services.scheduler.forget(self.target.vm_uuid)
+        services.engines.close(self.target.vm_uuid)
+        self._thread.join(30)
+        with self._write_lock:
+            self._active = False
+        if remove_keys:
+            try:
+                services.writer.remove(self.target.vm_ref)
+                if self._alarm.stop() == CLEAR or self._alarm.alerted:
+                    services.alerts.clear(self.target.vm_uuid)
+            except Exception as exc:  # xapi may be gone; the next start replaces stale values
+                LOG.warning("VM %s: could not clean up after monitoring: %s", self.target.vm_uuid, exc)
+        else:
+            services.writer.forget(self.target.vm_ref)
+
+    def status(self) -> Dict[str, Any]:
+        with self._state_lock:
+            return dict(self._status)
+
+    # -- the thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        services = self._services
+        uuid = self.target.vm_uuid
+        while not self._stop.is_set():
+            try:
+                client = services.engines.client(uuid)
+                stream = client.events()
+                self._stream = stream
+                if self._stop.is_set():
+                    break
+                # The stream is open before the full read: no change can fall between them.
+                services.scheduler.request(uuid, ALL_KINDS)
+                for event in stream:
+                    kinds = refreshes_for(event.raw)
+                    LOG.debug("VM %s: engine event %s %s -> %s", uuid, event.action, event.name, sorted(kinds))
+                    if kinds:
+                        if event.id:
+                            self.start_times.invalidate(event.id)
+                            self._expect(event)
+                        services.scheduler.request(uuid, kinds)
+                if not self._stop.is_set():
+                    raise XSContainerError("The engine closed its event stream.", code="ENGINE_NOT_ANSWERING")
+            except XSContainerError as exc:
+                if self._stop.is_set():
+                    break
+                self._failed(exc)
+            except Exception as exc:  # a bug must not end monitoring of the VM for good
+                if self._stop.is_set():
+                    break
+                LOG.exception("VM %s: watcher error", uuid)
+                self._failed(XSContainerError(str(exc)))
+            finally:
+                self._stream = None
+
+    def _expect(self, event) -> None:
+        check = expected_state(event.action, event.name or "")
+        if check is not None:
+            with self._state_lock:
+                self._expectations[event.id] = check
+
+    def _failed(self, exc: XSContainerError) -> None:
+        services = self._services
+        uuid = self.target.vm_uuid
+        services.engines.close(uuid)
+        with self._state_lock:
+            self._status.update(state="failing", last_error=exc.message, last_error_code=exc.code)
+        LOG.warning("VM %s: %s (%s)", uuid, exc.message, exc.code)
+        self._handle_alarm(self._alarm.failure(exc.message))
+        delay = self._backoff.next_delay()
+        until_alert = self._alarm.seconds_until_alert()
+        while not self._stop.is_set() and delay > 0:
+            step = delay if until_alert is None else min(delay, until_alert)
+            self._stop.wait(step)
+            delay -= step
+            self._handle_alarm(self._alarm.check())
+            until_alert = self._alarm.seconds_until_alert()
+
+    def _handle_alarm(self, action: str) -> None:
+        services = self._services
+        uuid = self.target.vm_uuid
+        try:
+            if action == RAISE:
+                diagnosis = services.diagnose(uuid)
+                with self._state_lock:
+                    self._status["diagnosis"] = diagnosis
+                services.alerts.raise_alert(uuid, diagnosis)
+            elif action == CLEAR:
+                services.alerts.clear(uuid)
+        except Exception as exc:
+            LOG.warning("VM %s: could not update the xapi message: %s", uuid, exc)
+            self._alarm.not_delivered(action)
+
+    # -- called by the refresh workers -------------------------------------------------------
+    def refresh(self, kinds) -> None:
+        services = self._services
+        with self._state_lock:
+            expectations = dict(self._expectations)
+        values = render_state(services.engines.client(self.target.vm_uuid), kinds, self.start_times, expectations)
+        with self._state_lock:  # met or given up; a newer one for the same container stays
+            for cid, check in expectations.items():
+                if self._expectations.get(cid) is check:
+                    del self._expectations[cid]
+        LOG.debug("VM %s: refreshed %s", self.target.vm_uuid, ", ".join(sorted(values)))
+        with self._write_lock:
+            if not self._active:
+                return
+            for key in ("docker_version", "docker_info", "docker_ps"):
+                if key in values:
+                    services.writer.write(self.target.vm_ref, key, values[key])
+        self._succeeded()
+
+    def _succeeded(self) -> None:
+        self._backoff.reset()
+        with self._state_lock:
+            if self._status["state"] != "monitored":
+                self._status.update(state="monitored", since=time.time())
+            self._status.update(last_error=None, last_error_code=None, diagnosis=None)
+        self._handle_alarm(self._alarm.success())
+
+    def refresh_failed(self, exc: BaseException) -> None:
+        """A refresh broke: drop the connection so the watcher reconnects and reads everything."""
+        LOG.info("VM %s: refresh failed (%s); reconnecting", self.target.vm_uuid, exc)
+        stream = self._stream
+        self._services.engines.close(self.target.vm_uuid)
+        if stream is not None:
+            stream.close()

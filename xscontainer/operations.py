@@ -1,0 +1,66 @@
+"""On-demand engine operations, written once for both callers: the monitor's control socket
+(warm connection) and the plugin's direct path (when no monitor runs).
+
+Results are JSON-able so they can cross the control socket unchanged.
+"""
+
+from typing import Any, Dict
+
+from xscontainer.engine.client import DockerClient
+from xscontainer.errors import InvalidArgument
+
+LIFECYCLE = ("start", "stop", "restart", "pause", "unpause")
+MAX_LOG_BYTES = 1024 * 1024
+
+
+def _logs_text(pieces, limit: int = MAX_LOG_BYTES) -> str:
+    data = b"".join(chunk for _, chunk in pieces)
+    if len(data) > limit:  # keep the newest output
+        data = data[-limit:]
+    return data.decode("utf-8", "replace")
+
+
+def _stats_summary(stats: Dict[str, Any]) -> Dict[str, Any]:
+    """CPU %, memory, network and block I/O, computed as ``docker stats`` does."""
+    cpu = stats.get("cpu_stats") or {}
+    pre = stats.get("precpu_stats") or {}
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
+    system_delta = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
+    cpus = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
+    cpu_percent = (100.0 * cpu_delta / system_delta * cpus) if system_delta > 0 and cpu_delta > 0 else 0.0
+    memory = stats.get("memory_stats") or {}
+    mem_usage = memory.get("usage", 0) - ((memory.get("stats") or {}).get("cache", 0) or 0)
+    networks = stats.get("networks") or {}
+    blkio = (stats.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
+    return {
+        "name": (stats.get("name") or "").lstrip("/"),
+        "id": stats.get("id", ""),
+        "cpu_percent": round(cpu_percent, 2),
+        "memory_usage": max(mem_usage, 0),
+        "memory_limit": memory.get("limit", 0),
+        "network_rx_bytes": sum(n.get("rx_bytes", 0) for n in networks.values()),
+        "network_tx_bytes": sum(n.get("tx_bytes", 0) for n in networks.values()),
+        "block_read_bytes": sum(e.get("value", 0) for e in blkio if str(e.get("op", "")).lower() == "read"),
+        "block_write_bytes": sum(e.get("value", 0) for e in blkio if str(e.get("op", "")).lower() == "write"),
+    }
+
+
+def run_operation(client: DockerClient, op: str, params: Dict[str, Any]) -> Any:
+    container = params.get("container")
+    if op in LIFECYCLE:
+        return client.action(container, op).decode("utf-8", "replace")
+    if op == "top":
+        return client.top(container)
+    if op == "inspect":
+        return client.inspect(container)
+    if op == "logs":
+        return _logs_text(client.logs(container, tail=int(params.get("tail", 100))))
+    if op == "stats":
+        if container:
+            return [_stats_summary(client.stats(container))]
+        running = [c for c in client.containers(all=False)]
+        return [_stats_summary(client.stats(c["Id"])) for c in running]
+    if op == "api_get":
+        path = params.get("path", "")
+        return client.get(path)
+    raise InvalidArgument("Unknown engine operation %r." % op, code="INVALID_ARGUMENT")

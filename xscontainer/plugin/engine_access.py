@@ -1,0 +1,105 @@
+"""The plugin's way to a VM's engine: through the monitor's warm connection when it runs, else a
+direct connection for this one call. Results are rendered in the consumers' formats here."""
+
+from typing import Any, Dict, Optional
+
+import XenAPI
+
+from xscontainer.errors import XSContainerError
+from xscontainer.monitor.control import MonitorNotRunning, control_call, control_socket_path
+from xscontainer.xapi.inventory import this_host_uuid
+
+
+class EngineAccess:
+    def __init__(self, session: "XenAPI.Session", control_dir: Optional[str] = None) -> None:
+        self._session = session
+        self._control_dir = control_dir
+
+    def _path(self) -> str:
+        host = this_host_uuid()
+        return control_socket_path(host, self._control_dir) if self._control_dir else control_socket_path(host)
+
+    def call(self, vm_uuid: str, op: str, **params: Any) -> Any:
+        request = dict(params, vm=vm_uuid)
+        try:
+            return control_call(self._path(), op, request)
+        except MonitorNotRunning:
+            return self._direct(vm_uuid, op, request)
+
+    def _direct(self, vm_uuid: str, op: str, params: Dict[str, Any]) -> Any:
+        from xscontainer.engine.connect import EngineConnections
+        from xscontainer.operations import LIFECYCLE, run_operation
+        from xscontainer.poolkeys import PoolKeyCache
+        session = self._session
+        with EngineConnections(lambda: session, PoolKeyCache(lambda: session)) as engines:
+            if op == "status":
+                return None
+            if op == "refresh":
+                self._write_state(engines, vm_uuid, None)
+                return None
+            result = run_operation(engines.client(vm_uuid), op, params)
+            if op in LIFECYCLE:
+                self._write_state(engines, vm_uuid, frozenset(["docker_ps"]))
+            return result
+
+    def _write_state(self, engines, vm_uuid: str, kinds) -> None:
+        from xscontainer.monitor.coalesce import ALL_KINDS
+        from xscontainer.monitor.state import StartTimes, render_state
+        from xscontainer.xapi.maps import set_map_key
+        vm_ref = self._session.xenapi.VM.get_by_uuid(vm_uuid)
+        values = render_state(engines.client(vm_uuid), kinds or ALL_KINDS, StartTimes())
+        for key, value in values.items():
+            set_map_key(self._session.xenapi.VM, vm_ref, key, value)
+
+    # -- what the plugin functions ask for --------------------------------------------------------
+    def lifecycle(self, vm_uuid: str, operation: str, container: str) -> str:
+        return self.call(vm_uuid, operation, container=container) or ""
+
+    def top_xml(self, vm_uuid: str, container: str) -> str:
+        from xscontainer.monitor.render import render_docker_top
+        return render_docker_top(self.call(vm_uuid, "top", container=container))
+
+    def inspect_xml(self, vm_uuid: str, container: str) -> str:
+        from xscontainer.monitor.render import render_docker_inspect
+        return render_docker_inspect(self.call(vm_uuid, "inspect", container=container))
+
+    def logs(self, vm_uuid: str, container: str, tail: int) -> str:
+        return self.call(vm_uuid, "logs", container=container, tail=tail)
+
+    def stats_xml(self, vm_uuid: str, container: Optional[str]) -> str:
+        from xscontainer.monitor.render import render_document
+        return render_document("docker_stats", self.call(vm_uuid, "stats", container=container))
+
+    def refresh(self, vm_uuid: str) -> None:
+        self.call(vm_uuid, "refresh")
+
+    def status_xml(self, vm_uuid: str) -> str:
+        from xscontainer.monitor.render import render_document
+        status = self.call(vm_uuid, "status")
+        if status is None:
+            status = self._unmonitored_status(vm_uuid)
+        return render_document("xscontainer_status", status)
+
+    def _unmonitored_status(self, vm_uuid: str) -> Dict[str, Any]:
+        from xscontainer.engine.diagnose import diagnose
+        from xscontainer.monitor.policy import why_not_monitored
+        api = self._session.xenapi
+        vm = api.VM.get_record(api.VM.get_by_uuid(vm_uuid))
+        metrics = None
+        if vm["guest_metrics"] != "OpaqueRef:NULL":
+            try:
+                metrics = api.VM_guest_metrics.get_record(vm["guest_metrics"])
+            except XenAPI.Failure:
+                metrics = None
+        host = api.host.get_by_uuid(this_host_uuid())
+        reason = why_not_monitored(vm, host, metrics)
+        result = diagnose(self._session, vm_uuid)
+        return {"vm": vm_uuid, "host": this_host_uuid(), "state": "not monitored" if reason else "monitor not running",
+                "reason": reason or "the xscontainer-monitor service does not run on this host",
+                "since": None, "last_error": None if result.ok else result.message,
+                "last_error_code": None if result.ok else result.code,
+                "diagnosis": "%s (%s)" % (result.message, result.code)}
+
+    def api_get(self, vm_uuid: str, path: str) -> str:
+        import json
+        return json.dumps(self.call(vm_uuid, "api_get", path=path), sort_keys=True)

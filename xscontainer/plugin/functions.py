@@ -1,0 +1,205 @@
+"""The plugin's functions: names, arguments and results of the original, plus the new ones.
+
+Each entry says which arguments it takes and where it must run; ``run_function`` checks the
+arguments, forwards to the owning host when needed and calls the implementation. Results keep the
+original's ``True`` prefix; failures are ``XSContainerError`` with a stable code, which the entry
+script turns into ``[XENAPI_PLUGIN_FAILURE, fn, CODE, message]``.
+"""
+
+import os
+from typing import Callable, Dict, NamedTuple, Optional, Sequence
+
+import XenAPI
+
+from xscontainer.errors import InvalidArgument, NotFound
+from xscontainer.plugin import routing, validate
+from xscontainer.xapi.maps import set_map_key
+
+DEVMODE_FLAG = "/opt/xensource/packages/files/xscontainer/devmode_enabled"
+DEVMODE_REFUSAL = "ERROR: This call is only enabled when in dev mode."
+MONITOR_KEY = "xscontainer-monitor"
+
+# Where a call must run: on the VM's host, on a host that sees an SR or a VDI's SR, or here.
+ROUTE_VM, ROUTE_SR, ROUTE_VDI, ROUTE_LOCAL = "vm", "sr", "vdi", "local"
+
+
+class Spec(NamedTuple):
+    required: Sequence[str]
+    optional: Sequence[str]
+    route: str
+    impl: Callable
+    devmode: bool = False
+
+
+def _vm(session, args) -> str:
+    return routing.vm_ref_by_uuid(session, validate.uuid_arg(args, "vmuuid"))
+
+
+def register(session, args) -> str:
+    set_map_key(session.xenapi.VM, _vm(session, args), MONITOR_KEY, "True")
+    return "TrueNone"
+
+
+def deregister(session, args) -> str:
+    set_map_key(session.xenapi.VM, _vm(session, args), MONITOR_KEY, "False")
+    return "TrueNone"
+
+
+def _engine(session):
+    # Imported here: most calls of a short-lived plugin process never need the engine layer.
+    from xscontainer.plugin.engine_access import EngineAccess
+    return EngineAccess(session)
+
+
+def _lifecycle(operation: str) -> Callable:
+    def run(session, args) -> str:
+        container = validate.container_arg(args, "container")
+        vm_uuid = validate.uuid_arg(args, "vmuuid")
+        _vm(session, args)
+        return "True" + _engine(session).lifecycle(vm_uuid, operation, container)
+    run.__name__ = operation
+    return run
+
+
+def get_top(session, args) -> str:
+    container = validate.container_arg(args, "object")
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    _vm(session, args)
+    return "True" + _engine(session).top_xml(vm_uuid, container)
+
+
+def get_inspect(session, args) -> str:
+    container = validate.container_arg(args, "object")
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    _vm(session, args)
+    return "True" + _engine(session).inspect_xml(vm_uuid, container)
+
+
+def get_logs(session, args) -> str:
+    container = validate.container_arg(args, "container")
+    tail = validate.int_arg(args, "tail", 100, 1, validate.MAX_LOG_TAIL)
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    _vm(session, args)
+    return "True" + _engine(session).logs(vm_uuid, container, tail)
+
+
+def get_stats(session, args) -> str:
+    container = validate.container_arg(args, "container") if args.get("container") else None
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    _vm(session, args)
+    return "True" + _engine(session).stats_xml(vm_uuid, container)
+
+
+def refresh(session, args) -> str:
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    _vm(session, args)
+    _engine(session).refresh(vm_uuid)
+    return "True"
+
+
+def get_status(session, args) -> str:
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    _vm(session, args)
+    return "True" + _engine(session).status_xml(vm_uuid)
+
+
+def passthrough(session, args) -> str:
+    """Dev mode only: a read-only Docker Engine API GET, e.g. command=/containers/json.
+
+    The original ran ``command`` through a shell in the VM; we never hand a caller's string to a
+    shell, so the dev-mode passthrough is limited to engine API paths.
+    """
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    path = validate.api_path_arg(args, "command")
+    _vm(session, args)
+    return "True" + _engine(session).api_get(vm_uuid, path)
+
+
+def install_vm(session, args) -> str:
+    raise InvalidArgument("install_vm (download and import of a VM image from a URL) is not "
+                          "supported by this version; import the VM with xe vm-import.",
+                          code="UNSUPPORTED")
+
+
+def get_config_drive_default(session, args) -> str:
+    from xscontainer.configdrive import operations
+    template_uuid = validate.uuid_arg(args, "templateuuid")
+    try:
+        session.xenapi.VM.get_by_uuid(template_uuid)
+    except XenAPI.Failure as exc:
+        raise NotFound("No template or VM has uuid %s." % template_uuid, code="TEMPLATE_NOT_FOUND") from exc
+    return "True" + operations.get_config_drive_default(session, template_uuid)
+
+
+def create_config_drive(session, args) -> str:
+    from xscontainer.configdrive import operations
+    return "True" + operations.create_config_drive(
+        session, validate.uuid_arg(args, "vmuuid"), validate.uuid_arg(args, "sruuid"), args["configuration"])
+
+
+def get_config_drive_configuration(session, args) -> str:
+    from xscontainer.configdrive import operations
+    return "True" + operations.get_config_drive_configuration(session, validate.uuid_arg(args, "vdiuuid"))
+
+
+VM_CONTAINER = ("vmuuid", "container")
+FUNCTIONS = {
+    "register": Spec(("vmuuid",), (), ROUTE_LOCAL, register),
+    "deregister": Spec(("vmuuid",), (), ROUTE_LOCAL, deregister),
+    "start": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("start")),
+    "stop": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("stop")),
+    "restart": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("restart")),
+    "pause": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("pause")),
+    "unpause": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("unpause")),
+    "get_top": Spec(("vmuuid", "object"), (), ROUTE_VM, get_top),
+    "get_inspect": Spec(("vmuuid", "object"), (), ROUTE_VM, get_inspect),
+    "get_logs": Spec(VM_CONTAINER, ("tail",), ROUTE_VM, get_logs),
+    "get_stats": Spec(("vmuuid",), ("container",), ROUTE_VM, get_stats),
+    "refresh": Spec(("vmuuid",), (), ROUTE_VM, refresh),
+    "get_status": Spec(("vmuuid",), (), ROUTE_VM, get_status),
+    "get_config_drive_default": Spec(("templateuuid",), (), ROUTE_LOCAL, get_config_drive_default),
+    "create_config_drive": Spec(("vmuuid", "sruuid", "configuration"), (), ROUTE_SR, create_config_drive),
+    "get_config_drive_configuration": Spec(("vdiuuid",), (), ROUTE_VDI, get_config_drive_configuration),
+    "passthrough": Spec(("vmuuid", "command"), (), ROUTE_VM, passthrough, devmode=True),
+    "install_vm": Spec(("url", "sruuid"), (), ROUTE_LOCAL, install_vm, devmode=True),
+}
+
+
+def devmode_enabled(flag_path: str = DEVMODE_FLAG) -> bool:
+    return os.path.exists(flag_path)
+
+
+def _owner_host(session, spec: Spec, args: Dict[str, str], here: str) -> Optional[str]:
+    """The host that must run the call, or None to run it here."""
+    if spec.route == ROUTE_VM:
+        owner = routing.host_of_vm(session, _vm(session, args))
+    elif spec.route == ROUTE_SR:
+        sr = routing.sr_ref_by_uuid(session, validate.uuid_arg(args, "sruuid"))
+        owner = routing.host_seeing_sr(session, sr, here)
+        if owner is None:
+            raise NotFound("No host has SR %s attached." % args["sruuid"], code="SR_NOT_ATTACHED")
+    elif spec.route == ROUTE_VDI:
+        sr = routing.vdi_sr_ref(session, validate.uuid_arg(args, "vdiuuid"))
+        owner = routing.host_seeing_sr(session, sr, here)
+    else:
+        owner = None
+    return None if owner in (None, here) else owner
+
+
+def run_function(session: "XenAPI.Session", fn: str, args: Dict[str, str]) -> str:
+    spec = FUNCTIONS[fn]
+    if spec.devmode and not devmode_enabled():
+        return DEVMODE_REFUSAL
+    forwarded = routing.was_forwarded(args)
+    args = routing.strip_routing_keys(args)
+    validate.check_sizes(args)
+    validate.require(args, spec.required)
+    extra = validate.unexpected_keys(args, tuple(spec.required) + tuple(spec.optional))
+    if extra:
+        raise InvalidArgument("Unexpected argument(s) for %s: %s." % (fn, extra))
+    if not forwarded:
+        here = routing.this_host_ref(session)
+        owner = _owner_host(session, spec, args, here)
+        if owner is not None:
+            return routing.forward(session, owner, fn, args)
+    return spec.impl(session, args)
