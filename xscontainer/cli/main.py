@@ -1,0 +1,300 @@
+"""xscontainer: containers of the pool's VMs, from dom0 or any machine that reaches xapi.
+
+    xscontainer [--url URL --username USER --password-file FILE] VERB ...
+
+Verbs:
+    ps [--vm VM] [--all-hosts] [--refresh]    containers of the managed VMs
+    top VM CONTAINER                          processes of a container
+    inspect VM CONTAINER                      the container's configuration and state
+    logs VM CONTAINER [--tail N]              the container's last log lines
+    stats VM [CONTAINER]                      CPU, memory, network and disk use
+    start|stop|restart|pause|unpause VM CONTAINER
+    register VM | deregister VM               switch container management on or off
+    doctor VM                                 is the VM's engine reachable, and if not, why
+    config-drive default TEMPLATE             the default cloud-config of a template
+    config-drive create VM --sr SR --file F   make a config drive for VM from the file F
+    config-drive show VDI                     the configuration stored on a config drive
+    prepare-vm ...                            xscontainer-prepare-vm (its own arguments; --url,
+                                              --username, --password-file are passed on)
+Every verb but prepare-vm takes --json (machine-readable output on stdout).
+
+Connection: the local xapi socket (dom0) by default; --url/--username/--password-file reach any
+pool member over HTTP(S) ("-" reads the password from stdin). Every container operation is a
+host.call_plugin of the xscontainer plugin on the VM's host (the pool coordinator when the VM
+does not run), so the command works from any host of the pool.
+
+ps scope: with --vm, that one VM (registered or not). Otherwise every VM registered for container
+management (other-config:xscontainer-monitor=true) that runs on *this* host when connected to the
+local xapi, as `docker ps` shows one engine; --all-hosts (or --url) shows the whole pool, halted
+VMs included. Without --refresh, ps shows what the monitor last wrote to other-config:docker_ps
+(fast, no VM is contacted); --refresh asks each running VM's engine first.
+
+Naming: a VM, template, SR or VDI by uuid, name label or a unique prefix of either; a container
+by id, name or a unique prefix of either. An exact uuid/id wins, then an exact name, then a
+prefix. Several matches are an error listing them.
+
+Output: aligned tables, cut to the terminal width (environment COLUMNS overrides it; output that
+is not a terminal is never cut). Errors go to stderr as one sentence and a stable code in
+brackets, e.g. `xscontainer: No VM is named 'x' (by uuid, name or prefix). [VM_NOT_FOUND]`
+(with --json: a JSON object {"error": {"code", "message"}}).
+
+Exit codes:
+    0  success (doctor: the VM's engine answers)
+    1  the operation failed (engine error, xapi or the plugin refused)
+    2  usage error (bad command line or argument)
+    3  not found: no such VM, container, template, SR or VDI, or an ambiguous name
+    4  the VM's Docker engine cannot be reached (doctor: the VM is not healthy)
+    5  xapi cannot be reached, or refused the login
+"""
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from typing import List, Optional, TextIO, Tuple
+
+from xscontainer.cli import commands
+from xscontainer.cli.failures import EXIT_FAILED, EXIT_USAGE, exit_code
+from xscontainer.errors import InvalidArgument, XapiError, XSContainerError
+
+PROG = "xscontainer"
+GLOBAL_WITH_VALUE = ("--url", "--username", "--password-file")
+
+
+def _usage_and_codes() -> Tuple[str, str]:
+    doc = __doc__ or ""
+    head, _, codes = doc.partition("Exit codes:")
+    return head.strip(), "Exit codes:" + codes.rstrip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    description, codes = _usage_and_codes()
+    parser = argparse.ArgumentParser(prog=PROG, description=description,
+                                     epilog=codes, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="xapi URL of any pool member (default: the local xapi socket)")
+    parser.add_argument("--username", help="user for --url")
+    parser.add_argument("--password-file", help="file holding the password for --url ('-': stdin)")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        return verbs.add_parser(name, help=help_text, description=help_text, parents=[json_flag])
+
+    ps = verb("ps", "containers of the managed VMs (this host's unless --all-hosts)")
+    ps.add_argument("--vm", help="only this VM (uuid, name or unique prefix)")
+    ps.add_argument("--all-hosts", action="store_true", help="every managed VM of the pool")
+    ps.add_argument("--refresh", action="store_true", help="ask the engines first instead of "
+                                                           "showing what the monitor last wrote")
+    for name, help_text in (("top", "processes running in a container"),
+                            ("inspect", "a container's configuration and state")):
+        sub = verb(name, help_text)
+        sub.add_argument("vm")
+        sub.add_argument("container")
+    logs = verb("logs", "the last lines a container logged")
+    logs.add_argument("vm")
+    logs.add_argument("container")
+    logs.add_argument("--tail", type=int, help="number of lines (default: the plugin's, 100)")
+    stats = verb("stats", "resource use of a VM's running containers (or one)")
+    stats.add_argument("vm")
+    stats.add_argument("container", nargs="?")
+    for action in commands.LIFECYCLE:
+        sub = verb(action, "%s a container" % action)
+        sub.add_argument("vm")
+        sub.add_argument("container")
+    for name, help_text in (("register", "switch container management on for a VM"),
+                            ("deregister", "switch container management off for a VM"),
+                            ("doctor", "can the VM's engine be reached? if not, why, and what to do")):
+        verb(name, help_text).add_argument("vm")
+    drive = verbs.add_parser("config-drive", help="cloud-config drives (default, create, show)")
+    drive_verbs = drive.add_subparsers(dest="drive_verb", metavar="ACTION")
+    default = drive_verbs.add_parser("default", help="a template's default configuration", parents=[json_flag])
+    default.add_argument("template")
+    create = drive_verbs.add_parser("create", help="create a config drive for a VM", parents=[json_flag])
+    create.add_argument("vm")
+    create.add_argument("--sr", required=True, help="SR for the drive (uuid, name or unique prefix)")
+    create.add_argument("--file", required=True, help="the configuration text ('-': stdin)")
+    show = drive_verbs.add_parser("show", help="the configuration stored on a config drive", parents=[json_flag])
+    show.add_argument("vdi")
+    verbs.add_parser("prepare-vm", help="prepare a VM for container management (see prepare-vm --help)",
+                     add_help=False)
+    return parser
+
+
+def split_prepare_vm(argv: List[str]) -> Optional[Tuple[List[str], List[str]]]:
+    """(global options, prepare-vm's own arguments) when the verb is prepare-vm, else None: its
+    arguments go to xscontainer-prepare-vm untouched, whatever they look like."""
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in GLOBAL_WITH_VALUE:
+            index += 2
+        elif word.startswith("--") and word.split("=", 1)[0] in GLOBAL_WITH_VALUE:
+            index += 1
+        elif word == "prepare-vm":
+            return argv[:index], argv[index + 1:]
+        else:
+            return None
+    return None
+
+
+def read_secret(path: str, stdin: TextIO) -> str:
+    try:
+        if path == "-":
+            text = stdin.readline()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.readline()
+    except OSError as exc:
+        raise InvalidArgument("Cannot read the password file %s: %s." % (path, exc.strerror)) from exc
+    return text.rstrip("\r\n")
+
+
+def read_text(path: str, stdin: TextIO) -> str:
+    try:
+        if path == "-":
+            return stdin.read()
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument("Cannot read %s: %s." % (path, getattr(exc, "strerror", None) or exc)) from exc
+
+
+def output_width(stream: TextIO) -> Optional[int]:
+    """Characters per line for tables: COLUMNS when set, the terminal's width on a terminal, no
+    limit otherwise (pipes and files get whole values)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if stream.isatty():
+            return shutil.get_terminal_size().columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+def open_session(args: argparse.Namespace, stdin: TextIO):
+    from xscontainer.xapi.session import open_local_session, open_url_session
+    if args.url:
+        if not args.username or not args.password_file:
+            raise InvalidArgument("--url needs --username and --password-file.")
+        return open_url_session(args.url, args.username, read_secret(args.password_file, stdin))
+    if args.username or args.password_file:
+        raise InvalidArgument("--username and --password-file only go with --url.")
+    return open_local_session()
+
+
+def local_host_uuid(args: argparse.Namespace, err: TextIO, wanted: bool) -> Optional[str]:
+    """This host's uuid for ps's default scope; None (the whole pool) over --url or off dom0."""
+    if args.url or not wanted:
+        return None
+    from xscontainer.xapi.inventory import this_host_uuid
+    try:
+        return this_host_uuid()
+    except XapiError as exc:
+        err.write("%s: %s Showing every host.\n" % (PROG, exc.message))
+        return None
+
+
+def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> int:
+    verb = args.verb
+    if verb == "ps":
+        return commands.cmd_ps(ctx, args.vm, args.all_hosts, args.refresh)
+    if verb == "top":
+        return commands.cmd_top(ctx, args.vm, args.container)
+    if verb == "inspect":
+        return commands.cmd_inspect(ctx, args.vm, args.container)
+    if verb == "logs":
+        if args.tail is not None and args.tail < 1:
+            raise InvalidArgument("--tail must be at least 1.")
+        return commands.cmd_logs(ctx, args.vm, args.container, args.tail)
+    if verb == "stats":
+        return commands.cmd_stats(ctx, args.vm, args.container)
+    if verb in commands.LIFECYCLE:
+        return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)
+    if verb in ("register", "deregister"):
+        return commands.cmd_register(ctx, args.vm, verb == "register")
+    if verb == "doctor":
+        return commands.cmd_doctor(ctx, args.vm)
+    if verb == "config-drive":
+        if args.drive_verb == "default":
+            return commands.cmd_config_drive_default(ctx, args.template)
+        if args.drive_verb == "create":
+            return commands.cmd_config_drive_create(ctx, args.vm, args.sr, read_text(args.file, stdin))
+        if args.drive_verb == "show":
+            return commands.cmd_config_drive_show(ctx, args.vdi)
+    raise InvalidArgument("Unknown verb %r." % verb)
+
+
+def report_error(exc: XSContainerError, as_json: bool, err: TextIO) -> None:
+    if as_json:
+        err.write(json.dumps({"error": {"code": exc.code, "message": exc.message}}, sort_keys=True) + "\n")
+    else:
+        err.write("%s: %s [%s]\n" % (PROG, exc.message, exc.code))
+
+
+def prepare_vm_argv(args: argparse.Namespace, own: List[str]) -> List[str]:
+    """prepare-vm's arguments: our connection options in its spelling, then its own."""
+    extra = []  # type: List[str]
+    if args.url:
+        extra += ["--url", args.url]
+    if args.username:
+        extra += ["--username-xapi", args.username]
+    if args.password_file:
+        extra += ["--password-file-xapi", args.password_file]
+    return extra + list(own)
+
+
+def prepare_vm(argv: List[str]) -> int:
+    try:
+        from xscontainer.prepare.cli import main as prepare_main
+    except ImportError as exc:
+        raise XSContainerError("prepare-vm is not available in this installation (%s)." % exc,
+                               code="UNSUPPORTED") from exc
+    return prepare_main(argv) or 0
+
+
+def main(argv: Optional[List[str]] = None, stdin: Optional[TextIO] = None, stdout: Optional[TextIO] = None,
+         stderr: Optional[TextIO] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stdin, out, err = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    logging.basicConfig(level=logging.WARNING, stream=err, format="%(name)s: %(levelname)s %(message)s")
+    parser = build_parser()
+    delegated = split_prepare_vm(argv)
+    try:
+        args = parser.parse_args(delegated[0] + ["prepare-vm"] if delegated else argv)
+    except SystemExit as exc:  # argparse has printed the usage or the help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    as_json = bool(getattr(args, "json", False))
+    if not args.verb or (args.verb == "config-drive" and not args.drive_verb):
+        parser.print_usage(err)
+        err.write("%s: name a verb (%s --help lists them). [USAGE]\n" % (PROG, PROG))
+        return EXIT_USAGE
+    session = None
+    try:
+        if delegated:
+            return prepare_vm(prepare_vm_argv(args, delegated[1]))
+        session = open_session(args, stdin)
+        from xscontainer.cli.xapiclient import PoolClient
+        ctx = commands.Context(PoolClient(session), out, err, json=as_json, width=output_width(out),
+                               this_host=local_host_uuid(args, err, args.verb == "ps" and not args.all_hosts))
+        return run_verb(ctx, args, stdin)
+    except XSContainerError as exc:
+        report_error(exc, as_json, err)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `xscontainer ps | head`
+        return EXIT_FAILED
+    finally:
+        if session is not None:
+            from xscontainer.xapi.session import close_session
+            close_session(session)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The command line's only way to xapi: VM, host, SR and VDI records, ``other_config`` values and
+``host.call_plugin`` on the right host, with xapi failures translated into ``XSContainerError``."""
+
+from typing import Dict, List, Optional
+
+import XenAPI
+
+from xscontainer.cli.failures import from_xapi_failure
+from xscontainer.cli.model import Named, VmInfo
+from xscontainer.errors import XapiError
+
+PLUGIN = "xscontainer"
+NULL_REF = "OpaqueRef:NULL"
+
+
+class PoolClient:
+    """One logged-in session's view of the pool. Not thread-safe (one session, one connection)."""
+
+    def __init__(self, session: "XenAPI.Session") -> None:
+        self._session = session
+        self._api = session.xenapi
+        self._hosts = None  # type: Optional[Dict[str, Dict[str, str]]]
+
+    def _xapi(self, doing: str, call, *args):
+        try:
+            return call(*args)
+        except XenAPI.Failure as exc:
+            raise from_xapi_failure(exc.details, doing) from exc
+        except OSError as exc:
+            raise XapiError("The connection to xapi broke while %s: %s" % (doing, exc),
+                            code="XAPI_UNREACHABLE") from exc
+
+    def hosts(self) -> Dict[str, Dict[str, str]]:
+        """host ref -> {"uuid", "name_label"}."""
+        if self._hosts is None:
+            records = self._xapi("listing the hosts", self._api.host.get_all_records)
+            self._hosts = {ref: {"uuid": r["uuid"], "name_label": r["name_label"]} for ref, r in records.items()}
+        return self._hosts
+
+    def host_ref_by_uuid(self, uuid: str) -> Optional[str]:
+        for ref, host in self.hosts().items():
+            if host["uuid"] == uuid:
+                return ref
+        return None
+
+    def master(self) -> str:
+        pools = self._xapi("finding the pool", self._api.pool.get_all)
+        if not pools:
+            raise XapiError("xapi reports no pool.", code="XAPI_ERROR")
+        return self._xapi("finding the pool coordinator", self._api.pool.get_master, pools[0])
+
+    def _vm_info(self, ref: str, record: Dict) -> VmInfo:
+        host_ref = record.get("resident_on")
+        host = self.hosts().get(host_ref) if host_ref and host_ref != NULL_REF else None
+        return VmInfo(ref, record["uuid"], record["name_label"], record["power_state"],
+                      host_ref if host else None, host["uuid"] if host else None,
+                      host["name_label"] if host else None, dict(record.get("other_config") or {}))
+
+    def vms(self, templates: bool = False) -> List[VmInfo]:
+        """Every guest (templates=False) or every template, sorted by name label then uuid."""
+        records = self._xapi("listing the VMs", self._api.VM.get_all_records)
+        result = []
+        for ref, record in records.items():
+            if record.get("is_control_domain") or record.get("is_a_snapshot"):
+                continue
+            if bool(record.get("is_a_template")) != templates:
+                continue
+            result.append(self._vm_info(ref, record))
+        return sorted(result, key=lambda vm: (vm.name_label, vm.uuid))
+
+    def vm(self, ref: str) -> VmInfo:
+        """A fresh record of one VM."""
+        return self._vm_info(ref, self._xapi("reading a VM", self._api.VM.get_record, ref))
+
+    def other_config_value(self, vm_ref: str, key: str) -> Optional[str]:
+        return self._xapi("reading a VM's other-config", self._api.VM.get_other_config, vm_ref).get(key)
+
+    def srs(self) -> List[Named]:
+        records = self._xapi("listing the SRs", self._api.SR.get_all_records)
+        return sorted((Named(ref, r["uuid"], r["name_label"]) for ref, r in records.items()),
+                      key=lambda n: (n.name_label, n.uuid))
+
+    def vdis(self) -> List[Named]:
+        records = self._xapi("listing the VDIs", self._api.VDI.get_all_records)
+        return sorted((Named(ref, r["uuid"], r["name_label"]) for ref, r in records.items()
+                       if not r.get("is_a_snapshot")), key=lambda n: (n.name_label, n.uuid))
+
+    def plugin_host(self, vm: Optional[VmInfo]) -> str:
+        """Where to call the plugin for ``vm``: its resident host, else the pool coordinator (the
+        plugin forwards to the right host either way)."""
+        if vm is not None and vm.host_ref:
+            return vm.host_ref
+        return self.master()
+
+    def call_plugin(self, host_ref: str, fn: str, args: Dict[str, str]) -> str:
+        """The plugin's output after its ``True`` prefix."""
+        result = self._xapi("running the plugin function %s" % fn, self._api.host.call_plugin,
+                            host_ref, PLUGIN, fn, args)
+        if not result.startswith("True"):
+            raise XapiError("The plugin function %s did not succeed: %s" % (fn, result[:300]),
+                            code="PLUGIN_REFUSED")
+        return result[len("True"):]
