@@ -1,0 +1,168 @@
+"""The RPM installed into scratch roots: files, scriptlets with the real systemctl, removal, and
+the installed plugin answering ``host.call_plugin`` from the simulator under Python 3.6."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+import XenAPI
+
+from pkgharness import ROOT, run
+
+WANTS = "etc/systemd/system/multi-user.target.wants/xscontainer-monitor.service"
+SITELIB = "usr/lib/python3.6/site-packages"
+
+
+def rpm_root(root, *args):
+    nodeps = ["--nodeps"] if args[0] in ("-i", "-U", "-e", "-V", "--noscripts") else []
+    return run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm"] + nodeps + list(args))
+
+
+def installed_paths(root, files):
+    return [p for p in files if os.path.lexists(os.path.join(root, p.lstrip("/")))]
+
+
+def test_install_and_erase_without_scripts(built, rpm_files, tmp_path):
+    root = str(tmp_path / "root")
+    os.mkdir(root)
+    rpm_root(root, "--noscripts", "-i", built.path("rpm"))
+    assert installed_paths(root, rpm_files) == rpm_files
+    plugin = os.path.join(root, "etc/xapi.d/plugins/xscontainer")
+    assert os.access(plugin, os.X_OK)
+    assert "xscontainer" in rpm_root(root, "-qa").stdout
+    assert rpm_root(root, "-V", "xscontainer").stdout == ""  # every file as packaged
+    rpm_root(root, "--noscripts", "-e", "xscontainer")
+    assert installed_paths(root, rpm_files) == []
+    assert not os.path.lexists(os.path.join(root, WANTS))
+
+
+def _chroot_root(base):
+    """A root where the scriptlets really run: busybox as /bin/sh and the host's systemctl."""
+    systemctl, busybox = shutil.which("systemctl"), shutil.which("busybox")
+    if os.geteuid() != 0:
+        pytest.skip("rpm runs scriptlets in a chroot, which needs root")
+    if not systemctl or not busybox:
+        pytest.skip("needs systemctl and busybox (Debian packages systemd, busybox-static)")
+    os.makedirs(os.path.join(base, "bin"))
+    os.makedirs(os.path.join(base, "usr/bin"))
+    os.makedirs(os.path.join(base, "dev"))
+    shutil.copy(busybox, os.path.join(base, "bin/busybox"))
+    for applet in ("sh", "rm"):
+        os.symlink("busybox", os.path.join(base, "bin", applet))
+    shutil.copy(systemctl, os.path.join(base, "usr/bin/systemctl"))
+    for line in run(["ldd", systemctl]).stdout.splitlines():
+        for word in line.split():
+            if word.startswith("/"):
+                target = os.path.join(base, word.lstrip("/"))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy(os.path.realpath(word), target)
+    if subprocess.call(["mknod", "-m", "666", os.path.join(base, "dev/null"), "c", "1", "3"]) != 0:
+        pytest.skip("cannot create dev/null in the scratch root (mknod not permitted here)")
+
+
+def test_scriptlets_enable_on_install_and_disable_on_removal(built, rpm_files, tmp_path):
+    root = str(tmp_path / "root")
+    _chroot_root(root)
+
+    def enabled():
+        return run(["chroot", root, "/usr/bin/systemctl", "is-enabled", "xscontainer-monitor.service"],
+                   check=False).stdout.strip()
+
+    rpm_root(root, "-i", built.path("rpm"))
+    assert os.path.islink(os.path.join(root, WANTS))
+    assert enabled() == "enabled"
+    rpm_root(root, "-U", "--replacepkgs", built.path("rpm"))  # an upgrade keeps it enabled
+    assert enabled() == "enabled"
+    rpm_root(root, "-e", "xscontainer")
+    assert installed_paths(root, rpm_files) == []
+    assert not os.path.lexists(os.path.join(root, WANTS))
+    assert enabled() != "enabled"
+    for leftover in ("usr/lib/xscontainer", SITELIB + "/xscontainer", "usr/share/xscontainer"):
+        assert not os.path.lexists(os.path.join(root, leftover)), leftover
+
+
+def _python36():
+    """The base Python 3.6 interpreter behind .venv36 (or this one, when it is 3.6)."""
+    if sys.version_info[:2] == (3, 6):
+        candidate = sys.executable
+    else:
+        candidate = os.path.join(ROOT, ".venv36", "bin", "python")
+        if not os.path.exists(candidate):
+            pytest.skip("no .venv36 (Python 3.6) to run the installed plugin with")
+    prefix = run([candidate, "-c", "import sys; print(sys.base_prefix)"]).stdout.strip()
+    return os.path.join(prefix, "bin", "python3.6")
+
+
+class InstalledSim(object):
+    """The simulator started from the installed tree, plugins from the installed plugin dir."""
+
+    def __init__(self, python, directory, plugins):
+        self.proc = subprocess.Popen(
+            [python, "-m", "xscontainer.sim.cli", "--dir", directory, "--plugins", plugins,
+             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
+            env={"PATH": "/usr/bin:/bin"})
+        result = []
+        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()))
+        reader.daemon = True
+        reader.start()
+        reader.join(60)
+        if not result or not result[0]:
+            self.stop()
+            raise AssertionError("simulator did not start: %s" % self.proc.stderr.read().decode())
+        self.info = json.loads(result[0].decode())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def test_installed_plugin_answers_call_plugin_under_python36(built, tmp_path):
+    root = str(tmp_path / "root")
+    os.mkdir(root)
+    rpm_root(root, "--noscripts", "-i", built.path("rpm"))
+    # A Python 3.6 environment that sees only what the RPM installed: the package and the
+    # vendored wheels, not this repository nor any venv's site-packages.
+    venv = str(tmp_path / "py36")
+    run([_python36(), "-m", "venv", "--without-pip", venv])
+    site = os.path.join(venv, "lib", "python3.6", "site-packages")
+    with open(os.path.join(site, "xscontainer-root.pth"), "w") as handle:
+        handle.write(os.path.join(root, "usr/lib/xscontainer/vendor") + "\n")
+        handle.write(os.path.join(root, SITELIB) + "\n")
+    python = os.path.join(venv, "bin", "python")
+    where = run([python, "-c", "import xscontainer, XenAPI, paramiko, yaml, pycdlib, nacl, "
+                               "cryptography.hazmat.bindings._rust; "
+                               "print(xscontainer.__file__); print(paramiko.__file__)"],
+                cwd="/", env={"PATH": "/usr/bin:/bin"}).stdout
+    assert all(line.startswith(root) for line in where.split()), where
+
+    sim = InstalledSim(python, str(tmp_path / "sim"), os.path.join(root, "etc/xapi.d/plugins"))
+    try:
+        session = XenAPI.Session(sim.info["xapi_url"])
+        session.xenapi.login_with_password(sim.info["username"], sim.info["password"], "1.0", "tests")
+        try:
+            host = session.xenapi.host.get_by_uuid(sim.info["hosts"][0]["uuid"])
+            vm = session.xenapi.VM.create({"name_label": "packaging-test"})
+            vm_uuid = session.xenapi.VM.get_uuid(vm)
+            result = session.xenapi.host.call_plugin(host, "xscontainer", "register", {"vmuuid": vm_uuid})
+            assert result == "TrueNone"
+            assert session.xenapi.VM.get_other_config(vm)["xscontainer-monitor"] == "True"
+            with pytest.raises(XenAPI.Failure) as info:
+                session.xenapi.host.call_plugin(host, "xscontainer", "register", {"vmuuid": "nope"})
+            assert info.value.details[0] == "XENAPI_PLUGIN_FAILURE"
+            assert info.value.details[1] == "register"
+        finally:
+            session.xenapi.session.logout()
+    finally:
+        sim.stop()

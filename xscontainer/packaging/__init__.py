@@ -1,0 +1,5 @@
+"""Pure builders for the pack's metadata (update.xml, groups.xml, XS-REPOSITORY, XS-PACKAGES).
+
+The build itself (rpmbuild, createrepo_c, xorriso) is driven by ``iso/build``; this package only
+turns records into bytes so tests can check the formats without the tools.
+"""
