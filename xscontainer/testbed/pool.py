@@ -96,4 +96,5 @@ def monitor_module_exists() -> bool:
 
 
 def monitor_argv(python: str, inventory: str) -> List[str]:
-    return [python, "-m", "xscontainer.monitor.cli", "--inventory", inventory]
+    # Logs go to stderr, which the testbed sends to its own log file (not /var/log).
+    return [python, "-m", "xscontainer.monitor.cli", "--inventory", inventory, "--log-file", "-"]
