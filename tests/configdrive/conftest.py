@@ -1,60 +1,24 @@
 """A simulated pool (the product's own simulator, started as users start it) for config drive tests."""
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 
 import pytest
 
-from xscontainer.xapi.session import close_session, open_local_session
+from xscontainer.sim.process import SimulatorProcess
+
+from xscontainer.xapi.session import close_session
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class SimPool:
+class SimPool(SimulatorProcess):
     def __init__(self, directory):
-        self.directory = directory
-        env = dict(os.environ)
-        env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self._stderr = open(os.path.join(directory, "stderr.log"), "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "xscontainer.sim.cli", "--dir", directory],
-                                     stdout=subprocess.PIPE, stderr=self._stderr, env=env)
-        line = self._readline(30.0)
-        if not line:
-            self.stop()
-            with open(os.path.join(directory, "stderr.log"), "rb") as handle:
-                raise RuntimeError("the simulator did not start: %s" % handle.read()[-2000:])
-        self.info = json.loads(line.decode())
-
-    def _readline(self, timeout):
-        result = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()))
-        reader.daemon = True
-        reader.start()
-        reader.join(timeout)
-        return result[0] if result else b""
-
-    @property
-    def socket_path(self):
-        return self.info["unix_socket"]
+        super().__init__(directory)
+        self.start(30.0)
 
     def session(self):
         # The local socket, as the plugin in dom0 uses it.
-        return open_local_session(self.socket_path)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self._stderr.close()
+        return self.local_session()
 
 
 def _start(tmp_path_factory, name):

@@ -5,31 +5,18 @@ the VMs it must watch are registered through xapi exactly as the plugin does it.
 """
 
 import json
-import os
 import threading
-import time
 
 import pytest
 import XenAPI
 
+from waiting import wait_for
 from consumer_xml import xencenter_containers, xencenter_docker_info, xencenter_docker_version
 from xscontainer.monitor.alerts import MESSAGE_NAME
 from xscontainer.monitor.service import Monitor, MonitorOptions
 from xscontainer.xapi.session import close_session, open_local_session
 
 MONITOR_KEY = "xscontainer-monitor"
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    """Poll until predicate() is truthy; the deadline only bounds a failing test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 class Bed:

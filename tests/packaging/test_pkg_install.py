@@ -1,15 +1,14 @@
 """The RPM installed into scratch roots: files, scriptlets with the real systemctl, removal, and
 the installed plugin answering ``host.call_plugin`` from the simulator under Python 3.6."""
 
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 
 import pytest
+
+from xscontainer.sim.process import SimulatorProcess
 import XenAPI
 
 from pkgharness import ROOT, run
@@ -98,34 +97,12 @@ def _python36():
     return os.path.join(prefix, "bin", "python3.6")
 
 
-class InstalledSim(object):
+class InstalledSim(SimulatorProcess):
     """The simulator started from the installed tree, plugins from the installed plugin dir."""
 
     def __init__(self, python, directory, plugins):
-        self.proc = subprocess.Popen(
-            [python, "-m", "xscontainer.sim.cli", "--dir", directory, "--plugins", plugins,
-             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
-            env={"PATH": "/usr/bin:/bin"})
-        result = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()))
-        reader.daemon = True
-        reader.start()
-        reader.join(60)
-        if not result or not result[0]:
-            self.stop()
-            raise AssertionError("simulator did not start: %s" % self.proc.stderr.read().decode())
-        self.info = json.loads(result[0].decode())
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        super().__init__(directory, plugins=plugins, python=python, cwd="/", env={"PATH": "/usr/bin:/bin"})
+        self.start(60.0)
 
 
 def test_installed_plugin_answers_call_plugin_under_python36(built, tmp_path):

@@ -6,28 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import xml.dom.minidom
 
 import pytest
 import XenAPI
 
+from waiting import wait_for
 from consumer_xml import xencenter_containers, xencenter_top
 from xscontainer.plugin.functions import DEVMODE_FLAG, DEVMODE_REFUSAL, FUNCTIONS
 from xscontainer.xapi.session import close_session, open_local_session
 
 PLUGIN = "xscontainer"
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 class Pool:

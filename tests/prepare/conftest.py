@@ -1,48 +1,25 @@
 """Fixtures for prepare-vm: a simulated pool (the product's simulator, started as users start it)
 and a runner for the command as a subprocess."""
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import pytest
 
-from xscontainer.xapi.session import close_session, open_local_session
+from xscontainer.sim.process import SimulatorProcess
+
+from xscontainer.xapi.session import close_session
 
 
-class SimPool(object):
+class SimPool(SimulatorProcess):
     def __init__(self, directory):
-        self.directory = directory
-        self._stderr = open(os.path.join(directory, "stderr.log"), "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "xscontainer.sim.cli", "--dir", directory, "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=self._stderr)
-        result = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()))
-        reader.daemon = True
-        reader.start()
-        reader.join(30)
-        if not result or not result[0]:
-            self.stop()
-            raise RuntimeError("the simulator did not start; see %s" % os.path.join(directory, "stderr.log"))
-        self.info = json.loads(result[0].decode())
+        super().__init__(directory)
+        self.start(30.0)
 
     def session(self):
-        return open_local_session(self.info["unix_socket"])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self._stderr.close()
+        return self.local_session()
 
 
 @pytest.fixture(scope="module")

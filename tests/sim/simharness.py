@@ -1,13 +1,10 @@
 """Test harness: start the simulator as a subprocess (as users do); talk to it with XenAPI."""
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 
 import XenAPI
+
+from xscontainer.sim.process import SimulatorProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEST_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins")
@@ -26,33 +23,12 @@ def plugins_dir(base):
     return path
 
 
-class Sim:
+class Sim(SimulatorProcess):
+    """The simulator with the product's plugins plus the test-only failure plugins."""
+
     def __init__(self, directory, extra=(), plugins=None):
-        self.directory = directory
-        env = dict(os.environ)
-        env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                    else "")
-        argv = [sys.executable, "-m", "xscontainer.sim.cli", "--dir", directory,
-                "--plugins", plugins or plugins_dir(directory)] + list(extra)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env)
-        line = self._readline(20.0)
-        if not line:
-            self.proc.kill()
-            raise RuntimeError("simulator did not start: %s" % self.proc.stderr.read())
-        self.info = json.loads(line.decode())
-
-    def _readline(self, timeout):
-        result = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()))
-        reader.daemon = True
-        reader.start()
-        reader.join(timeout)
-        return result[0] if result else b""
-
-    @property
-    def url(self):
-        return self.info["xapi_url"]
+        super().__init__(directory, plugins=plugins or plugins_dir(directory), extra_args=extra)
+        self.start(30.0)
 
     def session(self):
         s = XenAPI.Session(self.url)
@@ -64,16 +40,3 @@ class Sim:
                            transport=XenAPI.UDSTransport())
         s.xenapi.login_with_password("root", password, "1.0", "tests")
         return s
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        return self.proc.returncode
-

@@ -2,6 +2,7 @@
 ready; SIGTERM/SIGINT stop it cleanly with the database flushed."""
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -52,15 +53,13 @@ def socket_path(directory: str) -> str:
     path = os.path.join(directory, "xapi")
     if "_" not in path and len(path.encode()) <= MAX_SOCKET_PATH:
         return path
-    base = "/tmp"  # TMPDIR may be long or contain "_"
-    for _ in range(100):
-        short = os.path.join(base, "xsc-" + secrets.token_hex(4))
-        try:
-            os.mkdir(short, 0o700)
-            return os.path.join(short, "xapi")
-        except FileExistsError:
-            continue
-    raise OSError("cannot create a short socket directory in %s" % base)
+    # Derived from DIR, so a restarted simulator listens where its clients expect it, as xapi does.
+    digest = hashlib.sha256(os.path.realpath(directory).encode("utf-8")).hexdigest()[:12]
+    short = os.path.join("/tmp", "xsc-" + digest)  # TMPDIR may be long or contain "_"
+    os.makedirs(short, mode=0o700, exist_ok=True)
+    if os.stat(short).st_uid != os.getuid():
+        raise OSError("%s belongs to another user" % short)
+    return os.path.join(short, "xapi")
 
 
 def _password(directory: str) -> str:
