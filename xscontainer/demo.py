@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import xml.dom.minidom
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from xscontainer.errors import XSContainerError
 
@@ -138,7 +138,7 @@ class Demo:
             api = session.xenapi
             template = next(r["uuid"] for r in api.VM.get_all_records().values()
                             if r["is_a_template"] and "coreos" in r["name_label"].lower())
-            new_vm = api.VM.create({"name_label": "new-container-host"})
+            api.VM.create({"name_label": "new-container-host"})
             sr = api.SR.get_uuid(api.pool.get_default_SR(api.pool.get_all()[0]))
         finally:
             close_session(session)

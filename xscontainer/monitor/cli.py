@@ -57,10 +57,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     logging.getLogger(__name__).info("xscontainer-monitor starting (control socket %s)", monitor.control_path)
-    runner = threading.Thread(target=monitor.run, name="monitor")
+    failure = []
+
+    def run() -> None:
+        try:
+            monitor.run()
+        except XSContainerError as exc:
+            failure.append(exc)
+
+    runner = threading.Thread(target=run, name="monitor")
     runner.start()
     while runner.is_alive():
         runner.join(0.5)  # the main thread stays free to receive signals
+    if failure:
+        logging.getLogger(__name__).error("xscontainer-monitor failed: %s", failure[0])
+        print("xscontainer-monitor: %s (%s)" % (failure[0].message, failure[0].code), file=sys.stderr)
+        return 1
     logging.getLogger(__name__).info("xscontainer-monitor stopped")
     return 0
 

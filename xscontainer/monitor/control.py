@@ -68,9 +68,14 @@ class ControlServer:
         if os.path.exists(self.path):
             os.unlink(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(self.path)
-        os.chmod(self.path, 0o600)
-        sock.listen(64)
+        try:
+            sock.bind(self.path)
+            os.chmod(self.path, 0o600)
+            sock.listen(64)
+        except OSError as exc:
+            sock.close()
+            raise XSContainerError("Cannot listen on the control socket %s: %s" % (self.path, exc),
+                                   code="CONTROL_SOCKET_FAILED") from exc
         self._sock = sock
         self._thread = threading.Thread(target=self._accept_loop, name="control-accept", daemon=True)
         self._thread.start()

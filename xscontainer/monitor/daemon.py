@@ -11,12 +11,13 @@ from typing import Callable, Dict, Optional
 
 import XenAPI
 
+from xscontainer.errors import XapiError
 from xscontainer.monitor.view import CLASSES, Target, XapiView, orphaned_tls_secrets
 from xscontainer.xapi.inventory import this_host_uuid
 from xscontainer.xapi.session import close_session
 
 LOG = logging.getLogger(__name__)
-XAPI_ERRORS = (OSError, XenAPI.Failure, xmlrpc.client.ProtocolError, xmlrpc.client.Fault)
+XAPI_ERRORS = (OSError, XenAPI.Failure, xmlrpc.client.ProtocolError, xmlrpc.client.Fault, XapiError)
 
 
 class HostMonitor:

@@ -5,7 +5,6 @@ from typing import Any, Dict, Optional
 
 import XenAPI
 
-from xscontainer.errors import XSContainerError
 from xscontainer.monitor.control import MonitorNotRunning, control_call, control_socket_path
 from xscontainer.xapi.inventory import this_host_uuid
 
