@@ -57,7 +57,12 @@ class Bed:
         return self.session.xenapi.VM.get_other_config(vm_ref)
 
     def containers(self, vm_ref):
-        return {c.name: c for c in xencenter_containers(self.other_config(vm_ref).get("docker_ps"))}
+        """name -> container, or None while docker_ps is absent (between the writer's remove and
+        add, or before the first write): absence must never read as "no containers"."""
+        docker_ps = self.other_config(vm_ref).get("docker_ps")
+        if docker_ps is None:
+            return None
+        return {c.name: c for c in xencenter_containers(docker_ps)}
 
     def set_monitor(self, vm_ref, value):
         self.session.xenapi.VM.remove_from_other_config(vm_ref, MONITOR_KEY)
@@ -91,8 +96,13 @@ def watched(bed):
 
 
 def status_of(bed, ref, name):
-    container = bed.containers(ref).get(name)
+    container = (bed.containers(ref) or {}).get(name)
     return container.status if container else None
+
+
+def view_matches_engine(bed, ref, vm):
+    shown = bed.containers(ref)
+    return shown is not None and {n: c.status for n, c in shown.items()} == engine_view(bed.testbed, vm)
 
 
 def engine_view(testbed, vm):
@@ -115,8 +125,8 @@ def engine_view(testbed, vm):
 def test_registration_reflects_the_engine_in_the_consumers_formats(bed, watched):
     record, ref = watched
     config = bed.other_config(ref)
+    wait_for(lambda: view_matches_engine(bed, ref, record["name_label"]), what="the view to match the engine")
     containers = bed.containers(ref)
-    assert {n: c.status for n, c in containers.items()} == engine_view(bed.testbed, record["name_label"])
     web = containers["web"]
     assert web.power_state == "Running" and web.container == web.id[:10]
     assert [(p.ip, p.public_port, p.private_port, p.type) for p in web.ports] == [
@@ -141,7 +151,7 @@ def test_every_lifecycle_change_inside_the_vm_is_reflected(bed, watched):
 
     def reflected(name, status):
         def shown():
-            container = bed.containers(ref).get(name)  # one read: the writer's remove+add is not atomic
+            container = (bed.containers(ref) or {}).get(name)
             return container is not None and container.status == status
         wait_for(shown, what="%s to be %s" % (name, status))
 
@@ -160,8 +170,8 @@ def test_every_lifecycle_change_inside_the_vm_is_reflected(bed, watched):
     docker(vm, ["rename", "fresh", "renamed"])
     reflected("renamed", "Up")
     docker(vm, ["rm", "-f", "renamed"])
-    wait_for(lambda: "renamed" not in bed.containers(ref), what="the removed container to go")
-    assert {n: c.status for n, c in bed.containers(ref).items()} == engine_view(bed.testbed, vm)
+    wait_for(lambda: view_matches_engine(bed, ref, vm), what="the view to match the engine after rm")
+    assert "renamed" not in bed.containers(ref)
 
 
 def test_a_burst_of_changes_ends_in_the_right_final_state(bed, watched):
@@ -173,7 +183,7 @@ def test_a_burst_of_changes_ends_in_the_right_final_state(bed, watched):
     wait_for(lambda: status_of(bed, ref, "web") == "Up (Paused)", what="the final pause")
     bed.testbed.docker(vm, ["unpause", "web"])
     wait_for(lambda: status_of(bed, ref, "web") == "Up", what="the final unpause")
-    assert {n: c.status for n, c in bed.containers(ref).items()} == engine_view(bed.testbed, vm)
+    wait_for(lambda: view_matches_engine(bed, ref, vm), what="the whole view to match the engine")
 
 
 def test_other_writers_keys_survive_while_containers_churn(bed, watched):

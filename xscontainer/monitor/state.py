@@ -3,7 +3,7 @@ and the plugin's direct path)."""
 
 import threading
 import time
-from typing import Callable, Dict, Iterable, NamedTuple, Optional
+from typing import Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor import render
@@ -54,8 +54,7 @@ class StartTimes:
 class Settle(NamedTuple):
     """How long a refresh waits for the container list to catch up with the events it follows."""
 
-    attempts: int = 10
-    delay: float = 0.05
+    delays: Tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
     sleep: Callable[[float], None] = time.sleep
 
 
@@ -70,10 +69,10 @@ def render_state(client, kinds: Iterable[str], start_times: StartTimes,
         values["docker_info"] = render.render_docker_info(client.info())
     if PS in kinds:
         containers = client.containers(all=True)
-        for _ in range(settle.attempts):
+        for delay in settle.delays:
             if not expectations or not unmet(containers, expectations):
                 break
-            settle.sleep(settle.delay)
+            settle.sleep(delay)
             containers = client.containers(all=True)
         values["docker_ps"] = render.render_docker_ps(containers, start_times.lookup(client, containers))
     return values
