@@ -1,6 +1,7 @@
 """xscontainer-testbed: bring a testbed up or down, or run a command inside one of its VMs.
 
     xscontainer-testbed up --dir DIR [--hosts H] [--vms N] [--containers C] [--no-monitor]
+                           [--addresses-per-namespace K]
     xscontainer-testbed down --dir DIR
     xscontainer-testbed vm-exec --dir DIR VM -- CMD...
     xscontainer-testbed info --dir DIR
@@ -28,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--vms", type=int, default=3)
     up.add_argument("--containers", type=int, default=4)
     up.add_argument("--no-monitor", action="store_true", help="do not start the monitor per host")
+    up.add_argument("--addresses-per-namespace", type=int, default=1, metavar="K",
+                    help="K VMs share each namespace (one sshd, one dockerd), for large --vms")
     up.add_argument("--no-xapi", action="store_true", help=argparse.SUPPRESS)
     down = commands.add_parser("down", help="stop and remove everything the testbed in DIR started")
     down.add_argument("--dir", required=True)
@@ -52,7 +55,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "up":
             info = testbed.up(hosts=args.hosts, vms=args.vms, containers=args.containers,
-                              monitor=not args.no_monitor, xapi=not args.no_xapi)
+                              monitor=not args.no_monitor, xapi=not args.no_xapi,
+                              addresses_per_namespace=args.addresses_per_namespace)
             print(json.dumps(info, sort_keys=True))
         elif args.command == "info":
             print(json.dumps(testbed.info(), sort_keys=True))

@@ -24,11 +24,22 @@ BUSYBOX_APPLETS = ("sh", "ash", "cat", "echo", "env", "false", "hostname", "http
 WEB_INDEX = b"<html><body>xscontainer testbed</body></html>\n"
 
 
-def sshd_config(address: str, host_key_path: str, allow_streamlocal: bool = True) -> str:
-    """sshd_config of one VM: key login for core only, forwarding to Unix sockets as asked."""
+# A namespace shared by many VM addresses must accept as many connections at once as a monitor
+# opens (sshd's default MaxStartups 10:30:100 drops most of 1000 simultaneous handshakes).
+SHARED_MAX_STARTUPS = "1000:30:4000"
+SHARED_MAX_SESSIONS = 100
+
+
+def sshd_config(address: str, host_key_path: str, allow_streamlocal: bool = True,
+                shared: bool = False) -> str:
+    """sshd_config of one VM: key login for core only, forwarding to Unix sockets as asked.
+
+    shared: the namespace serves many VM addresses: listen on all of them, accept many
+    connections at once.
+    """
     lines = [
         "# Written by xscontainer-testbed; sshd runs in the VM's network and mount namespaces.",
-        "ListenAddress %s:%d" % (address, SSH_PORT),
+        "ListenAddress %s:%d" % ("0.0.0.0" if shared else address, SSH_PORT),
         "HostKey %s" % host_key_path,
         "PidFile %s" % SSHD_PIDFILE,
         "UsePAM no",
@@ -43,8 +54,10 @@ def sshd_config(address: str, host_key_path: str, allow_streamlocal: bool = True
         "UseDNS no",
         "LogLevel VERBOSE",
         "Subsystem sftp internal-sftp",
-        "",
     ]
+    if shared:
+        lines += ["MaxStartups %s" % SHARED_MAX_STARTUPS, "MaxSessions %d" % SHARED_MAX_SESSIONS]
+    lines.append("")
     return "\n".join(lines)
 
 

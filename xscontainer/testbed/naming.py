@@ -14,6 +14,10 @@ LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
 _RESERVED_OCTETS = frozenset([0, 169, 255])
 IFNAMSIZ = 15
 MAX_VMS = 200
+# With shared namespaces (many VM addresses served by one namespace's sshd and dockerd), for
+# scale benchmarks: MAX_VMS still bounds the namespaces, this bounds the xapi VMs.
+MAX_SHARED_VMS = 5000
+EXTRA_HOSTS_PER_SUBNET = 253  # .2 .. .254 of each extra 169.254.E.0/24
 SAMPLE_CONTAINERS = ("web", "burner", "sleeper", "exited")
 WEB_PUBLISHED_PORT = 8080
 WEB_CONTAINER_PORT = 80
@@ -92,6 +96,50 @@ def vm_address(octet: int, index: int) -> str:
     if not 1 <= index <= MAX_VMS:
         raise ValueError("VM index %d out of range 1..%d" % (index, MAX_VMS))
     return "169.254.%d.%d" % (octet, index + 1)
+
+
+def namespace_number(index: int, per_namespace: int) -> int:
+    """The 1-based namespace serving VM index (VMs 1..K share namespace 1, K+1..2K the 2nd...)."""
+    return (index - 1) // per_namespace + 1
+
+
+def namespace_owner(index: int, per_namespace: int) -> int:
+    """Index of the VM that owns (names and starts) the namespace serving VM index."""
+    return (namespace_number(index, per_namespace) - 1) * per_namespace + 1
+
+
+def namespaces_needed(vms: int, per_namespace: int) -> int:
+    return (vms + per_namespace - 1) // per_namespace
+
+
+def namespace_position(index: int, per_namespace: int) -> int:
+    """0 for the VM owning its namespace (the primary address), 1..K-1 for the others."""
+    return (index - 1) % per_namespace
+
+
+def extra_subnets_per_namespace(per_namespace: int) -> int:
+    return (per_namespace - 1 + EXTRA_HOSTS_PER_SUBNET - 1) // EXTRA_HOSTS_PER_SUBNET
+
+
+def extra_subnets_needed(vms: int, per_namespace: int) -> int:
+    """Extra /24 subnets for shared namespaces: each namespace has its own, routed to it through
+    its primary address, so the root namespace keeps one neighbour entry per namespace (a
+    thousand addresses on the bridge itself overflow the default ARP table, gc_thresh3 = 1024)."""
+    return namespaces_needed(vms, per_namespace) * extra_subnets_per_namespace(per_namespace)
+
+
+def namespace_subnets(octets: List[int], namespace: int, per_namespace: int) -> List[int]:
+    """The extra subnet octets routed to the namespace-th (1-based) namespace."""
+    count = extra_subnets_per_namespace(per_namespace)
+    return octets[(namespace - 1) * count:namespace * count]
+
+
+def extra_address(subnets: List[int], position: int) -> str:
+    """Address of the VM at position (1..K-1) in a namespace whose extra subnets are given."""
+    subnet = (position - 1) // EXTRA_HOSTS_PER_SUBNET
+    if not 1 <= position or subnet >= len(subnets):
+        raise ValueError("position %d needs more than %d extra subnets" % (position, len(subnets)))
+    return "169.254.%d.%d" % (subnets[subnet], (position - 1) % EXTRA_HOSTS_PER_SUBNET + 2)
 
 
 def sample_containers(count: int) -> List[str]:

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from xscontainer.testbed import config, image, naming, pool, system
 from xscontainer.testbed.state import STATE_FILE, State
@@ -97,7 +97,8 @@ class Testbed:
         return os.path.join(self.directory, *parts)
 
     def vm_dir(self, vm: str) -> str:
-        return self._path("vms", self._vm_record(vm)["name"])
+        """The directory of the namespace serving vm (its own, unless it shares one)."""
+        return self._path("vms", self._ns_record(vm)["name"])
 
     def docker_socket(self, vm: str) -> str:
         """The VM's /var/run/docker.sock, as a path on this machine."""
@@ -107,19 +108,31 @@ class Testbed:
 
     def up(self, hosts: int = 1, vms: int = 3, containers: int = 4, monitor: bool = False,
            xapi: bool = True, vm_options: Optional[Dict[str, Dict[str, Any]]] = None,
-           burner_cpus: str = config.DEFAULT_BURNER_CPUS) -> Dict[str, Any]:
+           burner_cpus: str = config.DEFAULT_BURNER_CPUS, addresses_per_namespace: int = 1) -> Dict[str, Any]:
         """Bring the testbed up (tearing down whatever this directory held) and return info().
 
         vm_options: per VM name, {"allow_streamlocal": bool}. xapi=False skips the simulator (the
         VMs then trust a key pair of the testbed's own, for work on the VM side alone).
+
+        addresses_per_namespace=K > 1 (for scale benchmarks): VMs share namespaces, K per
+        namespace (vm1..vmK share the namespace of vm1, vm(K+1).. that of vm(K+1), ...). Each
+        namespace runs one sshd listening on all its addresses and one dockerd; every xapi VM gets
+        an address of its own on that namespace's eth0 (the first VM the namespace's primary
+        address, the others addresses in extra 169.254.E.0/24 subnets of that namespace, routed
+        to it through its primary address), so N VMs cost N/K namespaces. VMs of one namespace
+        see the same engine and containers; the namespace operations (docker, vm_exec, stop_sshd,
+        ...) on any of them act on the shared namespace.
         """
         reasons = missing_prerequisites()
         if reasons:
             raise TestbedError("Cannot build a testbed here: %s." % "; ".join(reasons),
                                code="TESTBED_UNSUPPORTED")
-        if not 1 <= vms <= naming.MAX_VMS or hosts < 1 or containers < 0:
-            raise TestbedError("Invalid size: %d hosts, %d VMs, %d containers." % (hosts, vms, containers),
-                               code="INVALID_ARGUMENT")
+        per_ns = addresses_per_namespace
+        max_vms = naming.MAX_VMS if per_ns == 1 else naming.MAX_SHARED_VMS
+        if (not 1 <= vms <= max_vms or hosts < 1 or containers < 0 or per_ns < 1
+                or naming.namespaces_needed(vms, per_ns) > naming.MAX_VMS):
+            raise TestbedError("Invalid size: %d hosts, %d VMs (%d per namespace), %d containers."
+                               % (hosts, vms, per_ns, containers), code="INVALID_ARGUMENT")
         self.down()
         for sub in ("vms", "xapi", "logs", "bin", "image"):
             shutil.rmtree(self._path(sub), ignore_errors=True)
@@ -129,7 +142,7 @@ class Testbed:
                           bridge=naming.bridge_name(self.hash), hosts_wanted=hosts,
                           containers_wanted=containers, burner_cpus=burner_cpus)
         try:
-            self._up(hosts, vms, containers, monitor, xapi, vm_options or {}, burner_cpus)
+            self._up(hosts, vms, containers, monitor, xapi, vm_options or {}, burner_cpus, per_ns)
         except BaseException:
             LOG.exception("testbed %s: up failed; tearing down what was built", self.directory)
             try:
@@ -142,30 +155,50 @@ class Testbed:
         return self.info()
 
     def _up(self, hosts: int, vms: int, containers: int, monitor: bool, xapi: bool,
-            vm_options: Dict[str, Dict[str, Any]], burner_cpus: str) -> None:
+            vm_options: Dict[str, Dict[str, Any]], burner_cpus: str, per_ns: int = 1) -> None:
         ensure_login_user()
         tar_path = self._path("image", "rootfs.tar")
         image.write_rootfs_tar(image.find_busybox(), tar_path)
-        octet = self._create_bridge()
+        shared = per_ns > 1
+        extra_count = naming.extra_subnets_needed(vms, per_ns) if shared else 0
+        octet, extra_octets = self._create_bridge(extra_count, per_ns)
         plans = []
+        owners = []
+        records = {}  # type: Dict[str, Dict[str, Any]]
         for index in range(1, vms + 1):
             name = naming.vm_name(index)
             options = vm_options.get(name, {})
-            plan = pool.PlannedVm(name, naming.vm_address(octet, index), (index - 1) % hosts)
+            owner = naming.namespace_owner(index, per_ns)
+            number = naming.namespace_number(index, per_ns)
+            position = naming.namespace_position(index, per_ns)
+            if position == 0:
+                address = naming.vm_address(octet, number)
+            else:
+                address = naming.extra_address(naming.namespace_subnets(extra_octets, number, per_ns), position)
+            plan = pool.PlannedVm(name, address, (index - 1) % hosts)
             plans.append(plan)
-            self._state.set_vm(name, name=name, index=index, ip=plan.ip,
-                               netns=naming.netns_name(self.hash, index),
-                               host_veth=naming.host_veth_name(self.hash, index),
-                               peer_veth=naming.peer_veth_name(self.hash, index),
-                               cgroup_parent=naming.cgroup_parent(self.hash, index),
-                               allow_streamlocal=bool(options.get("allow_streamlocal", True)),
-                               containers=naming.sample_containers(containers),
-                               host_index=plan.host_index)
+            if owner != index:
+                records[name] = dict(name=name, index=index, ip=plan.ip, host_index=plan.host_index,
+                                     ns_owner=naming.vm_name(owner))
+                records[naming.vm_name(owner)]["extra_ips"].append(plan.ip)
+                continue
+            owners.append(name)
+            records[name] = dict(name=name, index=index, ip=plan.ip,
+                                 netns=naming.netns_name(self.hash, index),
+                                 host_veth=naming.host_veth_name(self.hash, index),
+                                 peer_veth=naming.peer_veth_name(self.hash, index),
+                                 cgroup_parent=naming.cgroup_parent(self.hash, index),
+                                 allow_streamlocal=bool(options.get("allow_streamlocal", True)),
+                                 containers=naming.sample_containers(containers),
+                                 host_index=plan.host_index)
+            if shared:
+                records[name].update(shared=True, extra_ips=[],
+                                     extra_subnets=naming.namespace_subnets(extra_octets, number, per_ns))
+        self._state.set_vms(records)
         # Threads owned here: the executor joins them all before the with-block ends.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=vms + 1) as executor:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(owners) + 1) as executor:
             pool_future = executor.submit(self._start_pool, hosts, plans) if xapi else None
-            vm_futures = [executor.submit(self._start_vm, plan.name_label, tar_path, burner_cpus)
-                          for plan in plans]
+            vm_futures = [executor.submit(self._start_vm, name, tar_path, burner_cpus) for name in owners]
         for future in vm_futures + ([pool_future] if pool_future else []):
             future.result()  # re-raises the first failure
         if pool_future is not None:
@@ -177,24 +210,35 @@ class Testbed:
             with open(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
                 handle.write(pair.private_pem)
             public_line = pair.public_line
-        for plan in plans:
-            self.authorize_key(plan.name_label, public_line)
+        for name in owners:
+            self.authorize_key(name, public_line)
         if xapi and monitor:
             self._start_monitors()
 
-    def _create_bridge(self) -> int:
+    def _create_bridge(self, extra_subnets: int = 0, per_ns: int = 1) -> Tuple[int, List[int]]:
+        """Claim the testbed's subnet (and extra_subnets more for shared namespaces' addresses,
+        claimed by routing them, under the machine lock, to the namespaces' primary addresses)."""
         bridge = naming.bridge_name(self.hash)
         with system.MachineLock():
             used = naming.used_link_local_octets(system.ipv4_addresses_and_routes())
-            octet = naming.choose_subnet_octet(self.hash, used)
-            if octet is None:
-                raise TestbedError("No free 169.254.N.0/24 subnet is left for a testbed.",
-                                   code="TESTBED_NO_SUBNET")
-            self._state.set(subnet_octet=octet, root_ip=naming.root_address(octet))
+            octets = []  # type: List[int]
+            for _ in range(1 + extra_subnets):
+                octet = naming.choose_subnet_octet(self.hash, used | set(octets))
+                if octet is None:
+                    raise TestbedError("No free 169.254.N.0/24 subnet is left for a testbed.",
+                                       code="TESTBED_NO_SUBNET")
+                octets.append(octet)
+            self._state.set(subnet_octet=octets[0], root_ip=naming.root_address(octets[0]),
+                            extra_subnet_octets=octets[1:])
             system.run(["ip", "link", "add", bridge, "type", "bridge"])
-            system.run(["ip", "addr", "add", naming.root_address(octet) + "/24", "dev", bridge])
+            system.run(["ip", "addr", "add", naming.root_address(octets[0]) + "/24", "dev", bridge])
             system.run(["ip", "link", "set", bridge, "up"])
-        return octet
+            per_namespace = naming.extra_subnets_per_namespace(per_ns) if extra_subnets else 0
+            for position, extra in enumerate(octets[1:]):
+                gateway = naming.vm_address(octets[0], position // per_namespace + 1)
+                system.run(["ip", "route", "add", "169.254.%d.0/24" % extra, "via", gateway, "dev", bridge,
+                            "onlink"])
+        return octets[0], octets[1:]
 
     # ------------------------------------------------------------ the xapi side
 
@@ -213,8 +257,8 @@ class Testbed:
                                 "the xapi simulator", failed=died, clock=self._clock)
         self._state.set(xapi=sim)
         result = pool.populate(sim, plans)
-        for created in result.vms:
-            self._state.set_vm(created.name_label, uuid=created.uuid, host_uuid=created.host_uuid)
+        self._state.set_vms({created.name_label: {"uuid": created.uuid, "host_uuid": created.host_uuid}
+                             for created in result.vms})
         self._write_xe(sim)
         return result.public_key_line
 
@@ -306,9 +350,10 @@ class Testbed:
 
     def _write_sshd_config(self, name: str, address: str, allow_streamlocal: bool) -> None:
         vm_dir = self._path("vms", name)
+        shared = bool((self._state.vm(name) or {}).get("shared"))
         with open(os.path.join(vm_dir, "sshd_config"), "w") as handle:
             handle.write(config.sshd_config(address, os.path.join(vm_dir, "ssh_host_ed25519_key"),
-                                            allow_streamlocal))
+                                            allow_streamlocal, shared=shared))
 
     def _create_vm_network(self, record: Dict[str, Any]) -> None:
         netns, host_veth, peer = record["netns"], record["host_veth"], record["peer_veth"]
@@ -319,6 +364,10 @@ class Testbed:
         inside = ["ip", "-n", netns]
         system.run(inside + ["link", "set", peer, "name", "eth0"])
         system.run(inside + ["addr", "add", record["ip"] + "/24", "dev", "eth0"])
+        extra_ips = record.get("extra_ips") or []
+        if extra_ips:  # one `ip -batch` instead of hundreds of commands
+            system.run(inside + ["-batch", "-"],
+                       input_text="".join("addr add %s/32 dev eth0\n" % ip for ip in extra_ips))
         system.run(inside + ["link", "set", "eth0", "up"])
         system.run(inside + ["link", "set", "lo", "up"])
 
@@ -350,7 +399,7 @@ class Testbed:
         system.wait_until(ready, READY_TIMEOUT, "the namespaces of %s" % name, failed=died, clock=self._clock)
 
     def _anchor(self, vm: str) -> int:
-        record = self._vm_record(vm)
+        record = self._ns_record(vm)
         pid = record.get("anchor_pid")
         if not pid or not system.alive(pid, record.get("anchor_start")):
             raise TestbedError("VM %s is not running (its namespaces are gone); bring the testbed up."
@@ -392,7 +441,7 @@ class Testbed:
 
     def dockerd_argv(self, vm: str) -> List[str]:
         """The VM's dockerd command line (foreground), to run inside the VM (e.g. with vm_exec)."""
-        record = self._vm_record(vm)
+        record = self._ns_record(vm)
         return [_which("dockerd")] + config.dockerd_args(os.path.join(self.vm_dir(vm), "docker"),
                                                          record["cgroup_parent"])
 
@@ -408,13 +457,13 @@ class Testbed:
             os.unlink(pidfile)  # left by a killed dockerd; a new one would refuse to start
         argv = self.vm_exec_argv(vm, self.dockerd_argv(vm))
         pid = system.spawn(argv, os.path.join(self.vm_dir(vm), "dockerd.log"))
-        self._track("dockerd", pid, self._vm_record(vm)["name"])
+        self._track("dockerd", pid, self._ns_record(vm)["name"])
         return pid
 
     def _spawn_sshd(self, vm: str) -> int:
         argv = self.vm_exec_argv(vm, self.sshd_argv(vm))
         pid = system.spawn(argv, os.path.join(self.vm_dir(vm), "sshd.log"))
-        self._track("sshd", pid, self._vm_record(vm)["name"])
+        self._track("sshd", pid, self._ns_record(vm)["name"])
         return pid
 
     def _wait_dockerd(self, vm: str, pid: int) -> None:
@@ -438,7 +487,7 @@ class Testbed:
         return system.docker_pings(self.docker_socket(vm))
 
     def _daemon_pids(self, vm: str, role: str, pidfile: str) -> List[int]:
-        name = self._vm_record(vm)["name"]
+        name = self._ns_record(vm)["name"]
         pids = set()
         from_file = system.read_pidfile(os.path.join(self.vm_dir(vm), "run", pidfile))
         if from_file and system.alive(from_file):
@@ -464,7 +513,7 @@ class Testbed:
 
     def set_streamlocal_forwarding(self, vm: str, allowed: bool) -> None:
         """Rewrite the VM's sshd_config with AllowStreamLocalForwarding yes/no and restart sshd."""
-        record = self._vm_record(vm)
+        record = self._ns_record(vm)
         self._state.set_vm(record["name"], allow_streamlocal=bool(allowed))
         self._write_sshd_config(record["name"], record["ip"], bool(allowed))
         self.stop_sshd(vm)
@@ -499,6 +548,18 @@ class Testbed:
                 return record
         raise TestbedError("This testbed has no VM %r." % vm, code="TESTBED_NO_SUCH_VM")
 
+    def _ns_record(self, vm: str) -> Dict[str, Any]:
+        """The record of the VM owning the namespace that serves vm (vm's own, unless shared)."""
+        record = self._vm_record(vm)
+        owner = record.get("ns_owner")
+        if not owner:
+            return record
+        found = self._state.vm(owner)
+        if found is None:
+            raise TestbedError("VM %s shares the namespace of %s, which this testbed does not have."
+                               % (record["name"], owner), code="TESTBED_NO_SUCH_VM")
+        return found
+
     def vm_names(self) -> List[str]:
         records = self._state.get("vms", {}).values()
         return [record["name"] for record in sorted(records, key=lambda r: r["index"])]
@@ -509,22 +570,27 @@ class Testbed:
         data = self._state.snapshot()
         sim = data.get("xapi") or {}
         vms = []
-        for name in self.vm_names():
-            record = data["vms"][name]
-            vms.append({
+        by_index = sorted(data.get("vms", {}).values(), key=lambda r: r["index"])
+        for record in by_index:
+            name = record["name"]
+            ns = data["vms"].get(record.get("ns_owner") or name, record)
+            description = {
                 "uuid": record.get("uuid"),
                 "name_label": name,
                 "ip": record["ip"],
                 "host_uuid": record.get("host_uuid"),
                 "ssh_port": config.SSH_PORT,
                 "ssh_user": config.LOGIN_USER,
-                "ssh_host_key": record.get("ssh_host_key"),
-                "ssh_host_key_type": record.get("ssh_host_key_type"),
-                "docker_socket": os.path.join(self.directory, "vms", name, "run", "docker.sock"),
-                "netns": record["netns"],
-                "allow_streamlocal": record.get("allow_streamlocal", True),
-                "containers": [config.sample_description(c, record["ip"]) for c in record.get("containers", [])],
-            })
+                "ssh_host_key": ns.get("ssh_host_key"),
+                "ssh_host_key_type": ns.get("ssh_host_key_type"),
+                "docker_socket": os.path.join(self.directory, "vms", ns["name"], "run", "docker.sock"),
+                "netns": ns["netns"],
+                "allow_streamlocal": ns.get("allow_streamlocal", True),
+                "containers": [config.sample_description(c, ns["ip"]) for c in ns.get("containers", [])],
+            }
+            if ns.get("shared"):
+                description["namespace_of"] = ns["name"]  # the VM whose namespace serves this one
+            vms.append(description)
         return {
             "dir": self.directory,
             "status": data.get("status", "down"),
