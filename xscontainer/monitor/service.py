@@ -29,7 +29,8 @@ LOG = logging.getLogger(__name__)
 
 class MonitorOptions(NamedTuple):
     warn_after: float = 120.0  # seconds of failure before the xapi message, as the original
-    refresh_workers: int = 4
+    refresh_workers: int = 8
+    max_concurrent_connects: int = 24  # 1000 simultaneous SSH handshakes finish later, not sooner
     xapi_sessions: int = 4
     poll_timeout: float = 5.0
     backoff_initial: float = 0.5
@@ -50,6 +51,7 @@ class Services:
         self.warn_after = options.warn_after
         self.clock = clock
         self.backoff = {"initial": options.backoff_initial, "maximum": options.backoff_maximum}
+        self.connect_slots = threading.BoundedSemaphore(options.max_concurrent_connects)
         self._pool_keys = pool_keys
 
     def diagnose(self, vm_uuid: str) -> str:

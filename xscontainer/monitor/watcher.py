@@ -79,7 +79,8 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 client = services.engines.client(uuid)
-                stream = client.events()
+                with services.connect_slots:  # the first request opens the connection
+                    stream = client.events()
                 self._stream = stream
                 if self._stop.is_set():
                     break

@@ -41,6 +41,8 @@ SOCAT = "socat"
 NCAT = "ncat"
 METHODS = (STREAMLOCAL, DIAL_STDIO, SOCAT, NCAT)
 
+_NO_ANSWER = "no answer in time"  # _ping's verdict for a silent engine
+
 PING = b"GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: xscontainer\r\n\r\n"
 
 
@@ -226,6 +228,11 @@ class SshTunnel(object):
             check_host_key(self._pin, offered)
             self._authenticate(transport, settings.username, address)
             transport.set_keepalive(max(1, int(self._keepalive)))
+            # paramiko's reader thread wakes at every socket timeout (0.1 s by default) to see
+            # whether it should stop: with a thousand VMs that alone costs a fifth of a core.
+            # Keepalives are sent on the same wake-ups, so the keepalive period is the right
+            # timeout; close() shuts the socket down to wake the thread at once.
+            sock.settimeout(max(1.0, float(self._keepalive)))
             if self._nodelay_session:
                 self._run_noop(transport)
         except XSContainerError:
@@ -314,8 +321,16 @@ class SshTunnel(object):
         return ChannelStream(chan, transport, "%s:%s via %s" % (self.vm_uuid, self.socket_path, method))
 
     def _discover(self, transport: paramiko.Transport) -> Stream:
+        """Try the ways to the socket in order, within ``connect_timeout`` for all of them: a
+        hung engine must not cost one timeout per way (each would reach the same silent socket).
+        A way whose channel opened but got no answer in time ends the search with
+        ``ENGINE_TIMEOUT``, the error a remembered way gives for a silent engine."""
         failures = []  # type: List[Tuple[str, str]]
+        deadline = self._clock() + self._connect_timeout
         for method in self._methods:
+            if deadline - self._clock() <= 0:
+                failures.append((method, "not tried: the %.0f s budget is spent" % self._connect_timeout))
+                continue
             try:
                 stream = self._open(transport, method)
             except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -323,19 +338,25 @@ class SshTunnel(object):
                     raise self._lost(exc)
                 failures.append((method, str(exc) or type(exc).__name__))
                 continue
-            why = self._ping(stream)
+            why = self._ping(stream, deadline)
             if why is None:
                 LOG.info("VM %s: reaching the Docker socket through %s", self.vm_uuid, method)
                 self.method = method
                 return stream
             stream.close()
+            if why == _NO_ANSWER:
+                raise EngineError(
+                    "The Docker engine in VM %s accepts connections on %s (through %s) but did not answer "
+                    "within %.0f s: it is hung or overloaded; restart it in the VM (systemctl restart "
+                    "docker)." % (self.vm_uuid, self.socket_path, method, self._connect_timeout),
+                    code="ENGINE_TIMEOUT", vm_uuid=self.vm_uuid, method=method)
             failures.append((method, why))
         raise self._no_socket(failures)
 
-    def _ping(self, stream: ChannelStream) -> Optional[str]:
-        """None when the engine answers /_ping on this stream, else why not."""
+    def _ping(self, stream: ChannelStream, deadline: float) -> Optional[str]:
+        """None when the engine answers /_ping on this stream by ``deadline`` (of ``clock``),
+        ``_NO_ANSWER`` when it stays silent until then, else why not."""
         parser = ResponseParser("GET")
-        deadline = self._clock() + self._connect_timeout
         chan = stream._sock
         try:
             stream.sendall(PING)
@@ -345,7 +366,7 @@ class SshTunnel(object):
                     break
                 remaining = deadline - self._clock()
                 if remaining <= 0:
-                    return "no answer within %.0f s" % self._connect_timeout
+                    return _NO_ANSWER
                 stream.settimeout(remaining)
                 data = stream.recv(65536)
                 if not data:
@@ -359,7 +380,7 @@ class SshTunnel(object):
                 if not isinstance(event, bytes) and not parser.done:
                     remaining = deadline - self._clock()
                     if remaining <= 0:
-                        return "no answer within %.0f s" % self._connect_timeout
+                        return _NO_ANSWER
                     stream.settimeout(remaining)
                     data = stream.recv(65536)
                     if not data:
@@ -369,7 +390,7 @@ class SshTunnel(object):
                 return "the engine does not keep connections open"
             return None
         except socket.timeout:
-            return "no answer within %.0f s" % self._connect_timeout
+            return _NO_ANSWER
         except (EngineError, paramiko.SSHException, OSError, EOFError) as exc:
             return str(exc) or type(exc).__name__
 
@@ -388,4 +409,8 @@ class SshTunnel(object):
         with self._lock:
             transport, self._transport = self._transport, None
         if transport is not None:
+            try:
+                transport.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread now
+            except (OSError, AttributeError):
+                pass
             transport.close()
