@@ -177,19 +177,47 @@ def test_direct_path_when_no_monitor_runs(pool, registered):
                                             stderr=subprocess.DEVNULL)
 
 
-def test_xe_host_call_plugin(pool, registered):
+def test_every_function_through_xe_host_call_plugin(pool, registered, tmp_path):
     vm = registered[0]
-    xe = pool.info["xe"]
-    out = subprocess.run([xe, "host-call-plugin", "host-uuid=%s" % pool.info["hosts"][1]["uuid"],
-                          "plugin=xscontainer", "fn=get_top", "args:vmuuid=%s" % vm["uuid"], "args:object=web"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=True)
-    assert out.stdout.startswith("True<?xml")
-    assert xencenter_top(out.stdout.strip()[4:])
-    bad = subprocess.run([xe, "host-call-plugin", "host-uuid=%s" % pool.info["hosts"][0]["uuid"],
-                          "plugin=xscontainer", "fn=get_top", "args:vmuuid=%s" % vm["uuid"],
-                          "args:object=$(reboot)"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         universal_newlines=True)
-    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stdout + bad.stderr
+    api = pool.session.xenapi
+    template = next(r["uuid"] for r in api.VM.get_all_records().values()
+                    if r["is_a_template"] and "coreos" in r["name_label"].lower())
+    sr = api.SR.get_uuid(api.pool.get_default_SR(api.pool.get_all()[0]))
+    halted = api.VM.create({"name_label": "xe-drive-target"})
+    config_file = tmp_path / "cloud-config.yaml"
+
+    def xe(fn, *args, host_index=0):
+        argv = [pool.info["xe"], "host-call-plugin", "host-uuid=%s" % pool.info["hosts"][host_index]["uuid"],
+                "plugin=xscontainer", "fn=" + fn] + list(args)
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+
+    vmarg = "args:vmuuid=%s" % vm["uuid"]
+    try:
+        for fn, args in [("register", [vmarg]), ("get_status", [vmarg]), ("refresh", [vmarg]),
+                         ("pause", [vmarg, "args:container=web"]), ("unpause", [vmarg, "args:container=web"]),
+                         ("restart", [vmarg, "args:container=web"]), ("stop", [vmarg, "args:container=exited"]),
+                         ("get_top", [vmarg, "args:object=web"]), ("get_inspect", [vmarg, "args:object=web"]),
+                         ("get_logs", [vmarg, "args:container=web", "args:tail=5"]),
+                         ("get_stats", [vmarg, "args:container=web"])]:
+            out = xe(fn, *args, host_index=1)  # on the other host: forwarded
+            assert out.returncode == 0 and out.stdout.startswith("True"), (fn, out.stdout, out.stderr)
+        default = xe("get_config_drive_default", "args:templateuuid=" + template)
+        assert default.returncode == 0 and default.stdout.startswith("True#cloud-config")
+        config_file.write_text(default.stdout[4:])
+        created = xe("create_config_drive", "args:vmuuid=" + api.VM.get_uuid(halted), "args:sruuid=" + sr,
+                     "args:configuration:file=%s" % config_file)
+        assert created.returncode == 0 and created.stdout.startswith("True"), created.stdout + created.stderr
+        shown = xe("get_config_drive_configuration", "args:vdiuuid=" + created.stdout.strip()[4:])
+        assert shown.returncode == 0 and shown.stdout[4:].rstrip("\n") == default.stdout[4:].rstrip("\n")
+        bad = xe("get_top", vmarg, "args:object=$(reboot)")
+        assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stdout + bad.stderr
+        assert xe("deregister", vmarg).stdout.startswith("True")
+    finally:
+        for vbd in api.VM.get_VBDs(halted):
+            vdi = api.VBD.get_VDI(vbd)
+            api.VBD.destroy(vbd)
+            api.VDI.destroy(vdi)
+        api.VM.destroy(halted)
 
 
 def test_dev_mode_gate(pool, registered):
@@ -244,3 +272,73 @@ def test_hostile_arguments_get_clear_failures_and_touch_nothing(pool, registered
         wait_for(lambda: docker_ps(pool, vm["uuid"])["web"].status == "Up (Paused)", what="monitor alive")
     finally:
         pool.testbed.docker(vm["name_label"], ["unpause", "web"])
+
+
+def _download_vdi(pool, vdi_uuid, path):
+    """GET /export_raw_vdi over plain HTTP, as an administrator's curl would."""
+    import http.client
+    import urllib.parse
+    url = urllib.parse.urlparse(pool.info["xapi_url"])
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    conn.request("GET", "/export_raw_vdi?" + urllib.parse.urlencode(
+        {"session_id": pool.session.handle, "vdi": vdi_uuid, "format": "raw"}))
+    response = conn.getresponse()
+    assert response.status == 200
+    with open(path, "wb") as handle:
+        handle.write(response.read())
+    conn.close()
+
+
+def test_config_drive_through_the_plugin_makes_the_guest_monitored(pool, tmp_path):
+    """The drive is checked with independent tools; a guest that applies its key is monitored
+    with no further step."""
+    import shutil
+    from xscontainer.configdrive.iso import read_drive_file
+    from xscontainer.configdrive.render import guest_authorized_keys
+    api = pool.session.xenapi
+    vm = pool.vm(0)
+    ref = api.VM.get_by_uuid(vm["uuid"])
+    api.VM.remove_from_other_config(ref, "xscontainer-monitor")
+    template = next(r["uuid"] for r in api.VM.get_all_records().values()
+                    if r["is_a_template"] and "coreos" in r["name_label"].lower())
+    sr = api.SR.get_uuid(api.pool.get_default_SR(api.pool.get_all()[0]))
+    configuration = pool.call("get_config_drive_default", {"templateuuid": template})[4:]
+    # Make the guest refuse the pool key until it "boots" with the drive.
+    original_keys = pool.testbed.pool_keypair().public_line
+    pool.testbed.authorize_key(vm["name_label"], "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHmWzGFh0c1jL5D0GB3xq7FQqvQZ2mXz7Gf6YyDB6cbN nobody")
+    try:
+        vdi_uuid = pool.call("create_config_drive", {"vmuuid": vm["uuid"], "sruuid": sr,
+                                                     "configuration": configuration}, host_index=1)[4:]
+        assert api.VM.get_other_config(ref)["xscontainer-monitor"] == "True"
+        image = str(tmp_path / "drive.img")
+        _download_vdi(pool, vdi_uuid, image)
+        blkid = subprocess.run(["blkid", "-p", "-o", "export", image], stdout=subprocess.PIPE,
+                               universal_newlines=True, check=True).stdout
+        assert "LABEL=config-2" in blkid and "TYPE=iso9660" in blkid
+        if shutil.which("xorriso"):
+            listing = subprocess.run(["xorriso", "-indev", image, "-find", "/", "-type", "f"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     universal_newlines=True).stdout
+            assert "/openstack/latest/user_data" in listing and "/openstack/latest/meta_data.json" in listing
+        data = open(image, "rb").read()
+        user_data = read_drive_file(data, "openstack/latest/user_data").decode()
+        meta = json.loads(read_drive_file(data, "openstack/latest/meta_data.json").decode())
+        assert meta["uuid"] == vm["uuid"]
+        assert vm["name_label"] in user_data
+        keys = guest_authorized_keys(user_data)
+        assert original_keys.split()[1] in " ".join(keys)
+        assert pool.call("get_config_drive_configuration", {"vdiuuid": vdi_uuid}, host_index=1)[4:] == configuration
+        # The guest boots and applies the drive's keys: nothing else is done.
+        pool.testbed.authorize_key(vm["name_label"], "\n".join(keys))
+        wait_for(lambda: "web" in docker_ps(pool, vm["uuid"]), timeout=60, what="the new VM monitored")
+    finally:
+        pool.testbed.authorize_key(vm["name_label"], original_keys)
+        for vbd in api.VM.get_VBDs(ref):
+            record = api.VBD.get_record(vbd)
+            if record["other_config"].get("config-drive", "").lower() == "true":
+                if record["currently_attached"]:
+                    api.VBD.unplug(vbd)
+                vdi = record["VDI"]
+                api.VBD.destroy(vbd)
+                api.VDI.destroy(vdi)
+        api.VM.remove_from_other_config(ref, "xscontainer-monitor")
