@@ -36,6 +36,16 @@ class VmSettings(NamedTuple):
         return self.addresses[0] if self.addresses else None
 
 
+def _ascii_digits(text: str) -> bool:
+    """Guest-reported text: ``str.isdigit`` would accept "²", which ``int`` refuses."""
+    return bool(text) and all("0" <= c <= "9" for c in text)
+
+
+def _canonical_octet(text: str) -> bool:
+    """0..255 written without leading zeros (some resolvers read "010" as octal 8)."""
+    return _ascii_digits(text) and len(text) <= 3 and int(text) < 256 and str(int(text)) == text
+
+
 def choose_addresses(networks: Dict[str, str]) -> List[str]:
     """Order a ``VM_guest_metrics.networks`` map: host-internal (169.254.x) addresses first, then
     other IPv4 ones; IPv6 (contains ':') and empty values dropped, duplicates (``0/ip`` and
@@ -43,7 +53,7 @@ def choose_addresses(networks: Dict[str, str]) -> List[str]:
     stable."""
     def sort_key(key: str):
         parts = key.split("/")
-        return [int(p) if p.isdigit() else 0 for p in parts], key
+        return [int(p) if _ascii_digits(p) else 0 for p in parts], key
 
     seen = []  # type: List[str]
     for key in sorted(networks, key=sort_key):
@@ -51,7 +61,7 @@ def choose_addresses(networks: Dict[str, str]) -> List[str]:
         if not value or ":" in value or value in seen:
             continue
         pieces = value.split(".")
-        if len(pieces) != 4 or not all(p.isdigit() and int(p) < 256 for p in pieces):
+        if len(pieces) != 4 or not all(_canonical_octet(p) for p in pieces):
             continue
         seen.append(value)
     internal = [a for a in seen if a.startswith(HOST_INTERNAL_PREFIX)]

@@ -21,39 +21,44 @@ LOG = logging.getLogger(__name__)
 
 MIN_API = (1, 24)
 MAX_API = (1, 54)  # the newest API whose behaviour we rely on; newer engines still accept it
-CONTAINER_REF = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-FULL_ID = re.compile(r"^[0-9a-f]{64}$")
+# Always used with fullmatch: "$" would also match before a trailing newline ("abc\n").
+CONTAINER_REF = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+FULL_ID = re.compile(r"[0-9a-f]{64}")
+API_VERSION = re.compile(r"[ \t]*([0-9]+)\.([0-9]+)[ \t]*")  # ASCII digits only (\d takes any Unicode digit)
+ONE_SHOT_API = (1, 41)  # stats' one-shot=true (one sample, no ~1 s wait for a second one)
 LIFECYCLE = ("start", "stop", "restart", "pause", "unpause")
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW_STREAM = "application/vnd.docker.raw-stream"
 
 
 def parse_api_version(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    match = re.match(r"^\s*(\d+)\.(\d+)\s*$", text or "")
+    match = API_VERSION.fullmatch(text or "")
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def choose_api_version(engine_version: Optional[str], engine_min: Optional[str] = None) -> Tuple[int, int]:
+def choose_api_version(engine_version: Optional[str], engine_min: Optional[str] = None,
+                       vm_uuid: str = "") -> Tuple[int, int]:
     """min(engine's ApiVersion, ours); API_TOO_OLD below 1.24; API_TOO_NEW if the engine's own
-    minimum is above what we speak."""
+    minimum is above what we speak. ``vm_uuid`` names the VM in the messages."""
+    engine_name = "The Docker engine" + (" in VM %s" % vm_uuid if vm_uuid else "")
     engine = parse_api_version(engine_version)
     if engine is None:
-        raise EngineError("The Docker engine did not say which API version it speaks (%r)." % engine_version,
+        raise EngineError("%s did not say which API version it speaks (%r)." % (engine_name, engine_version),
                           code="ENGINE_PROTOCOL_ERROR")
     if engine < MIN_API:
-        raise EngineError("The Docker engine speaks API %d.%d; xscontainer needs %d.%d or newer (Docker 1.12 "
-                          "or later). Upgrade the engine in the VM." % (engine + MIN_API),
+        raise EngineError("%s speaks API %d.%d; xscontainer needs %d.%d or newer (Docker 1.12 or later). "
+                          "Upgrade the engine in the VM." % ((engine_name,) + engine + MIN_API),
                           code="API_TOO_OLD", api_version="%d.%d" % engine)
     chosen = min(engine, MAX_API)
     minimum = parse_api_version(engine_min)
     if minimum is not None and minimum > chosen:
-        raise EngineError("The Docker engine needs API %d.%d or newer, but xscontainer speaks at most %d.%d. "
-                          "Upgrade xscontainer." % (minimum + MAX_API), code="API_TOO_NEW")
+        raise EngineError("%s needs API %d.%d or newer, but xscontainer speaks at most %d.%d. Upgrade "
+                          "xscontainer." % ((engine_name,) + minimum + MAX_API), code="API_TOO_NEW")
     return chosen
 
 
 def check_container_ref(ref: str) -> str:
-    if not isinstance(ref, str) or not CONTAINER_REF.match(ref) or len(ref) > 255:
+    if not isinstance(ref, str) or not CONTAINER_REF.fullmatch(ref) or len(ref) > 255:
         raise InvalidArgument("%r is not a container id or name (letters, digits, '_', '.', '-')." % (ref,),
                               code="BAD_CONTAINER_REF")
     return ref
@@ -127,14 +132,15 @@ class DockerClient(object):
                 response = self._pool.request("GET", "/_ping")
                 header = response.header("api-version")
                 if response.status == 200 and header:
-                    self._api = choose_api_version(header)
+                    self._api = choose_api_version(header, vm_uuid=self.vm_uuid)
                 else:
                     version = self._pool.request("GET", "/version")
                     if version.status != 200:
                         raise EngineError("The Docker engine answered /version with %d: %s"
                                           % (version.status, _engine_message(version)), code="ENGINE_ERROR")
                     record = self._json(version)
-                    self._api = choose_api_version(record.get("ApiVersion"), record.get("MinAPIVersion"))
+                    self._api = choose_api_version(record.get("ApiVersion"), record.get("MinAPIVersion"),
+                                                   self.vm_uuid)
                 LOG.debug("VM %s: Docker API %d.%d", self.vm_uuid, self._api[0], self._api[1])
             return self._api
 
@@ -190,7 +196,7 @@ class DockerClient(object):
         return resolve_container(self.containers(all=True), ref)["Id"]
 
     def _id(self, ref: str) -> str:
-        return ref if FULL_ID.match(ref or "") else self.resolve(ref)
+        return ref if FULL_ID.fullmatch(ref or "") else self.resolve(ref)
 
     def inspect(self, ref: str) -> Dict[str, Any]:
         ident = self._id(ref)
@@ -202,9 +208,16 @@ class DockerClient(object):
         ident = self._id(ref)
         return self.get("/containers/%s/top" % quote(ident), container=ref)
 
-    def stats(self, ref: str) -> Dict[str, Any]:
+    def stats(self, ref: str, one_shot: bool = False) -> Dict[str, Any]:
+        """One ``/containers/{id}/stats`` sample. By default the engine waits for a second sample
+        (about 1 s) so that ``precpu_stats`` holds the previous one and a CPU percentage can be
+        computed as ``docker stats`` does. ``one_shot`` (API 1.41 or newer; ignored before) answers
+        at once, but ``precpu_stats`` is then empty: use it for memory, network and I/O figures."""
         ident = self._id(ref)
-        return self.get("/containers/%s/stats" % quote(ident), [("stream", "false")], container=ref)
+        query = [("stream", "false")]
+        if one_shot and self._negotiate() >= ONE_SHOT_API:
+            query.append(("one-shot", "true"))
+        return self.get("/containers/%s/stats" % quote(ident), query, container=ref)
 
     def logs(self, ref: str, tail: Optional[int] = 100, timestamps: bool = False) -> List[Tuple[str, bytes]]:
         """The container's recent output as ``(stream, bytes)`` pieces, stdout and stderr

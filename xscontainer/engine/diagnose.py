@@ -63,11 +63,15 @@ def _engine_checks(client: DockerClient, vm_uuid: str) -> Diagnosis:
                                                      "successfully: check its state and logs in the VM." % vm_uuid)
     except EngineError as exc:
         if exc.code == "ENGINE_TIMEOUT":
+            method = exc.details.get("method")
             return Diagnosis("ENGINE_NOT_ANSWERING",
-                             "The Docker engine in VM %s accepts connections but does not answer: it is hung "
-                             "or overloaded; restart it in the VM (systemctl restart docker)." % vm_uuid)
+                             "The Docker engine in VM %s accepts connections%s but does not answer: it is hung "
+                             "or overloaded; restart it in the VM (systemctl restart docker)."
+                             % (vm_uuid, " (through %s)" % method if method else ""))
         raise
     except ConnectionFailure as exc:
+        if exc.code not in ("ENGINE_UNREACHABLE", "CONNECTION_LOST"):
+            return Diagnosis(exc.code, exc.message)  # e.g. an engine refusing our TLS client certificate
         return Diagnosis("ENGINE_NOT_ANSWERING", "The Docker engine in VM %s does not answer: %s" % (vm_uuid, exc))
     try:
         version = client.api_version

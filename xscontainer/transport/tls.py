@@ -43,6 +43,48 @@ def client_context(ca_pem: str, cert_pem: str, key_pem: str) -> ssl.SSLContext:
     return context
 
 
+# Alerts an engine sends when it does not accept our client certificate. With TLS 1.3 they
+# arrive after our side of the handshake is done, so they surface at the first read.
+_CLIENT_REJECTED_ALERTS = ("ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA", "ALERT_CERTIFICATE_REQUIRED",
+                           "ALERT_CERTIFICATE_UNKNOWN", "ALERT_UNSUPPORTED_CERTIFICATE",
+                           "ALERT_CERTIFICATE_EXPIRED", "ALERT_CERTIFICATE_REVOKED", "ALERT_ACCESS_DENIED",
+                           "ALERT_DECRYPT_ERROR")
+
+
+class TlsStream(SocketStream):
+    """A TLS socket as a Stream: an engine's alert refusing our client certificate becomes a
+    ``TLS_HANDSHAKE_FAILED`` that says so, not a bare "connection broke"."""
+
+    def __init__(self, sock: ssl.SSLSocket, description: str, vm_uuid: str, address: str, port: int) -> None:
+        super().__init__(sock, description)
+        self._vm_uuid = vm_uuid
+        self._where = "%s:%d" % (address, port)
+
+    def _translate(self, exc: ssl.SSLError) -> Exception:
+        text = "%s %s" % (getattr(exc, "reason", None) or "", exc)
+        if not any(alert in text.upper() for alert in _CLIENT_REJECTED_ALERTS):
+            return exc
+        self.close()
+        return ConnectionFailure(
+            "The Docker engine of VM %s at %s refused xscontainer's client certificate (%s): the engine's "
+            "--tlscacert is not the CA that signed the client certificate kept in xapi. Redo the TLS setup "
+            "(xscontainer-prepare-vm --mode tls) so both come from one CA." % (self._vm_uuid, self._where,
+                                                                               getattr(exc, "reason", exc)),
+            code="TLS_HANDSHAKE_FAILED", vm_uuid=self._vm_uuid)
+
+    def recv(self, size: int) -> bytes:
+        try:
+            return self._sock.recv(size)
+        except ssl.SSLError as exc:
+            raise self._translate(exc) from exc
+
+    def sendall(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except ssl.SSLError as exc:
+            raise self._translate(exc) from exc
+
+
 class TlsTunnel(object):
     """Opens TLS connections to one VM's engine; ``context`` is built once (from xapi secrets)."""
 
@@ -58,6 +100,7 @@ class TlsTunnel(object):
         self._lock = threading.Lock()
         self.backoff = Backoff(clock)
         self.address = None  # type: Optional[str]
+        self.tls_version = None  # type: Optional[str]  # of the last handshake, e.g. "TLSv1.3"
         self.connects = 0
 
     def open_stream(self) -> Stream:
@@ -88,7 +131,8 @@ class TlsTunnel(object):
             raise ConnectionFailure(
                 "The TLS handshake with VM %s at %s:%d failed: %s. %s" % (
                     self.vm_uuid, address, self.port, exc,
-                    "The engine's certificate is not signed by the VM's CA, or not for this address."
+                    "The engine's certificate is not signed by the CA kept for this VM in xapi, or not for "
+                    "this address: redo the TLS setup (xscontainer-prepare-vm --mode tls)."
                     if verify else "Check the engine's --tlsverify settings and the VM's certificates."),
                 code="TLS_VERIFY_FAILED" if verify else "TLS_HANDSHAKE_FAILED", vm_uuid=self.vm_uuid) from exc
         except (OSError, socket.timeout) as exc:
@@ -97,7 +141,9 @@ class TlsTunnel(object):
                                     % (self.vm_uuid, address, exc), code="TLS_HANDSHAKE_FAILED",
                                     vm_uuid=self.vm_uuid) from exc
         self.address = address
-        return SocketStream(wrapped, "%s:%s:%d via tls" % (self.vm_uuid, address, self.port))
+        self.tls_version = wrapped.version()
+        return TlsStream(wrapped, "%s:%s:%d via tls" % (self.vm_uuid, address, self.port), self.vm_uuid,
+                         address, self.port)
 
     def close(self) -> None:
         """Nothing persistent besides the pooled streams, which the pool closes."""
