@@ -64,7 +64,9 @@ class Demo:
         testbed = Testbed(self.directory)
         testbed.up(hosts=2, vms=3, containers=4, monitor=True)
         self.info = testbed.info()
+        # The demo plays dom0 of the first host (the coordinator).
         self.env["XSCONTAINER_XAPI_SOCKET"] = self.info["unix_socket"]
+        self.env["XSCONTAINER_INVENTORY"] = self.info["hosts"][0]["inventory"]
         _say("Up in %.1f s.\n" % (time.monotonic() - started))
 
     def register(self) -> None:
@@ -153,6 +155,7 @@ class Demo:
     def explain(self) -> None:
         _say("The pool is still running. Explore it with:")
         _say("  export XSCONTAINER_XAPI_SOCKET=%s" % self.info["unix_socket"])
+        _say("  export XSCONTAINER_INVENTORY=%s   # act as host1's dom0" % self.info["hosts"][0]["inventory"])
         _say("  %s vm-list params=uuid,name-label,resident-on" % self.info["xe"])
         _say("  %s/xscontainer ps --all-hosts       # or: top, inspect, logs, stats, pause, doctor ..." % self.bin)
         _say("  %s/xscontainer-testbed vm-exec --dir %s vm1 -- docker ps" % (self.bin, self.directory))
