@@ -68,10 +68,17 @@ def pool(testbed, tmp_path_factory):
         pool.stop()
 
 
-def docker_ps(pool, vm_uuid):
+def docker_ps(pool, vm_uuid, present=True):
+    """name -> container from VM.other_config:docker_ps. The writer's remove+add is not atomic:
+    when the VM is monitored, wait out an instant of absence instead of reading "no containers"."""
     api = pool.session.xenapi
-    return {c.name: c for c in xencenter_containers(
-        api.VM.get_other_config(api.VM.get_by_uuid(vm_uuid)).get("docker_ps"))}
+    ref = api.VM.get_by_uuid(vm_uuid)
+    if present:
+        value = wait_for(lambda: api.VM.get_other_config(ref).get("docker_ps"), timeout=10,
+                         what="docker_ps of %s" % vm_uuid)
+    else:
+        value = api.VM.get_other_config(ref).get("docker_ps")
+    return {c.name: c for c in xencenter_containers(value)}
 
 
 def status_of(pool, vm_uuid):
@@ -85,7 +92,7 @@ def status_of(pool, vm_uuid):
 def test_register_monitors_and_deregister_removes(pool):
     vm = pool.vm(0)
     assert pool.call("register", {"vmuuid": vm["uuid"]}) == "TrueNone"
-    wait_for(lambda: "web" in docker_ps(pool, vm["uuid"]), what="docker_ps after register")
+    wait_for(lambda: "web" in docker_ps(pool, vm["uuid"], present=False), what="docker_ps after register")
     status = status_of(pool, vm["uuid"])
     assert status["state"] == "monitored" and status["host"] == pool.info["hosts"][0]["uuid"]
     assert pool.call("deregister", {"vmuuid": vm["uuid"]}) == "TrueNone"
@@ -101,7 +108,7 @@ def registered(pool):
     for vm in vms:
         pool.call("register", {"vmuuid": vm["uuid"]})
     for vm in vms:
-        wait_for(lambda: "web" in docker_ps(pool, vm["uuid"]), what="docker_ps of %s" % vm["name_label"])
+        wait_for(lambda: "web" in docker_ps(pool, vm["uuid"], present=False), what="docker_ps of %s" % vm["name_label"])
     return vms
 
 
@@ -330,7 +337,7 @@ def test_config_drive_through_the_plugin_makes_the_guest_monitored(pool, tmp_pat
         assert pool.call("get_config_drive_configuration", {"vdiuuid": vdi_uuid}, host_index=1)[4:] == configuration
         # The guest boots and applies the drive's keys: nothing else is done.
         pool.testbed.authorize_key(vm["name_label"], "\n".join(keys))
-        wait_for(lambda: "web" in docker_ps(pool, vm["uuid"]), timeout=60, what="the new VM monitored")
+        wait_for(lambda: "web" in docker_ps(pool, vm["uuid"], present=False), timeout=60, what="the new VM monitored")
     finally:
         pool.testbed.authorize_key(vm["name_label"], original_keys)
         for vbd in api.VM.get_VBDs(ref):
