@@ -14,10 +14,9 @@ from typing import Callable, List, NamedTuple, Optional
 import paramiko
 
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XSContainerError
-from xscontainer.hostkeys import check_host_key, host_key_algorithms_for
 from xscontainer.prepare import authkeys
 from xscontainer.prepare.options import WriteFailed
-from xscontainer.transport.ssh import tcp_connect
+from xscontainer.transport.ssh import start_pinned_client, tcp_connect
 
 LOG = logging.getLogger(__name__)
 
@@ -85,15 +84,7 @@ class AdminConnection(object):
         sock, address = tcp_connect(self._addresses, self._port, self._timeout, self.vm_uuid, "sshd")
         transport = paramiko.Transport(sock)
         try:
-            algorithms = host_key_algorithms_for(self._pin.get())
-            if algorithms:
-                options = transport.get_security_options()
-                supported = [a for a in algorithms if a in options.key_types]
-                if supported:
-                    options.key_types = supported
-            transport.start_client(timeout=self._timeout)
-            # Checked (and pinned on first contact) before any credential is sent.
-            check_host_key(self._pin, transport.get_remote_server_key().get_base64())
+            start_pinned_client(transport, self._pin, self._timeout)
             self._authenticate(transport, address)
         except XSContainerError:
             transport.close()

@@ -159,6 +159,23 @@ def tcp_connect(addresses: List[str], port: int, timeout: float, vm_uuid: str,
     raise last
 
 
+def start_pinned_client(transport: paramiko.Transport, pin, timeout: float) -> None:
+    """SSH handshake that accepts only the pinned host key (pinning it on first contact).
+
+    When a key is pinned we offer only its algorithm: a pool upgraded from the original product
+    pinned RSA keys, and negotiating Ed25519 would look like a changed key. The check runs
+    before any credential is sent, so a wrong host never learns who we are.
+    """
+    algorithms = host_key_algorithms_for(pin.get())
+    if algorithms:
+        options = transport.get_security_options()
+        supported = [a for a in algorithms if a in options.key_types]
+        if supported:
+            options.key_types = supported
+    transport.start_client(timeout=timeout)
+    check_host_key(pin, transport.get_remote_server_key().get_base64())
+
+
 class SshTunnel(object):
     """One VM's SSH connection, opened on first use, reopened (with back-off) after it dies.
 
@@ -216,16 +233,7 @@ class SshTunnel(object):
         _tune_socket(sock, self._keepalive)
         transport = paramiko.Transport(sock)
         try:
-            algorithms = host_key_algorithms_for(self._pin.get())
-            if algorithms:
-                options = transport.get_security_options()
-                supported = [a for a in algorithms if a in options.key_types]
-                if supported:
-                    options.key_types = supported
-            transport.start_client(timeout=self._connect_timeout)
-            offered = transport.get_remote_server_key().get_base64()
-            # Before anything is sent, and before authentication reveals who we are.
-            check_host_key(self._pin, offered)
+            start_pinned_client(transport, self._pin, self._connect_timeout)
             self._authenticate(transport, settings.username, address)
             transport.set_keepalive(max(1, int(self._keepalive)))
             # paramiko's reader thread wakes at every socket timeout (0.1 s by default) to see
