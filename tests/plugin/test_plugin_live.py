@@ -182,6 +182,8 @@ def test_direct_path_when_no_monitor_runs(pool, registered):
         pool.monitors[1] = subprocess.Popen([sys.executable, "-m", "xscontainer.monitor.cli", "--inventory",
                                              host["inventory"], "--log-file", "-"], env=env,
                                             stderr=subprocess.DEVNULL)
+        control = "/run/xscontainer/monitor-%s.sock" % host["uuid"]
+        wait_for(lambda: os.path.exists(control), what="the restarted monitor's control socket")
 
 
 def test_every_function_through_xe_host_call_plugin(pool, registered, tmp_path):

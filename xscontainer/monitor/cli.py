@@ -9,10 +9,9 @@ import threading
 from typing import List, Optional
 
 from xscontainer.errors import XSContainerError
-from xscontainer.monitor.service import Monitor, MonitorOptions
-from xscontainer.xapi.session import open_local_session
 
 DEFAULT_LOG = "/var/log/xscontainer.log"
+DEFAULT_CONTROL_DIR = "/run/xscontainer"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--warn-after", type=float, default=120.0,
                         help="seconds of failure before the xapi message about a VM (default 120)")
-    parser.add_argument("--control-dir", default=MonitorOptions().control_dir,
+    parser.add_argument("--control-dir", default=DEFAULT_CONTROL_DIR,
                         help="directory of the local control socket")
     return parser
 
@@ -41,21 +40,31 @@ def _configure_logging(path: str, debug: bool) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    # Signals first: systemd may stop the service while it is still importing and connecting.
+    stopping = threading.Event()
+    running = []  # the Monitor, once built
+
+    def on_signal(signum, frame):
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        stopping.set()
+        for monitor in running:
+            monitor.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     args = _parser().parse_args(argv)
     _configure_logging(args.log_file, args.debug)
+    from xscontainer.monitor.service import Monitor, MonitorOptions
+    from xscontainer.xapi.session import open_local_session
     options = MonitorOptions(warn_after=args.warn_after, control_dir=args.control_dir)
     try:
         monitor = Monitor(lambda: open_local_session(args.xapi_socket), args.inventory, options)
     except XSContainerError as exc:
         print("xscontainer-monitor: %s (%s)" % (exc.message, exc.code), file=sys.stderr)
         return 1
-
-    def on_signal(signum, frame):
-        logging.getLogger(__name__).info("signal %d: stopping", signum)
-        monitor.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    running.append(monitor)
+    if stopping.is_set():
+        return 0
     logging.getLogger(__name__).info("xscontainer-monitor starting (control socket %s)", monitor.control_path)
     failure = []
 
@@ -67,6 +76,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     runner = threading.Thread(target=run, name="monitor")
     runner.start()
+    if stopping.is_set():
+        monitor.stop()
     while runner.is_alive():
         runner.join(0.5)  # the main thread stays free to receive signals
     if failure:

@@ -31,8 +31,6 @@ class EngineAccess:
         from xscontainer.poolkeys import PoolKeyCache
         session = self._session
         with EngineConnections(lambda: session, PoolKeyCache(lambda: session)) as engines:
-            if op == "status":
-                return None
             if op == "refresh":
                 self._write_state(engines, vm_uuid, None)
                 return None
@@ -74,12 +72,16 @@ class EngineAccess:
 
     def status_xml(self, vm_uuid: str) -> str:
         from xscontainer.monitor.render import render_document
-        status = self.call(vm_uuid, "status")
+        try:
+            status = control_call(self._path(), "status", {"vm": vm_uuid})
+            monitor_running = True
+        except MonitorNotRunning:
+            status, monitor_running = None, False
         if status is None:
-            status = self._unmonitored_status(vm_uuid)
+            status = self._unwatched_status(vm_uuid, monitor_running)
         return render_document("xscontainer_status", status)
 
-    def _unmonitored_status(self, vm_uuid: str) -> Dict[str, Any]:
+    def _unwatched_status(self, vm_uuid: str, monitor_running: bool) -> Dict[str, Any]:
         from xscontainer.engine.diagnose import diagnose
         from xscontainer.monitor.policy import why_not_monitored
         api = self._session.xenapi
@@ -93,8 +95,13 @@ class EngineAccess:
         host = api.host.get_by_uuid(this_host_uuid())
         reason = why_not_monitored(vm, host, metrics)
         result = diagnose(self._session, vm_uuid)
-        return {"vm": vm_uuid, "host": this_host_uuid(), "state": "not monitored" if reason else "monitor not running",
-                "reason": reason or "the xscontainer-monitor service does not run on this host",
+        if reason:
+            state = "not monitored"
+        elif monitor_running:
+            state, reason = "starting", "the monitor has not picked this VM up yet"
+        else:
+            state, reason = "monitor not running", "the xscontainer-monitor service does not run on this host"
+        return {"vm": vm_uuid, "host": this_host_uuid(), "state": state, "reason": reason,
                 "since": None, "last_error": None if result.ok else result.message,
                 "last_error_code": None if result.ok else result.code,
                 "diagnosis": "%s (%s)" % (result.message, result.code)}
