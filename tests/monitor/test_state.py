@@ -39,7 +39,7 @@ def test_a_lagging_list_is_read_again_until_it_shows_the_event():
     slept = []
     values = render_state(engine, ["docker_ps"], StartTimes(), {"a" * 64: expected_state("pause")},
                           Settle(sleep=slept.append))
-    assert "(Paused)" in values["docker_ps"] and engine.calls == 3 and slept == [0.05, 0.1]
+    assert "(Paused)" in values["docker_ps"] and engine.calls == 3 and slept == [0.01, 0.02]
     assert unmet([record("paused")], {"a" * 64: expected_state("pause")}) == {}
 
 

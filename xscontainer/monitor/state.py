@@ -54,7 +54,7 @@ class StartTimes:
 class Settle(NamedTuple):
     """How long a refresh waits for the container list to catch up with the events it follows."""
 
-    delays: Tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    delays: Tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
     sleep: Callable[[float], None] = time.sleep
 
 
