@@ -4,6 +4,7 @@ xapi's side only: which VMs (``view.py``), starting and stopping their watchers,
 restarts without ever running two watchers for one VM. What a watcher does is in ``watcher.py``.
 """
 
+import concurrent.futures
 import logging
 import threading
 import xmlrpc.client
@@ -11,6 +12,7 @@ from typing import Callable, Dict, Optional
 
 import XenAPI
 
+from xscontainer.backoff import backoff_delay
 from xscontainer.errors import XapiError
 from xscontainer.monitor.view import CLASSES, Target, XapiView, orphaned_tls_secrets
 from xscontainer.xapi.inventory import this_host_uuid
@@ -25,13 +27,13 @@ class HostMonitor:
 
     def __init__(self, session_factory: Callable[[], "XenAPI.Session"], start_watcher: Callable,
                  inventory_path: Optional[str] = None, poll_timeout: float = 5.0,
-                 retry_delays=(0.5, 1, 2, 5, 10), on_pool_change: Optional[Callable[[], None]] = None,
+                 retry_initial: float = 0.5, retry_maximum: float = 10.0, on_pool_change: Optional[Callable[[], None]] = None,
                  cleanup_secrets: Optional[Callable] = None) -> None:
         self._session_factory = session_factory
         self._start_watcher = start_watcher  # (Target) -> watcher with .stop(remove_keys) and .target
         self._inventory_path = inventory_path
         self._poll_timeout = poll_timeout
-        self._retry_delays = retry_delays
+        self._retry = (retry_initial, retry_maximum)
         self._on_pool_change = on_pool_change
         self._cleanup_secrets = cleanup_secrets
         self._stop = threading.Event()
@@ -51,7 +53,7 @@ class HostMonitor:
                     failures = 0
                 except XAPI_ERRORS as exc:
                     self.connected.clear()
-                    delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                    delay = backoff_delay(failures, *self._retry)
                     failures += 1
                     LOG.warning("xapi connection lost (%s); retrying in %.1fs, watchers kept", exc, delay)
                     self._stop.wait(delay)
@@ -133,5 +135,9 @@ class HostMonitor:
             self._watchers.clear()
         for watcher in watchers:
             watcher.signal_stop()
-        for watcher in watchers:
-            watcher.stop(remove_keys=remove_keys)
+        if not watchers:
+            return
+        # Each stop closes a connection and joins threads: one after another that is seconds at
+        # a thousand VMs, so SIGTERM would outlast systemd's patience.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(watchers))) as pool:
+            list(pool.map(lambda w: w.stop(remove_keys=remove_keys), watchers))

@@ -50,7 +50,8 @@ class Services:
         self.alerts = Alerts(sessions)
         self.warn_after = options.warn_after
         self.clock = clock
-        self.backoff = {"initial": options.backoff_initial, "maximum": options.backoff_maximum}
+        # Jitter: a thousand VMs that failed together (a network outage) do not retry together.
+        self.backoff = {"initial": options.backoff_initial, "maximum": options.backoff_maximum, "jitter": 0.3}
         self.connect_slots = threading.BoundedSemaphore(options.max_concurrent_connects)
         self._pool_keys = pool_keys
 

@@ -2,6 +2,7 @@
 
 from typing import Callable, Optional
 
+from xscontainer.backoff import backoff_delay
 from xscontainer.errors import ConnectionFailure
 
 
@@ -28,7 +29,7 @@ class Backoff(object):
     def failed(self, error: ConnectionFailure) -> None:
         self.failures += 1
         self._last = error
-        self._retry_at = self._clock() + min(self._base * (2 ** (self.failures - 1)), self._cap)
+        self._retry_at = self._clock() + backoff_delay(self.failures - 1, self._base, self._cap)
 
     def succeeded(self) -> None:
         self.failures = 0
