@@ -32,7 +32,7 @@ class MonitorOptions(NamedTuple):
     refresh_workers: int = 8
     max_concurrent_connects: int = 24  # 1000 simultaneous SSH handshakes finish later, not sooner
     xapi_sessions: int = 4
-    poll_timeout: float = 5.0
+    poll_timeout: float = 2.0  # event.from wait; bounds how long SIGTERM waits for the xapi loop
     backoff_initial: float = 0.5
     backoff_maximum: float = 30.0
     control_dir: str = CONTROL_DIR
