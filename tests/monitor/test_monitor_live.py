@@ -278,11 +278,3 @@ def test_a_dead_daemon_raises_the_message_and_recovery_removes_it(bed, watched, 
     wait_for(lambda: status_of(bed, ref, "web") == "Up (Paused)", what="monitoring to resume")
     bed.testbed.docker(vm, ["unpause", "web"])
     wait_for(lambda: status_of(bed, ref, "web") == "Up", what="web running again")
-
-
-def test_plugin_calls_use_the_monitors_connection(bed, watched):
-    record, ref = watched
-    api = bed.session.xenapi
-    host1 = api.host.get_by_uuid(bed.host1["uuid"])
-    status = api.host.call_plugin(host1, "xscontainer", "get_status", {"vmuuid": record["uuid"]})
-    assert status.startswith("True<?xml")

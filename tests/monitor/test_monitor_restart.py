@@ -84,3 +84,41 @@ def test_xapi_restart_keeps_one_watcher_and_stop_leaves_no_thread(testbed, tmp_p
     assert not runner.is_alive()
     leftovers = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
     assert leftovers == [], "threads left behind: %s" % [t.name for t in leftovers]
+
+
+def _run_monitor(socket_path, inventory, control_dir):
+    options = MonitorOptions(control_dir=control_dir, poll_timeout=1.0)
+    monitor = Monitor(lambda: open_local_session(socket_path), inventory, options)
+    runner = threading.Thread(target=monitor.run, name="monitor-under-test")
+    runner.start()
+    return monitor, runner
+
+
+def test_a_restarted_monitor_writes_nothing_that_has_not_changed(testbed, tmp_path):
+    sim = SimulatorProcess(str(tmp_path / "xapi"))
+    sim.start()
+    session = sim.local_session()
+    control_dir = tempfile.mkdtemp(prefix="xsc-ctl-")
+    try:
+        ref, _ = _adopt_testbed_vm(session, testbed)
+        inventory = sim.info["hosts"][0]["inventory"]
+        first, runner = _run_monitor(sim.socket_path, inventory, control_dir)
+        try:
+            wait_for(lambda: _web_status(session, ref) == "Up", what="vm1 reflected")
+        finally:
+            first.stop()
+            runner.join(30)
+        token = session.xenapi.event_from(["vm"], "", 0.0)["token"]
+        second, runner = _run_monitor(sim.socket_path, inventory, control_dir)
+        try:
+            wait_for(lambda: [w for w in second.host.watchers().values() if w.status()["state"] == "monitored"],
+                     what="the second monitor's first full refresh")
+            batch = session.xenapi.event_from(["vm"], token, 0.5)
+            assert [e for e in batch["events"] if e["ref"] == ref] == [], "unchanged keys were rewritten"
+        finally:
+            second.stop()
+            runner.join(30)
+    finally:
+        close_session(session)
+        sim.stop()
+        shutil.rmtree(control_dir, ignore_errors=True)

@@ -97,26 +97,25 @@ def get_config_drive_default(session: "XenAPI.Session", template_uuid: Optional[
     return render.default_template_text(text, enabled, source)
 
 
-def _vm(session: "XenAPI.Session", vm_uuid: str) -> Tuple[str, Dict[str, Any]]:
+def _lookup(session: "XenAPI.Session", cls: str, uuid: str) -> Tuple[str, Dict[str, Any]]:
+    """(ref, record) of the ``cls`` object with that uuid (``VM`` or ``SR``)."""
+    api = getattr(session.xenapi, cls)
     try:
-        ref = session.xenapi.VM.get_by_uuid(vm_uuid)
-        return ref, session.xenapi.VM.get_record(ref)
+        ref = api.get_by_uuid(uuid)
+        return ref, api.get_record(ref)
     except XenAPI.Failure as exc:
         if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
-            raise ConfigDriveError("There is no VM with uuid %s." % vm_uuid, code="VM_NOT_FOUND",
-                                   vm_uuid=vm_uuid) from exc
-        raise _translate(exc, "look up VM %s" % vm_uuid) from exc
+            raise ConfigDriveError("There is no %s with uuid %s." % (cls, uuid), code="%s_NOT_FOUND" % cls,
+                                   **{cls.lower() + "_uuid": uuid}) from exc
+        raise _translate(exc, "look up %s %s" % (cls, uuid)) from exc
+
+
+def _vm(session: "XenAPI.Session", vm_uuid: str) -> Tuple[str, Dict[str, Any]]:
+    return _lookup(session, "VM", vm_uuid)
 
 
 def _sr(session: "XenAPI.Session", sr_uuid: str) -> Tuple[str, Dict[str, Any]]:
-    try:
-        ref = session.xenapi.SR.get_by_uuid(sr_uuid)
-        return ref, session.xenapi.SR.get_record(ref)
-    except XenAPI.Failure as exc:
-        if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
-            raise ConfigDriveError("There is no SR with uuid %s." % sr_uuid, code="SR_NOT_FOUND",
-                                   sr_uuid=sr_uuid) from exc
-        raise _translate(exc, "look up SR %s" % sr_uuid) from exc
+    return _lookup(session, "SR", sr_uuid)
 
 
 def _check_vm(vm_uuid: str, vm: Dict[str, Any]) -> None:

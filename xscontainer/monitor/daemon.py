@@ -65,6 +65,10 @@ class HostMonitor:
     def stop(self) -> None:
         self._stop.set()
 
+    def vm_other_config(self, vm_ref: str) -> Dict[str, str]:
+        """other_config of a VM as the last event showed it (empty when unknown)."""
+        return dict(self._view.vms.get(vm_ref, {}).get("other_config", {}))
+
     def watchers(self) -> Dict[str, object]:
         with self._lock:
             return dict(self._watchers)

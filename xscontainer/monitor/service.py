@@ -105,6 +105,8 @@ class Monitor:
 
     # -- watchers and refreshes ------------------------------------------------------------------
     def _start_watcher(self, target) -> Watcher:
+        # What xapi already holds is not written again (after a monitor restart, say).
+        self.services.writer.seed(target.vm_ref, self.host.vm_other_config(target.vm_ref))
         return Watcher(target, self.services).start()
 
     def _watcher(self, vm_uuid: str) -> Optional[Watcher]:

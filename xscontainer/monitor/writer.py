@@ -2,7 +2,7 @@
 
 import logging
 import threading
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, Tuple
 
 import XenAPI
 
@@ -53,7 +53,3 @@ class OtherConfigWriter:
         with self._lock:
             for key in DOCKER_KEYS:
                 self._written.pop((vm_ref, key), None)
-
-    def last(self, vm_ref: str, key: str) -> Optional[str]:
-        with self._lock:
-            return self._written.get((vm_ref, key))

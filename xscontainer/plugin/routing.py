@@ -8,7 +8,7 @@ from typing import Dict, Optional
 
 import XenAPI
 
-from xscontainer.errors import NotFound, XapiError
+from xscontainer.errors import NotFound
 from xscontainer.xapi.inventory import this_host_uuid
 
 PLUGIN_NAME = "xscontainer"
@@ -79,10 +79,3 @@ def was_forwarded(args: Dict[str, str]) -> bool:
 
 def strip_routing_keys(args: Dict[str, str]) -> Dict[str, str]:
     return {k: v for k, v in args.items() if k != FORWARDED_KEY}
-
-
-def describe_host(session: "XenAPI.Session", host_ref: str) -> str:
-    try:
-        return session.xenapi.host.get_name_label(host_ref)
-    except XenAPI.Failure as exc:
-        raise XapiError("Host %s vanished." % host_ref) from exc

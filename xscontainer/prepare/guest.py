@@ -16,7 +16,7 @@ import paramiko
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XSContainerError
 from xscontainer.prepare import authkeys
 from xscontainer.prepare.options import WriteFailed
-from xscontainer.transport.ssh import start_pinned_client, tcp_connect
+from xscontainer.transport.ssh import handshake_failed, start_pinned_client, tcp_connect
 
 LOG = logging.getLogger(__name__)
 
@@ -91,9 +91,7 @@ class AdminConnection(object):
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
             transport.close()
-            raise ConnectionFailure("The SSH handshake with VM %s at %s failed: %s"
-                                    % (self.vm_uuid, address, exc or type(exc).__name__),
-                                    code="SSH_HANDSHAKE_FAILED", vm_uuid=self.vm_uuid) from exc
+            raise handshake_failed(self.vm_uuid, address, exc) from exc
         self._transport = transport
         self.address = address
         return self

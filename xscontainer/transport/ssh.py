@@ -159,6 +159,13 @@ def tcp_connect(addresses: List[str], port: int, timeout: float, vm_uuid: str,
     raise last
 
 
+def handshake_failed(vm_uuid: str, address: str, exc: BaseException) -> ConnectionFailure:
+    """What a broken SSH handshake (paramiko, socket or EOF error) means to a user."""
+    return ConnectionFailure("The SSH handshake with VM %s at %s failed: %s"
+                             % (vm_uuid, address, exc or type(exc).__name__),
+                             code="SSH_HANDSHAKE_FAILED", vm_uuid=vm_uuid)
+
+
 def start_pinned_client(transport: paramiko.Transport, pin, timeout: float) -> None:
     """SSH handshake that accepts only the pinned host key (pinning it on first contact).
 
@@ -248,9 +255,7 @@ class SshTunnel(object):
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
             transport.close()
-            raise ConnectionFailure("The SSH handshake with VM %s at %s failed: %s"
-                                    % (self.vm_uuid, address, exc or type(exc).__name__),
-                                    code="SSH_HANDSHAKE_FAILED", vm_uuid=self.vm_uuid) from exc
+            raise handshake_failed(self.vm_uuid, address, exc) from exc
         self.address = address
         LOG.info("VM %s: SSH connection to %s@%s established", self.vm_uuid, settings.username, address)
         return transport
