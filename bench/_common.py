@@ -116,6 +116,12 @@ def close(sess) -> None:
     close_session(sess)
 
 
+def pool_public_line(sess, pool_other_config: Dict[str, str]) -> str:
+    """The pool key's public line named by a pool.other_config (what the testbed authorized)."""
+    uuid = pool_other_config["xscontainer-public-secret-uuid"]
+    return sess.xenapi.secret.get_value(sess.xenapi.secret.get_by_uuid(uuid))
+
+
 def set_registered(sess, vm_ref: str, registered: bool) -> None:
     """Register (or deregister) a VM for monitoring, key by key, as the plugin does."""
     api = sess.xenapi.VM

@@ -36,13 +36,20 @@ def generate_keypair(comment: str = KEY_COMMENT) -> PoolKeyPair:
     return PoolKeyPair(private, "%s %s" % (public, comment))
 
 
-def public_line_from_private(private_pem: str, comment: str = KEY_COMMENT) -> str:
-    """Derive the public key line from the private key text (RSA PEM or OpenSSH format)."""
+def _load_private_key(private_pem: str):
+    """The key as a cryptography object. A PEM RSA key (an upgraded pool's, 4096 bits) is loaded
+    without cryptography's consistency check, which costs 200+ ms on every plugin call that has no
+    warm monitor: the key is ours, read from xapi's secret store, not input to be validated."""
     data = private_pem.encode("ascii")
     if b"OPENSSH PRIVATE KEY" in data:
-        key = serialization.load_ssh_private_key(data, password=None)
-    else:
-        key = serialization.load_pem_private_key(data, password=None)
+        return serialization.load_ssh_private_key(data, password=None)
+    return serialization.load_pem_private_key(data, password=None,
+                                              unsafe_skip_rsa_key_validation=True)
+
+
+def public_line_from_private(private_pem: str, comment: str = KEY_COMMENT) -> str:
+    """Derive the public key line from the private key text (RSA PEM or OpenSSH format)."""
+    key = _load_private_key(private_pem)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                            serialization.PublicFormat.OpenSSH).decode("ascii")
     return "%s %s" % (public, comment)
@@ -111,6 +118,21 @@ def ensure_pool_keypair(session: "XenAPI.Session") -> PoolKeyPair:
     return winner
 
 
+def paramiko_key_from_text(private_pem: str, public_line: str):
+    """The pool's private key as a paramiko key object."""
+    import io
+    import paramiko
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key_type = public_line.split()[0] if public_line.split() else ""
+    if key_type == "ssh-rsa" and b"OPENSSH PRIVATE KEY" not in private_pem.encode("ascii"):
+        key = _load_private_key(private_pem)
+        if isinstance(key, rsa.RSAPrivateKey):
+            return paramiko.RSAKey(key=key)
+    cls = {"ssh-ed25519": paramiko.Ed25519Key, "ssh-rsa": paramiko.RSAKey}.get(
+        key_type, paramiko.ECDSAKey)
+    return cls.from_private_key(io.StringIO(private_pem))
+
+
 class PoolKeyCache:
     """Loads the pool key once per process; ``invalidate()`` after a pool change event."""
 
@@ -129,15 +151,10 @@ class PoolKeyCache:
 
     def paramiko_key(self):
         """The private key as a paramiko key object, parsed once."""
-        import io
-        import paramiko
         pair = self.keypair()
         with self._lock:
             if self._pkey is None:
-                key_type = pair.public_line.split()[0]
-                cls = {"ssh-ed25519": paramiko.Ed25519Key, "ssh-rsa": paramiko.RSAKey}.get(
-                    key_type, paramiko.ECDSAKey)
-                self._pkey = cls.from_private_key(io.StringIO(pair.private_pem))
+                self._pkey = paramiko_key_from_text(pair.private_pem, pair.public_line)
             return self._pkey
 
     def invalidate(self) -> None:
