@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 
-APT_PACKAGES="docker.io openssh-server openssh-client busybox-static iproute2 iptables xorriso rpm createrepo-c cloud-init socat ncat procps psmisc"
+APT_PACKAGES="python3 python3-venv docker.io openssh-server openssh-client busybox-static iproute2 iptables xorriso rpm createrepo-c cloud-init socat ncat procps psmisc"
 
 log() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -35,6 +35,25 @@ find_python() {  # $1 = version prefix, e.g. 3.11
   return 1
 }
 
+main_python() {  # pyenv's 3.11 when there is one, else the distribution's python3 (3.7 or later)
+  find_python 3.11 && return 0
+  if python3 -c 'import sys; sys.exit(sys.version_info < (3, 7))' 2>/dev/null; then
+    command -v python3; return 0
+  fi
+  log "no Python 3.7 or later: install Debian's python3 and python3-venv (apt-get install python3 python3-venv)"
+  exit 1
+}
+
+python36() {  # dom0's interpreter; Debian has no package of it
+  if [ -n "${XSCONTAINER_PYTHON36:-}" ]; then echo "$XSCONTAINER_PYTHON36"; return 0; fi
+  find_python 3.6 && return 0
+  log "Python 3.6 (dom0's interpreter) is not installed, and the test suite runs on it too."
+  log "Install it with pyenv ('pyenv install 3.6.15', which needs build-essential libssl-dev"
+  log "zlib1g-dev libffi-dev libbz2-dev libreadline-dev libsqlite3-dev), or point"
+  log "XSCONTAINER_PYTHON36 at a python3.6 binary. './dev.sh demo' does not need it."
+  exit 1
+}
+
 make_venv() {  # $1 = venv dir, $2 = python, $3 = requirements suffix
   local venv=$1 py=$2 req=$3 stamp
   stamp=$(cat requirements/"$req".txt requirements/test-"$req".txt setup.cfg | sha256sum | cut -c1-16)
@@ -50,10 +69,16 @@ make_venv() {  # $1 = venv dir, $2 = python, $3 = requirements suffix
   echo "$stamp" > "$venv/.stamp"
 }
 
-setup() {
+setup_main() {
   install_system_packages
-  make_venv .venv "$(find_python 3.11)" py311
-  make_venv .venv36 "$(find_python 3.6)" py36
+  local py; py=$(main_python)
+  make_venv .venv "$py" py311
+}
+
+setup() {
+  local py36; py36=$(python36)   # fail at once, before installing anything, when 3.6 is missing
+  setup_main
+  make_venv .venv36 "$py36" py36
 }
 
 run_tests() {
@@ -68,6 +93,6 @@ run_tests() {
 case "${1:-}" in
   setup) setup ;;
   test) setup; run_tests ;;
-  demo) setup; exec .venv/bin/python -m xscontainer.demo "${@:2}" ;;
+  demo) setup_main; exec .venv/bin/python -m xscontainer.demo "${@:2}" ;;
   *) echo "usage: $0 demo|test|setup" >&2; exit 2 ;;
 esac

@@ -65,6 +65,35 @@ def test_api_calls_on_a_real_engine(client):
         client.inspect("nosuchcontainer")
 
 
+def test_results_match_docker_py_the_reference_client(bed, client):
+    """docker-py on the VM's socket (from this machine) and our client through the SSH tunnel see
+    the same engine: the records our renderers and plugin functions use must be the same."""
+    import docker
+    _, vm = bed
+    reference = docker.APIClient(base_url="unix://" + vm["docker_socket"], version="1.41")
+    try:
+        ours = {c["Id"]: c for c in client.containers(all=True)}
+        theirs = {c["Id"]: c for c in reference.containers(all=True)}
+        assert sorted(ours) == sorted(theirs)
+        for cid, record in theirs.items():
+            for field in ("Names", "Image", "ImageID", "Command", "Created", "Ports", "Labels", "State"):
+                assert ours[cid][field] == record[field], (cid, field)
+            mine = client.inspect(cid)
+            ref = reference.inspect_container(cid)
+            assert (mine["Id"], mine["Name"], mine["Config"], mine["HostConfig"]) == \
+                (ref["Id"], ref["Name"], ref["Config"], ref["HostConfig"])
+            assert mine["State"]["Status"] == ref["State"]["Status"]
+        assert client.version() == reference.version()
+        assert client.info()["ID"] == reference.info()["ID"]
+        top_ours, top_ref = client.top("web"), reference.top("web")
+        assert top_ours["Titles"] == top_ref["Titles"]
+        assert [p[0] for p in top_ours["Processes"]] == [p[0] for p in top_ref["Processes"]]
+        ours_logs = b"".join(chunk for _, chunk in client.logs("web", tail=20))
+        assert ours_logs == reference.logs("web", tail=20)
+    finally:
+        reference.close()
+
+
 def test_events_and_lifecycle(client):
     stream = client.events()
     seen = []
