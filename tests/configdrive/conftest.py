@@ -22,10 +22,6 @@ class SimPool(SimulatorProcess):
 
 
 def _start(tmp_path_factory, name):
-    try:
-        import xscontainer.sim.cli  # noqa: F401
-    except ImportError as exc:
-        pytest.skip("the xapi simulator is not available: %s" % exc)
     return SimPool(str(tmp_path_factory.mktemp(name)))
 
 
