@@ -8,6 +8,9 @@ Verbs:
     inspect VM CONTAINER                      the container's configuration and state
     logs VM CONTAINER [--tail N]              the container's last log lines
     stats VM [CONTAINER]                      CPU, memory, network and disk use
+    exec [-i] [-t] [-u USER] [-w DIR] [-e K=V] VM CONTAINER -- CMD [ARG...]
+                                              run a command in a container (root in dom0 only;
+                                              exit code: the command's)
     start|stop|restart|pause|unpause VM CONTAINER
     register VM | deregister VM               switch container management on or off
     doctor VM                                 is the VM's engine reachable, and if not, why
@@ -53,6 +56,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from typing import List, Optional, TextIO, Tuple
 
 from xscontainer.cli import commands
@@ -101,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     stats = verb("stats", "resource use of a VM's running containers (or one)")
     stats.add_argument("vm")
     stats.add_argument("container", nargs="?")
+    execute = verbs.add_parser("exec", help="run a command in a container",
+                               description="Run a command in a running container, through the VM's "
+                                           "engine connection. The exit code is the command's.")
+    execute.add_argument("-i", "--interactive", action="store_true", help="send our stdin to the command")
+    execute.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
+    execute.add_argument("-u", "--user", default="", help="user (name or uid[:gid]) in the container")
+    execute.add_argument("-w", "--workdir", default="", help="working directory in the container")
+    execute.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE",
+                         help="environment variable (repeatable)")
+    execute.add_argument("vm")
+    execute.add_argument("container")
+    execute.add_argument("command", nargs="*", help="the command and its arguments (after --)")
     for action in commands.LIFECYCLE:
         sub = verb(action, "%s a container" % action)
         sub.add_argument("vm")
@@ -139,6 +155,15 @@ def split_prepare_vm(argv: List[str]) -> Optional[Tuple[List[str], List[str]]]:
         else:
             return None
     return None
+
+
+def split_exec_command(argv: List[str]) -> Tuple[List[str], List[str]]:
+    """For the exec verb: (our arguments, the command after the first ``--``), since the command
+    may have options of its own that argparse must not see."""
+    if "exec" in argv and "--" in argv[argv.index("exec"):]:
+        cut = argv.index("--", argv.index("exec"))
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
 
 
 def read_secret(path: str, stdin: TextIO) -> str:
@@ -216,6 +241,8 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
         return commands.cmd_stats(ctx, args.vm, args.container)
     if verb in commands.LIFECYCLE:
         return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)
+    if verb == "exec":
+        return run_exec_verb(ctx, args, stdin)
     if verb in ("register", "deregister"):
         return commands.cmd_register(ctx, args.vm, verb == "register")
     if verb == "doctor":
@@ -228,6 +255,20 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
         if args.drive_verb == "show":
             return commands.cmd_config_drive_show(ctx, args.vdi)
     raise InvalidArgument("Unknown verb %r." % verb)
+
+
+def run_exec_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> int:
+    from xscontainer.cli.console import engine_route, run_exec
+    from xscontainer.engine.console import ExecOptions
+    if not args.command:
+        raise InvalidArgument("Name the command to run: xscontainer exec VM CONTAINER -- CMD [ARG...].")
+    vm = commands.find_vm(ctx, args.vm)
+    options = ExecOptions(args.command, args.interactive, args.tty, args.user, args.workdir, args.env)
+    out, err = ctx.out, ctx.err
+    ctx.out.flush()
+    with engine_route(ctx.client.session, vm.uuid) as route:
+        return run_exec(route.client, route.open_stream, args.container, options,
+                        getattr(stdin, "buffer", stdin), getattr(out, "buffer", out), getattr(err, "buffer", err))
 
 
 def report_error(exc: XSContainerError, as_json: bool, err: TextIO) -> None:
@@ -262,11 +303,17 @@ def main(argv: Optional[List[str]] = None, stdin: Optional[TextIO] = None, stdou
          stderr: Optional[TextIO] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     stdin, out, err = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    # dom0's interpreter is 3.6, which cryptography warns about on every import: not the
+    # administrator's concern, and it would be mixed into the output of `exec`.
+    warnings.filterwarnings("ignore", message=r"Python 3\.6 is no longer supported")
     logging.basicConfig(level=logging.WARNING, stream=err, format="%(name)s: %(levelname)s %(message)s")
     parser = build_parser()
     delegated = split_prepare_vm(argv)
+    argv, exec_command = split_exec_command(argv) if not delegated else (argv, [])
     try:
         args = parser.parse_args(delegated[0] + ["prepare-vm"] if delegated else argv)
+        if args.verb == "exec":
+            args.command = list(args.command) + exec_command
     except SystemExit as exc:  # argparse has printed the usage or the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     as_json = bool(getattr(args, "json", False))

@@ -21,6 +21,10 @@ class PoolClient:
         self._api = session.xenapi
         self._hosts = None  # type: Optional[Dict[str, Dict[str, str]]]
 
+    @property
+    def session(self) -> "XenAPI.Session":
+        return self._session
+
     def _xapi(self, doing: str, call, *args):
         try:
             return call(*args)

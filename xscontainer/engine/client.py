@@ -255,6 +255,30 @@ class DockerClient(object):
                                       timeout=self._pool.limits.response_timeout + wait)
         return self._check(response, action, container=ref).body
 
+    # -- exec (the console) ---------------------------------------------------------------------
+    def target(self, path: str, query: Optional[List[Tuple[str, str]]] = None) -> str:
+        """The versioned request target of ``path``, for requests made outside this client."""
+        return self._target(path, query)
+
+    def exec_create(self, ref: str, body: bytes) -> str:
+        """Create an exec instance in a running container; its id."""
+        ident = self._id(ref)
+        response = self._pool.request("POST", self._target("/containers/%s/exec" % quote(ident)), body=body,
+                                      headers={"Content-Type": "application/json"})
+        record = self._json(self._check(response, "exec", container=ref))
+        exec_id = record.get("Id") if isinstance(record, dict) else None
+        if not isinstance(exec_id, str) or not CONTAINER_REF.fullmatch(exec_id):
+            raise EngineError("The Docker engine gave no usable exec id.", code="ENGINE_PROTOCOL_ERROR")
+        return exec_id
+
+    def exec_resize(self, exec_id: str, rows: int, columns: int) -> None:
+        response = self._pool.request("POST", self._target("/exec/%s/resize" % quote(exec_id),
+                                                           [("h", str(rows)), ("w", str(columns))]))
+        self._check(response, "exec resize")
+
+    def exec_inspect(self, exec_id: str) -> Dict[str, Any]:
+        return self.get("/exec/%s/json" % quote(exec_id), what="exec inspect")
+
     def start(self, ref: str) -> bytes:
         return self.action(ref, "start")
 

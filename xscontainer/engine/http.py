@@ -62,6 +62,10 @@ class Stream(object):
         except (OSError, EOFError):
             pass
 
+    def close_write(self) -> None:
+        """Tell the peer we send no more (a hijacked exec's stdin ends); reading goes on."""
+        self._sock.shutdown(socket.SHUT_WR)
+
     def alive(self) -> bool:
         """False when an idle stream can no longer carry a request (peer closed, transport died)."""
         return True

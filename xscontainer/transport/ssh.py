@@ -103,6 +103,9 @@ class ChannelStream(Stream):
         return self._transport.is_active() and not chan.closed and not chan.eof_received \
             and not chan.exit_status_ready()
 
+    def close_write(self) -> None:
+        self._sock.shutdown_write()
+
     def broken(self) -> Optional[str]:
         if not self._transport.is_active():
             exc = self._transport.get_exception()

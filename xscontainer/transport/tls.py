@@ -72,6 +72,10 @@ class TlsStream(SocketStream):
                                                                                getattr(exc, "reason", exc)),
             code="TLS_HANDSHAKE_FAILED", vm_uuid=self._vm_uuid)
 
+    def close_write(self) -> None:
+        """TLS has no half-close that keeps reading (Python's shutdown drops the TLS layer): the
+        command's stdin simply gets no more data."""
+
     def recv(self, size: int) -> bytes:
         try:
             return self._sock.recv(size)

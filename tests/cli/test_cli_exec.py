@@ -1,0 +1,97 @@
+"""``xscontainer exec`` against the shared testbed's real dockerd: exit codes, separated streams,
+binary-safe stdin, a large output, and an interactive terminal driven through tmux."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from waiting import wait_for
+
+
+@pytest.fixture(scope="module")
+def run(testbed):
+    info = testbed.info()
+    vm1 = info["vms"][0]
+    inventory = [h["inventory"] for h in info["hosts"] if h["uuid"] == vm1["host_uuid"]][0]
+    env = dict(os.environ, XSCONTAINER_XAPI_SOCKET=info["unix_socket"], XSCONTAINER_INVENTORY=inventory)
+
+    def call(*argv, stdin=b""):
+        return subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "exec"] + list(argv),
+                              env=env, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=120)
+    call.env = env
+    call.vm = vm1["name_label"]
+    return call
+
+
+def test_exit_code_and_separate_streams(run):
+    result = run(run.vm, "web", "--", "sh", "-c", "echo to-out; echo to-err >&2; exit 7")
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == b"to-out\n"
+    assert result.stderr == b"to-err\n"
+    assert run(run.vm, "web", "--", "true").returncode == 0
+
+
+def test_options_reach_the_command(run):
+    result = run("-u", "65534:65534", "-w", "/tmp", "-e", "GREETING=hé llo", run.vm, "web", "--",
+                 "sh", "-c", 'id -u; pwd; echo "$GREETING"')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode("utf-8").splitlines() == ["65534", "/tmp", "hé llo"]
+
+
+def test_stdin_is_binary_safe_and_its_end_reaches_the_command(run):
+    payload = bytes(range(256)) * 4096 + b"\r\n\x00\xff end"
+    result = run("-i", run.vm, "web", "--", "cat", stdin=payload)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == payload
+
+
+def test_a_large_output_arrives_whole(run):
+    size = 8 * 1024 * 1024
+    result = run(run.vm, "web", "--", "sh", "-c", "head -c %d /dev/zero | tr '\\0' x" % size)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout) == size and set(result.stdout) == {ord("x")}
+
+
+def test_errors_before_the_command_runs(run):
+    missing = run(run.vm, "no-such-container", "--", "true")
+    assert missing.returncode == 3 and b"CONTAINER_NOT_FOUND" in missing.stderr
+    usage = run(run.vm, "web")
+    assert usage.returncode == 2
+    stopped = run(run.vm, "exited", "--", "true")
+    assert stopped.returncode == 1 and b"ENGINE_ERROR" in stopped.stderr
+
+
+def _pane(session):
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], stdout=subprocess.PIPE,
+                          universal_newlines=True).stdout
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
+def test_interactive_terminal_through_tmux(run, tmp_path):
+    session = "xsc-exec-%d" % os.getpid()
+    status = tmp_path / "status"
+    script = tmp_path / "run.sh"
+    script.write_text("%s -m xscontainer.cli.main exec -i -t %s web -- sh; echo $? > %s\n"
+                      % (sys.executable, run.vm, status))
+    env = dict(run.env, PS1="")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                    "sh " + str(script)], env=env, check=True)
+    try:
+        wait_for(lambda: "#" in _pane(session), 60, "the container's shell prompt")
+        subprocess.run(["tmux", "send-keys", "-t", session, "stty size", "Enter"], check=True)
+        wait_for(lambda: "30 100" in _pane(session), 30, "stty size 30 100")
+        subprocess.run(["tmux", "resize-window", "-t", session, "-x", "120", "-y", "40"], check=True)
+
+        def resized():  # the SIGWINCH reaches the CLI asynchronously: ask until the size shows
+            subprocess.run(["tmux", "send-keys", "-t", session, "clear; stty size", "Enter"], check=True)
+            return "40 120" in _pane(session)
+        wait_for(resized, 30, "stty size 40 120 after the resize", interval=1.0)
+        subprocess.run(["tmux", "send-keys", "-t", session, "exit 5", "Enter"], check=True)
+        wait_for(lambda: status.exists() and status.read_text().strip(), 30, "the CLI's exit")
+        assert status.read_text().strip() == "5"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)

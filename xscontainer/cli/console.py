@@ -1,0 +1,135 @@
+"""``xscontainer exec``: a command in a container, its streams wired to ours, its exit code ours.
+
+For root in dom0 only: no plugin function runs commands in containers. The engine is reached
+through the monitor's warm connection when the monitor of this host watches the VM (no new SSH
+handshake), else directly with the pool key.
+"""
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional
+
+from xscontainer.engine.console import ExecOptions, exec_create_body, start_exec, terminal_size
+from xscontainer.errors import EngineError
+
+LOG = logging.getLogger(__name__)
+EXIT_CODE_WAIT = 5.0  # the engine records the exit code just after the output ends
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: Optional[int]) -> Iterator[None]:
+    """The local terminal in raw mode (keys go to the container as typed), restored on every
+    way out, SIGTERM and SIGHUP included."""
+    if fd is None:
+        yield
+        return
+    import termios
+    import tty
+    saved = termios.tcgetattr(fd)
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class WindowFollower(object):
+    """Sends the terminal's size to the exec at start and after each SIGWINCH. The handler only
+    sets an event; a thread of ours makes the API call."""
+
+    def __init__(self, fd: int, resize: Callable[[int, int], None]) -> None:
+        self._fd = fd
+        self._resize = resize
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="exec-resize", daemon=True)
+        self._previous = None  # type: Any
+
+    def __enter__(self) -> "WindowFollower":
+        self._previous = signal.signal(signal.SIGWINCH, lambda signum, frame: self._changed.set())
+        self._changed.set()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGWINCH, self._previous)
+        self._stop.set()
+        self._changed.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._changed.wait()
+            self._changed.clear()
+            if self._stop.is_set():
+                return
+            size = terminal_size(self._fd)
+            if size is None:
+                continue
+            try:
+                self._resize(*size)
+            except EngineError as exc:  # e.g. the command has just ended
+                LOG.debug("exec resize: %s", exc)
+
+
+def _exit_code(client, exec_id: str, clock: Callable[[], float] = time.monotonic) -> int:
+    deadline = clock() + EXIT_CODE_WAIT
+    while True:
+        record = client.exec_inspect(exec_id)
+        code = record.get("ExitCode")
+        if not record.get("Running") and isinstance(code, int) and not isinstance(code, bool):
+            return code & 0xFF
+        if clock() > deadline:
+            raise EngineError("The command's output ended but the engine reports no exit code.",
+                              code="ENGINE_ERROR")
+        time.sleep(0.05)
+
+
+def run_exec(client, open_stream: Callable[[], Any], container: str, options: ExecOptions,
+             stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO) -> int:
+    """Run the command; its exit code. ``open_stream`` gives a raw stream to the VM's engine."""
+    exec_id = client.exec_create(container, exec_create_body(options))
+    session = start_exec(open_stream, client.target("/exec/%s/start" % exec_id), options.tty)
+    terminal = _terminal_fd(stdin) if options.tty else None
+    try:
+        with raw_terminal(terminal if options.interactive else None):
+            if terminal is not None:
+                with WindowFollower(terminal, lambda rows, cols: client.exec_resize(exec_id, rows, cols)):
+                    session.pump(stdout, stderr, stdin if options.interactive else None)
+            else:
+                session.pump(stdout, stderr, stdin if options.interactive else None)
+    finally:
+        session.close()
+    return _exit_code(client, exec_id)
+
+
+class EngineRoute(NamedTuple):
+    client: Any                      # a DockerClient for the VM's engine
+    open_stream: Callable[[], Any]   # a new raw stream to the engine (for the hijacked exec)
+
+
+@contextlib.contextmanager
+def engine_route(session, vm_uuid: str) -> Iterator[EngineRoute]:
+    """A direct connection to the VM's engine with the pool key, closed afterwards."""
+    from xscontainer.engine.connect import EngineConnections
+    from xscontainer.poolkeys import PoolKeyCache
+    with EngineConnections(lambda: session, PoolKeyCache(lambda: session)) as engines:
+        yield EngineRoute(engines.client(vm_uuid), engines.tunnel(vm_uuid).open_stream)
+
+
+def _terminal_fd(stream: BinaryIO) -> Optional[int]:
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError):
+        return None
+    return fd if os.isatty(fd) else None
