@@ -95,3 +95,41 @@ def test_interactive_terminal_through_tmux(run, tmp_path):
         assert status.read_text().strip() == "5"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)
+
+
+def test_through_the_monitor_no_new_ssh_connection(run, testbed, tmp_path):
+    """With this host's monitor watching the VM, exec rides its warm connection: it still works
+    when the VM's sshd accepts no new connection at all (which a direct connection needs)."""
+    from xscontainer.xapi.maps import set_map_key
+    from xscontainer.xapi.session import close_session, open_local_session
+    info = testbed.info()
+    vm = [v for v in info["vms"] if v["name_label"] == run.vm][0]
+    host = [h for h in info["hosts"] if h["uuid"] == vm["host_uuid"]][0]
+    session = open_local_session(info["unix_socket"])
+    ref = session.xenapi.VM.get_by_uuid(vm["uuid"])
+    monitor = subprocess.Popen([sys.executable, "-m", "xscontainer.monitor.cli", "--inventory", host["inventory"],
+                                "--log-file", str(tmp_path / "monitor.log")], env=run.env)
+    block = ["iptables", "-I", "INPUT", "-p", "tcp", "--dport", "22", "--syn", "-j", "REJECT"]
+    try:
+        set_map_key(session.xenapi.VM, ref, "xscontainer-monitor", "True")
+        wait_for(lambda: "docker_ps" in session.xenapi.VM.get_other_config(ref), 60, "the monitor watching the VM")
+        assert testbed.vm_exec(run.vm, block).returncode == 0
+        result = run("-i", run.vm, "web", "--", "sh", "-c", "cat; echo done >&2; exit 3", stdin=b"abc\x00")
+        assert result.returncode == 3, result.stderr
+        assert (result.stdout, result.stderr) == (b"abc\x00", b"done\n")
+        monitor.terminate()
+        assert monitor.wait(30) == 0
+        direct = run(run.vm, "web", "--", "true")
+        assert direct.returncode == 4, direct.stderr  # no monitor: a new connection, which is refused
+    finally:
+        testbed.vm_exec(run.vm, ["iptables", "-D"] + block[2:])
+        if monitor.poll() is None:
+            monitor.terminate()
+            monitor.wait(30)
+        session.xenapi.VM.remove_from_other_config(ref, "xscontainer-monitor")
+        for key in ("docker_ps", "docker_info", "docker_version"):
+            try:
+                session.xenapi.VM.remove_from_other_config(ref, key)
+            except Exception:
+                pass
+        close_session(session)

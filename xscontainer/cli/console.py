@@ -118,9 +118,40 @@ class EngineRoute(NamedTuple):
     open_stream: Callable[[], Any]   # a new raw stream to the engine (for the hijacked exec)
 
 
+def _monitor_route(control_path: str, vm_uuid: str) -> Optional[EngineRoute]:
+    """Streams through this host's monitor when it watches the VM, else None."""
+    from xscontainer.engine.client import DockerClient
+    from xscontainer.engine.http import HttpPool, SocketStream
+    from xscontainer.errors import XSContainerError
+    from xscontainer.monitor.control import MonitorNotRunning, open_engine_stream
+
+    def open_stream():
+        return SocketStream(open_engine_stream(control_path, vm_uuid), "monitor:%s" % vm_uuid)
+    try:
+        first = [open_stream()]
+    except MonitorNotRunning:
+        return None
+    except XSContainerError as exc:
+        if exc.code == "NOT_WATCHED":
+            return None
+        raise
+
+    def opener():  # the probe's stream serves the first request
+        return first.pop() if first else open_stream()
+    return EngineRoute(DockerClient(HttpPool(opener), vm_uuid), open_stream)
+
+
 @contextlib.contextmanager
-def engine_route(session, vm_uuid: str) -> Iterator[EngineRoute]:
-    """A direct connection to the VM's engine with the pool key, closed afterwards."""
+def engine_route(session, vm_uuid: str, control_path: Optional[str] = None) -> Iterator[EngineRoute]:
+    """The VM's engine: through the monitor at ``control_path`` (this host's, when the VM runs
+    here) when it watches the VM, else a direct connection with the pool key; closed afterwards."""
+    route = _monitor_route(control_path, vm_uuid) if control_path else None
+    if route is not None:
+        try:
+            yield route
+        finally:
+            route.client.close()
+        return
     from xscontainer.engine.connect import EngineConnections
     from xscontainer.poolkeys import PoolKeyCache
     with EngineConnections(lambda: session, PoolKeyCache(lambda: session)) as engines:

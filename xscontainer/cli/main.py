@@ -266,7 +266,17 @@ def run_exec_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO
     options = ExecOptions(args.command, args.interactive, args.tty, args.user, args.workdir, args.env)
     out, err = ctx.out, ctx.err
     ctx.out.flush()
-    with engine_route(ctx.client.session, vm.uuid) as route:
+    control = None
+    if not args.url and vm.host_uuid:  # in dom0 of the VM's host: its monitor may lend its connection
+        from xscontainer.monitor.control import control_socket_path
+        from xscontainer.xapi.inventory import this_host_uuid
+        try:
+            here = this_host_uuid()
+        except XapiError:
+            here = None
+        if here == vm.host_uuid:
+            control = control_socket_path(here)
+    with engine_route(ctx.client.session, vm.uuid, control) as route:
         return run_exec(route.client, route.open_stream, args.container, options,
                         getattr(stdin, "buffer", stdin), getattr(out, "buffer", out), getattr(err, "buffer", err))
 

@@ -21,6 +21,14 @@ MAX_REQUEST_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 
 
+class Splice(object):
+    """A handler's answer that turns the control connection into a raw byte stream to the VM's
+    engine (a new channel on the monitor's warm connection), for ``xscontainer exec``."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+
 def control_socket_path(host_uuid: str, directory: str = CONTROL_DIR) -> str:
     # One per host uuid: the simulated pools of the test suite run several monitors on one machine.
     return os.path.join(directory, "monitor-%s.sock" % host_uuid)
@@ -59,6 +67,7 @@ class ControlServer:
         self._thread = None  # type: Optional[threading.Thread]
         self._stop = threading.Event()
         self._clients = set()  # type: set
+        self._splices = set()  # type: set
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -92,6 +101,9 @@ class ControlServer:
             self._thread.join(5)
         with self._lock:
             clients = list(self._clients)
+            splices = list(self._splices)
+        for stream in splices:  # unblocks the threads copying bytes
+            stream.close()
         for thread in clients:
             thread.join(5)
         try:
@@ -118,7 +130,11 @@ class ControlServer:
                     self._reply(conn, {"ok": False, "code": "PERMISSION_DENIED",
                                        "message": "Only root may use the xscontainer control socket."})
                     return
-                self._reply(conn, self._answer(_read_line(conn, MAX_REQUEST_BYTES)))
+                answer = self._answer(_read_line(conn, MAX_REQUEST_BYTES))
+                splice = answer.pop("splice", None)
+                self._reply(conn, answer)
+                if splice is not None:
+                    self._splice(conn, splice.stream)
         except OSError as exc:
             LOG.debug("control client went away: %s", exc)
         finally:
@@ -133,7 +149,10 @@ class ControlServer:
             params = request.get("params") or {}
             if not isinstance(params, dict):
                 raise InvalidArgument("'params' must be a JSON object.")
-            return {"ok": True, "result": self._handler(request["op"], params)}
+            result = self._handler(request["op"], params)
+            if isinstance(result, Splice):
+                return {"ok": True, "result": None, "splice": result}
+            return {"ok": True, "result": result}
         except XSContainerError as exc:
             return {"ok": False, "code": exc.code, "message": exc.message}
         except (ValueError, UnicodeDecodeError) as exc:
@@ -142,9 +161,49 @@ class ControlServer:
             LOG.exception("control request failed")
             return {"ok": False, "code": "INTERNAL_ERROR", "message": "%s: %s" % (type(exc).__name__, exc)}
 
+    def _splice(self, conn: socket.socket, stream) -> None:
+        """Copy bytes both ways until the engine ends its side; our caller's end of input
+        becomes the engine stream's end of input."""
+        with self._lock:
+            self._splices.add(stream)
+        conn.settimeout(None)
+        stream.settimeout(None)
+        upstream = threading.Thread(target=_copy_up, args=(conn, stream), name="control-splice", daemon=True)
+        upstream.start()
+        try:
+            while True:
+                data = stream.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
+            conn.shutdown(socket.SHUT_WR)
+        except (OSError, EOFError) as exc:
+            LOG.debug("engine stream spliced to a control client ended: %s", exc)
+        finally:
+            stream.close()
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # ends the upstream copy
+            except OSError:
+                pass
+            upstream.join(5)
+            with self._lock:
+                self._splices.discard(stream)
+
     @staticmethod
     def _reply(conn: socket.socket, payload: Dict[str, Any]) -> None:
         conn.sendall(json.dumps(payload).encode("utf-8") + b"\n")
+
+
+def _copy_up(conn: socket.socket, stream) -> None:
+    try:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                stream.close_write()
+                return
+            stream.sendall(data)
+    except (OSError, EOFError):
+        return
 
 
 class MonitorNotRunning(ConnectionFailure):
@@ -171,3 +230,34 @@ def control_call(path: str, op: str, params: Dict[str, Any], timeout: float = 30
     if reply.get("ok"):
         return reply.get("result")
     raise XSContainerError(reply.get("message", "monitor error"), code=reply.get("code", "MONITOR_ERROR"))
+
+
+def open_engine_stream(path: str, vm_uuid: str, timeout: float = 30.0) -> socket.socket:
+    """A socket whose bytes go to and come from the VM's engine through the monitor's warm
+    connection. Raises MonitorNotRunning when nobody listens, or the monitor's error (e.g.
+    NOT_WATCHED when this monitor does not watch the VM)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise MonitorNotRunning("The xscontainer monitor is not running (%s)." % exc) from exc
+        sock.sendall(json.dumps({"op": "engine_stream", "params": {"vm": vm_uuid}}).encode("utf-8") + b"\n")
+        line = b""
+        while not line.endswith(b"\n"):  # byte by byte: what follows the line is the engine's
+            byte = sock.recv(1)
+            if not byte:
+                raise ConnectionFailure("The xscontainer monitor closed the control connection.",
+                                        code="MONITOR_ERROR")
+            line += byte
+            if len(line) > 64 * 1024:
+                raise ConnectionFailure("The xscontainer monitor sent an overlong answer.", code="MONITOR_ERROR")
+        reply = json.loads(line.decode("utf-8"))
+        if not reply.get("ok"):
+            raise XSContainerError(reply.get("message", "monitor error"), code=reply.get("code", "MONITOR_ERROR"))
+        sock.settimeout(None)
+        return sock
+    except BaseException:
+        sock.close()
+        raise

@@ -13,7 +13,7 @@ from xscontainer.engine.diagnose import diagnose
 from xscontainer.errors import NotFound
 from xscontainer.monitor.alerts import Alerts
 from xscontainer.monitor.coalesce import ALL_KINDS, PS, RefreshScheduler
-from xscontainer.monitor.control import CONTROL_DIR, ControlServer, control_socket_path
+from xscontainer.monitor.control import CONTROL_DIR, ControlServer, Splice, control_socket_path
 from xscontainer.monitor.daemon import HostMonitor
 from xscontainer.monitor.pooled import PooledSession
 from xscontainer.monitor.state import StartTimes, render_state
@@ -133,6 +133,10 @@ class Monitor:
         if op == "refresh":
             self._refresh_now(vm_uuid, watcher, ALL_KINDS)
             return None
+        if op == "engine_stream":
+            if watcher is None:  # no warm connection to lend; the caller connects itself
+                raise NotFound("This monitor does not watch VM %s." % vm_uuid, code="NOT_WATCHED")
+            return Splice(self._engines.tunnel(vm_uuid).open_stream())
         try:
             result = run_operation(self._engines.client(vm_uuid), op, params)
             if op in LIFECYCLE:
