@@ -22,8 +22,12 @@ def run(testbed):
         return subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "exec"] + list(argv),
                               env=env, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=120)
+    def attach(container, stdin=b""):
+        return subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "attach", vm1["name_label"], container],
+                              env=env, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     call.env = env
     call.vm = vm1["name_label"]
+    call.attach = attach
     return call
 
 
@@ -133,3 +137,75 @@ def test_through_the_monitor_no_new_ssh_connection(run, testbed, tmp_path):
             except Exception:
                 pass
         close_session(session)
+
+
+@pytest.fixture
+def scratch_container(testbed, run):
+    """Containers made for one test, removed afterwards."""
+    from xscontainer.testbed import naming
+    names = []
+
+    def make(name, argv, tty=False, stdin=False):
+        names.append(name)
+        flags = (["-t"] if tty else []) + (["-i"] if tty or stdin else [])
+        testbed.docker(run.vm, ["run", "-d"] + flags + ["--name", name, naming.IMAGE_TAG] + argv)
+        return name
+    yield make
+    for name in names:
+        testbed.docker(run.vm, ["rm", "-f", name], check=False)
+
+
+def test_logs_follow_streams_new_lines_until_stopped(run, scratch_container):
+    name = scratch_container("ticker", ["sh", "-c", "i=0; while :; do echo tick$i; echo tock$i >&2; i=$((i+1)); "
+                                                    "sleep 0.1; done"])
+    proc = subprocess.Popen([sys.executable, "-m", "xscontainer.cli.main", "logs", "-f", "--tail", "1", run.vm, name],
+                            env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = [proc.stdout.readline() for _ in range(5)]
+        assert proc.stderr.readline().startswith(b"tock")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    numbers = [int(line.strip()[len(b"tick"):]) for line in lines]
+    assert numbers == list(range(numbers[0], numbers[0] + 5))  # in order, none lost, still coming
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
+def test_attach_and_detach_keys_leave_the_container_running(run, testbed, scratch_container, tmp_path):
+    name = scratch_container("attachme", ["sh"], tty=True)
+    session = "xsc-attach-%d" % os.getpid()
+    status = tmp_path / "status"
+    script = tmp_path / "run.sh"
+    script.write_text("%s -m xscontainer.cli.main attach %s %s; echo $? > %s\n" % (sys.executable, run.vm, name, status))
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "sh " + str(script)],
+                   env=run.env, check=True)
+    try:
+        def echoed():  # attach shows nothing until the shell prints: type until the echo shows
+            subprocess.run(["tmux", "send-keys", "-t", session, "echo attached-$((6*7))", "Enter"], check=True)
+            return "attached-42" in _pane(session)
+        wait_for(echoed, 60, "the attached shell's answer", interval=1.0)
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-p", "C-q"], check=True)
+        wait_for(lambda: status.exists() and status.read_text().strip(), 30, "the CLI's exit after ctrl-p ctrl-q")
+        assert status.read_text().strip() == "0"
+        state = testbed.docker(run.vm, ["inspect", "-f", "{{.State.Running}}", name]).stdout.strip()
+        assert state == "true"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)
+
+
+def test_attach_returns_the_exit_code_when_the_process_ends(run, scratch_container):
+    name = scratch_container("catter", ["sh", "-c", "read line; echo got:$line; exit 9"], stdin=True)
+    # stdin stays open until the output came: its end would detach, as with `docker attach`.
+    proc = subprocess.Popen([sys.executable, "-m", "xscontainer.cli.main", "attach", run.vm, name], env=run.env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(b"hello\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == b"got:hello\n"
+        assert proc.wait(60) == 9, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdin.close()
+    again = run.attach(name)
+    assert again.returncode == 1 and b"CONTAINER_NOT_RUNNING" in again.stderr

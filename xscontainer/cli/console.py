@@ -13,7 +13,8 @@ import threading
 import time
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional
 
-from xscontainer.engine.console import ExecOptions, exec_create_body, start_exec, terminal_size
+from xscontainer.engine.console import (ExecOptions, copy_log_stream, exec_create_body, start_attach, start_exec,
+                                        terminal_size)
 from xscontainer.errors import EngineError
 
 LOG = logging.getLogger(__name__)
@@ -156,6 +157,57 @@ def engine_route(session, vm_uuid: str, control_path: Optional[str] = None) -> I
     from xscontainer.poolkeys import PoolKeyCache
     with EngineConnections(lambda: session, PoolKeyCache(lambda: session)) as engines:
         yield EngineRoute(engines.client(vm_uuid), engines.tunnel(vm_uuid).open_stream)
+
+
+DETACH_KEYS = "ctrl-p,ctrl-q"  # Docker's own default
+
+
+def run_attach(client, open_stream: Callable[[], Any], container: str, stdin: BinaryIO, stdout: BinaryIO,
+               stderr: BinaryIO) -> int:
+    """Attach our streams to the container's main process until it ends (its exit code) or
+    the detach keys (ctrl-p ctrl-q) are typed (0; the container keeps running)."""
+    from urllib.parse import quote
+    ident = client.resolve(container)
+    record = client.inspect(ident)
+    if not (record.get("State") or {}).get("Running"):
+        raise EngineError("Container %s is not running: start it first." % container, code="CONTAINER_NOT_RUNNING")
+    tty = bool((record.get("Config") or {}).get("Tty"))
+    target = client.target("/containers/%s/attach" % quote(ident),
+                           [("stream", "1"), ("stdin", "1"), ("stdout", "1"), ("stderr", "1"),
+                            ("detachKeys", DETACH_KEYS)])
+    session = start_attach(open_stream, target, tty)
+    terminal = _terminal_fd(stdin) if tty else None
+    try:
+        if not (client.inspect(ident).get("State") or {}).get("Running"):
+            return _ended(client, ident)  # it ended before we were attached: nothing will come
+        with raw_terminal(terminal):
+            if terminal is not None:
+                with WindowFollower(terminal, lambda rows, cols: client.container_resize(ident, rows, cols)):
+                    session.pump(stdout, stderr, stdin)
+            else:
+                session.pump(stdout, stderr, stdin)
+    finally:
+        session.close()
+    return _ended(client, ident)
+
+
+def _ended(client, ident: str) -> int:
+    state = client.inspect(ident).get("State") or {}
+    if state.get("Running"):
+        return 0  # detached
+    code = state.get("ExitCode")
+    return code & 0xFF if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def run_follow_logs(client, container: str, tail: Optional[int], stdout: BinaryIO, stderr: BinaryIO) -> int:
+    """The container's output as it comes, until it stops or we are interrupted."""
+    tty = client.container_tty(container)
+    response = client.follow_logs(container, tail)
+    try:
+        copy_log_stream(response.iter_body(), tty, stdout, stderr)
+    finally:
+        response.close()
+    return 0
 
 
 def _terminal_fd(stream: BinaryIO) -> Optional[int]:

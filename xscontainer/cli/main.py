@@ -6,7 +6,9 @@ Verbs:
     ps [--vm VM] [--all-hosts] [--refresh]    containers of the managed VMs
     top VM CONTAINER                          processes of a container
     inspect VM CONTAINER                      the container's configuration and state
-    logs VM CONTAINER [--tail N]              the container's last log lines
+    logs VM CONTAINER [--tail N] [-f]         the container's last log lines (-f: and follow)
+    attach VM CONTAINER                       our terminal on the container's main process
+                                              (ctrl-p ctrl-q detaches, the container runs on)
     stats VM [CONTAINER]                      CPU, memory, network and disk use
     exec [-i] [-t] [-u USER] [-w DIR] [-e K=V] VM CONTAINER -- CMD [ARG...]
                                               run a command in a container (root in dom0 only;
@@ -102,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("vm")
     logs.add_argument("container")
     logs.add_argument("--tail", type=int, help="number of lines (default: the plugin's, 100)")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="then follow the output as it comes (root in dom0; stops with the container "
+                           "or Ctrl-C)")
+    attach = verbs.add_parser("attach", help="attach to a container's main process (ctrl-p ctrl-q detaches)")
+    attach.add_argument("vm")
+    attach.add_argument("container")
     stats = verb("stats", "resource use of a VM's running containers (or one)")
     stats.add_argument("vm")
     stats.add_argument("container", nargs="?")
@@ -236,13 +244,17 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
     if verb == "logs":
         if args.tail is not None and args.tail < 1:
             raise InvalidArgument("--tail must be at least 1.")
+        if args.follow:
+            return run_engine_verb(ctx, args, stdin)
         return commands.cmd_logs(ctx, args.vm, args.container, args.tail)
+    if verb == "attach":
+        return run_engine_verb(ctx, args, stdin)
     if verb == "stats":
         return commands.cmd_stats(ctx, args.vm, args.container)
     if verb in commands.LIFECYCLE:
         return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)
     if verb == "exec":
-        return run_exec_verb(ctx, args, stdin)
+        return run_engine_verb(ctx, args, stdin)
     if verb in ("register", "deregister"):
         return commands.cmd_register(ctx, args.vm, verb == "register")
     if verb == "doctor":
@@ -257,15 +269,17 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
     raise InvalidArgument("Unknown verb %r." % verb)
 
 
-def run_exec_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> int:
-    from xscontainer.cli.console import engine_route, run_exec
+def run_engine_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> int:
+    """exec, attach and logs -f: our streams wired to the VM's engine (root in dom0 only)."""
+    from xscontainer.cli.console import engine_route, run_attach, run_exec, run_follow_logs
     from xscontainer.engine.console import ExecOptions
-    if not args.command:
+    if args.verb == "exec" and not args.command:
         raise InvalidArgument("Name the command to run: xscontainer exec VM CONTAINER -- CMD [ARG...].")
     vm = commands.find_vm(ctx, args.vm)
-    options = ExecOptions(args.command, args.interactive, args.tty, args.user, args.workdir, args.env)
     out, err = ctx.out, ctx.err
     ctx.out.flush()
+    binary_in, binary_out, binary_err = (getattr(stdin, "buffer", stdin), getattr(out, "buffer", out),
+                                         getattr(err, "buffer", err))
     control = None
     if not args.url and vm.host_uuid:  # in dom0 of the VM's host: its monitor may lend its connection
         from xscontainer.monitor.control import control_socket_path
@@ -277,8 +291,13 @@ def run_exec_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO
         if here == vm.host_uuid:
             control = control_socket_path(here)
     with engine_route(ctx.client.session, vm.uuid, control) as route:
-        return run_exec(route.client, route.open_stream, args.container, options,
-                        getattr(stdin, "buffer", stdin), getattr(out, "buffer", out), getattr(err, "buffer", err))
+        if args.verb == "attach":
+            return run_attach(route.client, route.open_stream, args.container, binary_in, binary_out, binary_err)
+        if args.verb == "logs":
+            return run_follow_logs(route.client, args.container, args.tail, binary_out, binary_err)
+        options = ExecOptions(args.command, args.interactive, args.tty, args.user, args.workdir, args.env)
+        return run_exec(route.client, route.open_stream, args.container, options, binary_in, binary_out,
+                        binary_err)
 
 
 def report_error(exc: XSContainerError, as_json: bool, err: TextIO) -> None:

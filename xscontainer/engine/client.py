@@ -276,6 +276,29 @@ class DockerClient(object):
                                                            [("h", str(rows)), ("w", str(columns))]))
         self._check(response, "exec resize")
 
+    def container_tty(self, ref: str) -> bool:
+        """Whether the container was created with a TTY (its output is then one raw stream)."""
+        return bool((self.inspect(ref).get("Config") or {}).get("Tty"))
+
+    def follow_logs(self, ref: str, tail: Optional[int] = None) -> StreamingResponse:
+        """The container's output as it comes (``logs?follow=1``), on a connection of its own;
+        ``close()`` it from another thread to stop."""
+        ident = self._id(ref)
+        query = [("stdout", "1"), ("stderr", "1"), ("follow", "1"),
+                 ("tail", "all" if tail is None else str(int(tail)))]
+        response = self._pool.stream("GET", self._target("/containers/%s/logs" % quote(ident), query))
+        if response.status >= 300:
+            response.close()
+            raise NotFound("There is no container %r." % ref, code="CONTAINER_NOT_FOUND", container=ref) \
+                if response.status == 404 else EngineError("Following the logs failed: the Docker engine "
+                                                           "answered %d." % response.status, code="ENGINE_ERROR")
+        return response
+
+    def container_resize(self, ref: str, rows: int, columns: int) -> None:
+        response = self._pool.request("POST", self._target("/containers/%s/resize" % quote(self._id(ref)),
+                                                           [("h", str(rows)), ("w", str(columns))]))
+        self._check(response, "resize", container=ref)
+
     def exec_inspect(self, exec_id: str) -> Dict[str, Any]:
         return self.get("/exec/%s/json" % quote(exec_id), what="exec inspect")
 

@@ -12,7 +12,7 @@ import re
 import select
 import socket
 import threading
-from typing import BinaryIO, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import BinaryIO, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from xscontainer.engine.streams import STDERR, LogFrameDemuxer
 from xscontainer.errors import ConnectionFailure, EngineError, InvalidArgument
@@ -53,12 +53,16 @@ def exec_create_body(options: ExecOptions) -> bytes:
     return json.dumps(config).encode("utf-8")
 
 
-def exec_start_request(target: str, tty: bool) -> bytes:
-    """``POST /exec/{id}/start`` asking the engine to hand the connection over (HTTP upgrade)."""
-    body = json.dumps({"Detach": False, "Tty": tty}).encode("ascii")
+def hijack_request(target: str, body: bytes = b"") -> bytes:
+    """A POST asking the engine to hand the connection over (HTTP upgrade to a raw stream)."""
     head = ("POST %s HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
             "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: %d\r\n\r\n" % (target, len(body)))
     return head.encode("ascii") + body
+
+
+def exec_start_request(target: str, tty: bool) -> bytes:
+    """``POST /exec/{id}/start``, hijacked."""
+    return hijack_request(target, json.dumps({"Detach": False, "Tty": tty}).encode("ascii"))
 
 
 class UpgradeAnswer(NamedTuple):
@@ -93,7 +97,7 @@ def _error_message(body: bytes) -> str:
 
 
 class ExecSession(object):
-    """One started exec: ``pump()`` copies output to ``stdout``/``stderr`` (and ``stdin`` to the
+    """One started exec or attach: ``pump()`` copies output to ``stdout``/``stderr`` (and ``stdin`` to the
     command when interactive) until the command's output ends. ``close()`` stops it from any
     thread."""
 
@@ -185,28 +189,48 @@ def _read_some(stdin: BinaryIO, stop: threading.Event) -> Optional[bytes]:
 
 
 def start_exec(open_stream: Callable[[], object], target: str, tty: bool) -> ExecSession:
-    """Send the start request on a stream of its own and wait for the engine's upgrade."""
+    """Start an exec on a stream of its own and wait for the engine's upgrade."""
+    return start_hijacked(open_stream, exec_start_request(target, tty), tty, "Starting the command")
+
+
+def start_attach(open_stream: Callable[[], object], target: str, tty: bool) -> ExecSession:
+    """Attach to a container's main process (``POST /containers/{id}/attach``, hijacked)."""
+    return start_hijacked(open_stream, hijack_request(target), tty, "Attaching to the container")
+
+
+def start_hijacked(open_stream: Callable[[], object], request: bytes, tty: bool, what: str) -> ExecSession:
     stream = open_stream()
     try:
         stream.settimeout(30.0)
-        stream.sendall(exec_start_request(target, tty))
+        stream.sendall(request)
         buffer = b""
         answer = None
         while answer is None:
             data = stream.recv(READ_SIZE)
             if not data:
-                raise ConnectionFailure("The Docker engine closed the connection instead of starting "
-                                        "the command.", code="CONNECTION_LOST")
+                raise ConnectionFailure("The Docker engine closed the connection: %s failed."
+                                        % what.lower(), code="CONNECTION_LOST")
             buffer += data
             answer = parse_upgrade_answer(buffer)
         if answer.status not in (101, 200):
-            raise EngineError("Starting the command failed: the Docker engine answered %d: %s"
-                              % (answer.status, _error_message(answer.rest)), code="ENGINE_ERROR",
+            raise EngineError("%s failed: the Docker engine answered %d: %s"
+                              % (what, answer.status, _error_message(answer.rest)), code="ENGINE_ERROR",
                               status=answer.status)
         return ExecSession(stream, tty, answer.rest)
     except BaseException:
         stream.close()
         raise
+
+
+def copy_log_stream(pieces: Iterator[bytes], tty: bool, stdout: BinaryIO, stderr: BinaryIO) -> None:
+    """A followed log body (``logs?follow=1``) to our streams: raw with a TTY, else demultiplexed."""
+    demuxer = None if tty else LogFrameDemuxer()
+    for data in pieces:
+        if demuxer is None:
+            _write(stdout, data)
+            continue
+        for stream, piece in demuxer.feed(data):
+            _write(stderr if stream == STDERR else stdout, piece)
 
 
 def terminal_size(fd: int) -> Optional[Tuple[int, int]]:
