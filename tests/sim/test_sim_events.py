@@ -4,6 +4,8 @@ import threading
 import time
 
 import pytest
+
+from waiting import wait_for
 import XenAPI
 
 
@@ -109,7 +111,7 @@ def test_wakes_up_on_a_change_from_another_thread(sim, session):
     other = sim.session()
 
     def later():
-        time.sleep(0.3)
+        wait_for(lambda: other.xenapi.sim.blocked_event_calls() == 1, 20, "event.from waiting")
         other.xenapi.secret.create({"value": "s3cret", "other_config": {}})
     thread = threading.Thread(target=later)
     start = time.monotonic()
@@ -132,8 +134,8 @@ def test_logout_releases_a_blocked_call(sim):
         outcome.append(getattr(watcher, "event.from")(handle, ["secret"], token, 60.0))
     thread = threading.Thread(target=block)
     thread.start()
-    time.sleep(0.3)
     killer = sim.session()
+    wait_for(lambda: killer.xenapi.sim.blocked_event_calls() == 1, 20, "event.from waiting")
     getattr(killer, "session.logout")(handle)
     thread.join(20)
     assert not thread.is_alive()

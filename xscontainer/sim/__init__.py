@@ -19,7 +19,9 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   and ``PYTHONPATH`` = the project root only when the package is not importable otherwise.
 * Class ``sim`` (not in xapi; needs a valid session): ``sim.set_guest_networks(vm, networks)``
   creates or updates the VM's VM_guest_metrics with that ``networks`` map (keys like
-  ``0/ip``, ``0/ipv4/0``), as a guest agent would; ``sim.clear_guest_metrics(vm)`` drops it.
+  ``0/ip``, ``0/ipv4/0``), as a guest agent would; ``sim.clear_guest_metrics(vm)`` drops it;
+  ``sim.blocked_event_calls()`` is the number of ``event.from`` calls waiting for a change (so a
+  test can act once a call waits, instead of sleeping).
 * ``VM.create`` is lenient: only ``name_label`` is required; every other field is defaulted
   (xapi requires about 40 constructor fields). VBD/VDI/VIF/secret constructors are strict.
 * Only a subset of xapi's custom messages exists (the ones xscontainer and its testbed use:

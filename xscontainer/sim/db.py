@@ -44,6 +44,7 @@ class Database:
         self.generation = 0
         self.msg_generation = 0
         self.closing = False
+        self.blocked_event_calls = 0  # event.from calls waiting for a change (sim.blocked_event_calls)
         self.on_persistent_change = None  # type: Optional[Callable[[], None]]
 
     # ---- generations ----------------------------------------------------------------------

@@ -108,7 +108,11 @@ def event_from(api: Any, ctx: Any, classes: Any, token: Any, timeout: Any) -> Di
                                          if t not in _NOT_COUNTED},
                     "token": db.token(),
                 }
-            db.changed.wait(remaining)
+            db.blocked_event_calls += 1
+            try:
+                db.changed.wait(remaining)
+            finally:
+                db.blocked_event_calls -= 1
 
 
 def inject(api: Any, ctx: Any, cls: Any, ref: Any) -> str:
@@ -125,3 +129,5 @@ def register(api: Any) -> None:
     api.add("event", "from", lambda ctx, *a: event_from(api, ctx, *a), 3, locked=False)
     api.add("event", "inject", lambda ctx, *a: inject(api, ctx, *a), 2)
     api.add("event", "get_current_id", lambda ctx: str(api.db.generation), 0)
+    # Not in xapi: lets a test act once a call is known to wait instead of sleeping and hoping.
+    api.add("sim", "blocked_event_calls", lambda ctx: I4(api.db.blocked_event_calls), 0)
