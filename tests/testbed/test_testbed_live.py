@@ -7,11 +7,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import paramiko
 import pytest
 
+from waiting import wait_for
 from xscontainer.poolkeys import generate_keypair
 from xscontainer.testbed import TestbedError
 from xscontainer.transport.ssh import open_streamlocal_channel
@@ -64,12 +64,7 @@ def _http_over(stream, path):
 
 
 def _poll(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return wait_for(predicate, timeout, "the testbed's daemons")
 
 
 def _cli(testbed, *args):

@@ -8,9 +8,10 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 
 import paramiko
+
+from waiting import wait_for
 
 from xscontainer.poolkeys import generate_keypair
 from xscontainer.vmsettings import VmSettings
@@ -83,14 +84,16 @@ class SshRig(object):
 
     def start(self):
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", self.config], stderr=open(self.log, "a"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        def answers():
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                return True
             except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("sshd did not start: %s" % open(self.log).read()[-2000:])
+                return False
+        try:
+            wait_for(answers, 10, "sshd on port %d" % self.port, interval=0.02)
+        except AssertionError:
+            raise RuntimeError("sshd did not start: %s" % open(self.log).read()[-2000:])
 
     def stop(self):
         """Kill sshd and every session process it forked (a dead 'VM sshd')."""

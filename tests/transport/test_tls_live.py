@@ -14,10 +14,11 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 
 import pytest
 import XenAPI
+
+from waiting import wait_for
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.connect import EngineConnections
@@ -92,13 +93,14 @@ class TlsEngine(object):
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.testbed.vm_exec_argv(name, self.argv), stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not (self.testbed.dockerd_running(name) and _port_open(self.vm["ip"], 2376)):
+        def ready():
             if self.proc.poll() is not None:
                 raise AssertionError("dockerd --tlsverify exited (%s): %s" % (self.proc.returncode, _tail(self.log)))
-            if time.monotonic() > deadline:
-                raise AssertionError("dockerd --tlsverify did not come up: %s" % _tail(self.log))
-            time.sleep(0.1)
+            return self.testbed.dockerd_running(name) and _port_open(self.vm["ip"], 2376)
+        try:
+            wait_for(ready, READY_TIMEOUT, "dockerd --tlsverify", interval=0.1)
+        except AssertionError as exc:
+            raise AssertionError("%s: %s" % (exc, _tail(self.log)))
 
     def stop(self):
         """Stop ours (graceful, so live-restore keeps the containers) and bring the testbed's back."""
