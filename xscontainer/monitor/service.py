@@ -10,7 +10,7 @@ import XenAPI
 
 from xscontainer.engine.connect import EngineConnections
 from xscontainer.engine.diagnose import diagnose
-from xscontainer.errors import NotFound
+from xscontainer.errors import InvalidArgument, NotFound
 from xscontainer.monitor.alerts import Alerts
 from xscontainer.monitor.coalesce import ALL_KINDS, PS, RefreshScheduler
 from xscontainer.monitor.control import CONTROL_DIR, ControlServer, Splice, control_socket_path
@@ -126,7 +126,7 @@ class Monitor:
     def handle_control(self, op: str, params: Dict[str, Any]) -> Any:
         vm_uuid = params.get("vm")
         if not isinstance(vm_uuid, str):
-            raise NotFound("The request names no VM.", code="INVALID_ARGUMENT")
+            raise InvalidArgument("The request names no VM.")
         watcher = self._watcher(vm_uuid)
         if op == "status":
             return dict(watcher.status(), host=self.host_uuid) if watcher is not None else None
