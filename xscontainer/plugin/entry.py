@@ -12,7 +12,7 @@ from typing import Callable, Dict
 
 import XenAPI
 
-from xscontainer import xenapiplugin
+from xscontainer import logfile, xenapiplugin
 from xscontainer.errors import XSContainerError
 from xscontainer.plugin.functions import FUNCTIONS, Here, run_function
 from xscontainer.plugin.validate import UUID_RE
@@ -49,12 +49,11 @@ def _wrap(fn: str, tree: dom0.Dom0) -> Callable:
 
 
 def configure_logging(path: str) -> None:
-    """Append to ``path`` in UTF-8; without a writable log the call still runs."""
+    """Append to ``path`` in UTF-8 (xscontainer.logfile); without a writable log the call runs."""
     try:
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = logfile.file_handler(path, LOG_FORMAT, watched=False)  # a short-lived process
     except OSError:
         return
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
