@@ -144,3 +144,18 @@ def test_bad_host(session):
     with pytest.raises(XenAPI.Failure) as err:
         session.xenapi.host.call_plugin("OpaqueRef:x", "echo", "main", {})
     assert err.value.details == ["HANDLE_INVALID", "host", "OpaqueRef:x"]
+
+
+def test_dom0_trees_of_a_directory_xenapi_cannot_address_live_in_a_short_one(make_sim, tmp_path):
+    sim = make_sim(directory=str(tmp_path / "with_underscore"))
+    root = sim.info["hosts"][0]["dom0_root"]
+    assert "_" not in root and root.startswith("/tmp/xsc-")
+    s = sim.session()
+    try:
+        host = s.xenapi.host.get_all()[0]
+        assert call(s, host, "echo", "pool_uuid") == sim.info["pool_uuid"]
+    finally:
+        s.xenapi.session.logout()
+    assert sim.stop() == 0
+    assert not os.path.lexists(root)
+    assert os.path.isdir(os.path.join(sim.directory, "hosts", sim.info["hosts"][0]["uuid"], "log"))
