@@ -16,7 +16,9 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   the ASCII C locale, as in dom0). (xapi adds tracing variables when its tracing is enabled;
   the simulator never does.) The one deviation: a plugin whose ``#!`` line names Python
   runs on the simulator's own interpreter (``[sys.executable, plugin, xml]``), because dom0's is
-  3.6 and the suite runs on 3.6 too; other plugins are executed as they are.
+  3.6 and the suite runs on 3.6 too; other plugins are executed as they are. As no
+  ``PYTHONPATH`` is passed, that interpreter must import ``xscontainer`` by itself (installed,
+  or ``pip install -e .`` as ``dev.sh`` does).
 * Plugins run from a dom0 tree per host (``xscontainer.sim.dom0``): the program path is
   ``<root>/etc/xapi.d/plugins/<name>`` (a symlink to ``PLUGINDIR/<name>``, the plugins present
   at start), next to ``<root>/etc/xensource-inventory`` (the host's inventory),
