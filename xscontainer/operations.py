@@ -1,7 +1,9 @@
 """On-demand engine operations, written once for both callers: the monitor's control socket
 (warm connection) and the plugin's direct path (when no monitor runs).
 
-Results are JSON-able so they can cross the control socket unchanged.
+Results are JSON-able so they can cross the control socket unchanged, and their text is
+XML-1.0-clean (the renderers and ``_logs_text`` follow ``xscontainer.xmltext``) because each ends
+up in a plugin result.
 """
 
 import concurrent.futures
@@ -9,6 +11,7 @@ from typing import Any, Dict
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.errors import InvalidArgument
+from xscontainer.xmltext import xml_clean
 
 LIFECYCLE = ("start", "stop", "restart", "pause", "unpause")
 MAX_LOG_BYTES = 1024 * 1024
@@ -16,10 +19,12 @@ MAX_PARALLEL_STATS = 8
 
 
 def _logs_text(pieces, limit: int = MAX_LOG_BYTES) -> str:
+    """The newest output as text a plugin result can carry: ANSI colours (ESC) and other control
+    characters made visible (``xscontainer.xmltext``), invalid UTF-8 as U+FFFD."""
     data = b"".join(chunk for _, chunk in pieces)
     if len(data) > limit:  # keep the newest output
         data = data[-limit:]
-    return data.decode("utf-8", "replace")
+    return xml_clean(data.decode("utf-8", "replace"))
 
 
 def _stats_summary(stats: Dict[str, Any]) -> Dict[str, Any]:
@@ -50,7 +55,7 @@ def _stats_summary(stats: Dict[str, Any]) -> Dict[str, Any]:
 def run_operation(client: DockerClient, op: str, params: Dict[str, Any]) -> Any:
     container = params.get("container")
     if op in LIFECYCLE:
-        return client.action(container, op).decode("utf-8", "replace")
+        return xml_clean(client.action(container, op).decode("utf-8", "replace"))
     if op == "top":
         return client.top(container)
     if op == "inspect":

@@ -364,9 +364,9 @@ def test_text_is_escaped_exactly_once():
     assert entry["command"] == record["Command"]
 
 
-def test_characters_xml_cannot_carry_are_replaced_and_line_ends_normalised():
+def test_characters_xml_cannot_carry_are_made_visible_and_line_ends_normalised():
     xml = well_formed(render.render_docker_ps([dict(WEB, Command="a\x00b\x1bc\r\nd\re\tf\ud800")]))
-    assert cx.xencenter_containers(xml)[0].command == "a\ufffdb\ufffdc\nd\ne\tf\ufffd"
+    assert cx.xencenter_containers(xml)[0].command == "a\\x00b\\x1bc\nd\ne\tf\\ud800"
 
 
 def test_values_of_every_json_type():
@@ -465,8 +465,8 @@ _VALUES = st.recursive(_SCALARS, lambda children: st.one_of(
 
 def _expected_text(text):
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    cleaned = "".join("\ufffd" if (ord(c) < 0x20 and c not in "\t\n") or c in "\ufffe\uffff" else c
-                      for c in text)
+    cleaned = "".join("\\x%02x" % ord(c) if ord(c) < 0x20 and c not in "\t\n"
+                      else "\\u%04x" % ord(c) if c in "\ufffe\uffff" else c for c in text)
     return cleaned
 
 

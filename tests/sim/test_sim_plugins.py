@@ -1,5 +1,7 @@
 """host.call_plugin as xapi runs it (§6.1) and our XenAPIPlugin-compatible dispatcher (§6.2)."""
 
+import os
+import sys
 import threading
 
 import pytest
@@ -77,13 +79,41 @@ def test_plugin_side_failures(session, host):
     assert err.value.details == ["UNKNOWN_XENAPI_PLUGIN_FUNCTION", "nosuchfn"]
 
 
-def test_plugin_environment(sim, session, host):
-    env = dict(item.split("=", 1) for item in call(session, host, "failing", "env").split("|"))
-    assert env["PATH"].endswith(":/sbin:/usr/sbin:/bin:/usr/bin")
-    assert env["XSCONTAINER_XAPI_SOCKET"] == sim.info["unix_socket"]
-    assert env["XSCONTAINER_INVENTORY"] == sim.info["hosts"][0]["inventory"]
-    assert set(env) <= {"PATH", "XSCONTAINER_XAPI_SOCKET", "XSCONTAINER_INVENTORY",
-                        "PYTHONPATH"}
+def test_plugin_environment_is_exactly_xapis(session, host):
+    assert call(session, host, "failing", "environ") == "PATH=/sbin:/usr/sbin:/bin:/usr/bin\n"
+
+
+def test_python_36_plugins_run_in_dom0s_ascii_locale(session, host):
+    """With xapi's environment, 3.6 decodes argv and encodes stdout as ASCII (3.7+ coerce the
+    C locale to UTF-8): the 3.6 run of the suite is dom0's situation."""
+    expected = "ascii" if sys.version_info < (3, 7) else "utf-8"
+    assert call(session, host, "failing", "encoding") == expected
+
+
+def test_non_ascii_arguments_and_results_round_trip(session, host):
+    args = {"caf\u00e9": "\u00e9t\u00e9 \u20ac \U0001f600 \u4e2d", "plain": "x"}
+    assert call(session, host, "echo", "main", args) == repr(args)
+
+
+def test_each_host_runs_its_plugins_from_its_own_dom0_tree(make_sim):
+    sim = make_sim(extra=("--hosts", "2"))
+    s = sim.session()
+    try:
+        for summary in sim.info["hosts"]:
+            host = s.xenapi.host.get_by_uuid(summary["uuid"])
+            root = summary["dom0_root"]
+            assert call(s, host, "failing", "argv0") == os.path.join(root, "etc/xapi.d/plugins/failing")
+            assert call(s, host, "failing", "here") == summary["uuid"]
+            assert call(s, host, "echo", "pool_uuid") == sim.info["pool_uuid"]
+        # One host without the plugin (hosts are upgraded one by one).
+        first, second = [s.xenapi.host.get_by_uuid(h["uuid"]) for h in sim.info["hosts"]]
+        os.unlink(os.path.join(sim.info["hosts"][1]["dom0_root"], "etc/xapi.d/plugins/echo"))
+        with pytest.raises(XenAPI.Failure) as err:
+            call(s, second, "echo", "main")
+        assert err.value.details == ["XENAPI_MISSING_PLUGIN", "echo"]
+        assert call(s, first, "echo", "main") == repr({})
+    finally:
+        s.xenapi.session.logout()
 
 
 def test_async_call_plugin_and_concurrency(sim, session, host):
@@ -114,3 +144,18 @@ def test_bad_host(session):
     with pytest.raises(XenAPI.Failure) as err:
         session.xenapi.host.call_plugin("OpaqueRef:x", "echo", "main", {})
     assert err.value.details == ["HANDLE_INVALID", "host", "OpaqueRef:x"]
+
+
+def test_dom0_trees_of_a_directory_xenapi_cannot_address_live_in_a_short_one(make_sim, tmp_path):
+    sim = make_sim(directory=str(tmp_path / "with_underscore"))
+    root = sim.info["hosts"][0]["dom0_root"]
+    assert "_" not in root and root.startswith("/tmp/xsc-")
+    s = sim.session()
+    try:
+        host = s.xenapi.host.get_all()[0]
+        assert call(s, host, "echo", "pool_uuid") == sim.info["pool_uuid"]
+    finally:
+        s.xenapi.session.logout()
+    assert sim.stop() == 0
+    assert not os.path.lexists(root)
+    assert os.path.isdir(os.path.join(sim.directory, "hosts", sim.info["hosts"][0]["uuid"], "log"))

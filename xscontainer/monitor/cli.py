@@ -2,12 +2,12 @@
 
 import argparse
 import logging
-import logging.handlers
 import signal
 import sys
 import threading
 from typing import List, Optional
 
+from xscontainer import logfile
 from xscontainer.errors import XSContainerError
 
 DEFAULT_LOG = "/var/log/xscontainer.log"
@@ -27,12 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(path: str, debug: bool) -> None:
+def configure_logging(path: str, debug: bool) -> None:
+    """``path`` ('-': stderr) gets every line, in UTF-8 whatever the locale (xscontainer.logfile)."""
     if path == "-":
         handler = logging.StreamHandler(sys.stderr)  # type: logging.Handler
+        handler.setFormatter(logging.Formatter(logfile.LINE_FORMAT))
     else:
-        handler = logging.handlers.WatchedFileHandler(path)  # logrotate-friendly
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s"))
+        handler = logfile.file_handler(path)  # reopened after logrotate moved it away
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
@@ -53,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     args = _parser().parse_args(argv)
-    _configure_logging(args.log_file, args.debug)
+    configure_logging(args.log_file, args.debug)
     from xscontainer.monitor.service import Monitor, MonitorOptions
     from xscontainer.xapi.session import open_local_session
     options = MonitorOptions(warn_after=args.warn_after, control_dir=args.control_dir)

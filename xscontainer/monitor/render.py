@@ -23,7 +23,8 @@ Generic encoding (the original's ``converttoxml``, made always well-formed):
   parser does not decode. What we write is what parsers read: line ends are normalised to ``\\n``
   (XML parsers would do it anyway), tabs and newlines in attribute values become spaces
   (attribute-value normalisation), and characters XML 1.0 cannot carry at all (C0 controls other
-  than tab/newline, lone surrogates, U+FFFE/U+FFFF) become U+FFFD.
+  than tab/newline, lone surrogates, U+FFFE/U+FFFF) are made visible by ``xscontainer.xmltext``'s
+  rule, the one every plugin result follows (ESC becomes the four characters ``\\x1b``).
 
 ``docker_ps`` (root ``docker_ps``, one ``<item><entry>...</entry></item>`` per container, newest
 first): every top-level key of Docker's ``/containers/json`` record, lower-cased, plus
@@ -60,6 +61,8 @@ import json
 import re
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from xscontainer.xmltext import xml_clean
+
 XML_DECLARATION = '<?xml version="1.0" ?>'
 SPECIAL_ELEMENT = "SPECIAL_XS_ENCODED_ELEMENT"
 STARTED_AT = "started_at"
@@ -68,7 +71,6 @@ ENTRY_ORDER = ("id", "names", "status", "container", "created", "image", "comman
                "ports")
 
 _NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.\-]*\Z")
-_BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _EXITED_RE = re.compile(r"\AExited \((-?\d+)\)")
 _TIMESTAMP_RE = re.compile(
     r"\A(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:([Zz])|([+-])(\d\d):?(\d\d))\Z")
@@ -79,7 +81,7 @@ _ENTRY_RESERVED = frozenset(["entry", "item"])
 
 def _clean(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _BAD_CHARS_RE.sub("\ufffd", text)
+    return xml_clean(text)
 
 
 def escape_text(text: str) -> str:

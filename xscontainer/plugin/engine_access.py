@@ -6,16 +6,18 @@ from typing import Any, Dict, Optional
 import XenAPI
 
 from xscontainer.monitor.control import MonitorNotRunning, control_call, control_socket_path
-from xscontainer.xapi.inventory import this_host_uuid
 
 
 class EngineAccess:
-    def __init__(self, session: "XenAPI.Session", control_dir: Optional[str] = None) -> None:
+    """``host_uuid``: the host this plugin runs on (its monitor's control socket is named after it)."""
+
+    def __init__(self, session: "XenAPI.Session", host_uuid: str, control_dir: Optional[str] = None) -> None:
         self._session = session
+        self._host_uuid = host_uuid
         self._control_dir = control_dir
 
     def _path(self) -> str:
-        host = this_host_uuid()
+        host = self._host_uuid
         return control_socket_path(host, self._control_dir) if self._control_dir else control_socket_path(host)
 
     def call(self, vm_uuid: str, op: str, **params: Any) -> Any:
@@ -92,7 +94,7 @@ class EngineAccess:
                 metrics = api.VM_guest_metrics.get_record(vm["guest_metrics"])
             except XenAPI.Failure:
                 metrics = None
-        host = api.host.get_by_uuid(this_host_uuid())
+        host = api.host.get_by_uuid(self._host_uuid)
         reason = why_not_monitored(vm, host, metrics)
         result = diagnose(self._session, vm_uuid)
         if reason:
@@ -101,7 +103,7 @@ class EngineAccess:
             state, reason = "starting", "the monitor has not picked this VM up yet"
         else:
             state, reason = "monitor not running", "the xscontainer-monitor service does not run on this host"
-        return {"vm": vm_uuid, "host": this_host_uuid(), "state": state, "reason": reason,
+        return {"vm": vm_uuid, "host": self._host_uuid, "state": state, "reason": reason,
                 "since": None, "last_error": None if result.ok else result.message,
                 "last_error_code": None if result.ok else result.code,
                 "diagnosis": "%s (%s)" % (result.message, result.code)}

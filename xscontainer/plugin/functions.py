@@ -1,7 +1,8 @@
 """The plugin's functions: names, arguments and results of the original, plus the new ones.
 
 Each entry says which arguments it takes and where it must run; ``run_function`` checks the
-arguments, forwards to the owning host when needed and calls the implementation. Results keep the
+arguments, forwards to the owning host when needed and calls the implementation with the
+session, the arguments and ``Here`` (this host, as the plugin's dom0 tree says). Results keep the
 original's ``True`` prefix; failures are ``XSContainerError`` with a stable code, which the entry
 script turns into ``[XENAPI_PLUGIN_FAILURE, fn, CODE, message]``.
 """
@@ -23,6 +24,12 @@ MONITOR_KEY = "xscontainer-monitor"
 ROUTE_VM, ROUTE_SR, ROUTE_VDI, ROUTE_LOCAL = "vm", "sr", "vdi", "local"
 
 
+class Here(NamedTuple):
+    """The host the plugin runs on and its xapi socket (``xscontainer.xapi.dom0``)."""
+    host_uuid: str
+    xapi_socket: str
+
+
 class Spec(NamedTuple):
     required: Sequence[str]
     optional: Sequence[str]
@@ -35,75 +42,75 @@ def _vm(session, args) -> str:
     return routing.vm_ref_by_uuid(session, validate.uuid_arg(args, "vmuuid"))
 
 
-def register(session, args) -> str:
+def register(session, args, here: Here) -> str:
     set_map_key(session.xenapi.VM, _vm(session, args), MONITOR_KEY, "True")
     return "TrueNone"
 
 
-def deregister(session, args) -> str:
+def deregister(session, args, here: Here) -> str:
     set_map_key(session.xenapi.VM, _vm(session, args), MONITOR_KEY, "False")
     return "TrueNone"
 
 
-def _engine(session):
+def _engine(session, here: Here):
     # Imported here: most calls of a short-lived plugin process never need the engine layer.
     from xscontainer.plugin.engine_access import EngineAccess
-    return EngineAccess(session)
+    return EngineAccess(session, here.host_uuid)
 
 
 def _lifecycle(operation: str) -> Callable:
-    def run(session, args) -> str:
+    def run(session, args, here: Here) -> str:
         container = validate.container_arg(args, "container")
         vm_uuid = validate.uuid_arg(args, "vmuuid")
         _vm(session, args)
-        return "True" + _engine(session).lifecycle(vm_uuid, operation, container)
+        return "True" + _engine(session, here).lifecycle(vm_uuid, operation, container)
     run.__name__ = operation
     return run
 
 
-def get_top(session, args) -> str:
+def get_top(session, args, here: Here) -> str:
     container = validate.container_arg(args, "object")
     vm_uuid = validate.uuid_arg(args, "vmuuid")
     _vm(session, args)
-    return "True" + _engine(session).top_xml(vm_uuid, container)
+    return "True" + _engine(session, here).top_xml(vm_uuid, container)
 
 
-def get_inspect(session, args) -> str:
+def get_inspect(session, args, here: Here) -> str:
     container = validate.container_arg(args, "object")
     vm_uuid = validate.uuid_arg(args, "vmuuid")
     _vm(session, args)
-    return "True" + _engine(session).inspect_xml(vm_uuid, container)
+    return "True" + _engine(session, here).inspect_xml(vm_uuid, container)
 
 
-def get_logs(session, args) -> str:
+def get_logs(session, args, here: Here) -> str:
     container = validate.container_arg(args, "container")
     tail = validate.int_arg(args, "tail", 100, 1, validate.MAX_LOG_TAIL)
     vm_uuid = validate.uuid_arg(args, "vmuuid")
     _vm(session, args)
-    return "True" + _engine(session).logs(vm_uuid, container, tail)
+    return "True" + _engine(session, here).logs(vm_uuid, container, tail)
 
 
-def get_stats(session, args) -> str:
+def get_stats(session, args, here: Here) -> str:
     container = validate.container_arg(args, "container") if args.get("container") else None
     vm_uuid = validate.uuid_arg(args, "vmuuid")
     _vm(session, args)
-    return "True" + _engine(session).stats_xml(vm_uuid, container)
+    return "True" + _engine(session, here).stats_xml(vm_uuid, container)
 
 
-def refresh(session, args) -> str:
+def refresh(session, args, here: Here) -> str:
     vm_uuid = validate.uuid_arg(args, "vmuuid")
     _vm(session, args)
-    _engine(session).refresh(vm_uuid)
+    _engine(session, here).refresh(vm_uuid)
     return "True"
 
 
-def get_status(session, args) -> str:
+def get_status(session, args, here: Here) -> str:
     vm_uuid = validate.uuid_arg(args, "vmuuid")
     _vm(session, args)
-    return "True" + _engine(session).status_xml(vm_uuid)
+    return "True" + _engine(session, here).status_xml(vm_uuid)
 
 
-def passthrough(session, args) -> str:
+def passthrough(session, args, here: Here) -> str:
     """Dev mode only: a read-only Docker Engine API GET, e.g. command=/containers/json.
 
     The original ran ``command`` through a shell in the VM; we never hand a caller's string to a
@@ -112,16 +119,16 @@ def passthrough(session, args) -> str:
     vm_uuid = validate.uuid_arg(args, "vmuuid")
     path = validate.api_path_arg(args, "command")
     _vm(session, args)
-    return "True" + _engine(session).api_get(vm_uuid, path)
+    return "True" + _engine(session, here).api_get(vm_uuid, path)
 
 
-def install_vm(session, args) -> str:
+def install_vm(session, args, here: Here) -> str:
     raise InvalidArgument("install_vm (download and import of a VM image from a URL) is not "
                           "supported by this version; import the VM with xe vm-import.",
                           code="UNSUPPORTED")
 
 
-def get_config_drive_default(session, args) -> str:
+def get_config_drive_default(session, args, here: Here) -> str:
     from xscontainer.configdrive import operations
     template_uuid = validate.uuid_arg(args, "templateuuid")
     try:
@@ -131,15 +138,17 @@ def get_config_drive_default(session, args) -> str:
     return "True" + operations.get_config_drive_default(session, template_uuid)
 
 
-def create_config_drive(session, args) -> str:
+def create_config_drive(session, args, here: Here) -> str:
     from xscontainer.configdrive import operations
     return "True" + operations.create_config_drive(
-        session, validate.uuid_arg(args, "vmuuid"), validate.uuid_arg(args, "sruuid"), args["configuration"])
+        session, validate.uuid_arg(args, "vmuuid"), validate.uuid_arg(args, "sruuid"), args["configuration"],
+        socket_path=here.xapi_socket)
 
 
-def get_config_drive_configuration(session, args) -> str:
+def get_config_drive_configuration(session, args, here: Here) -> str:
     from xscontainer.configdrive import operations
-    return "True" + operations.get_config_drive_configuration(session, validate.uuid_arg(args, "vdiuuid"))
+    return "True" + operations.get_config_drive_configuration(session, validate.uuid_arg(args, "vdiuuid"),
+                                                              socket_path=here.xapi_socket)
 
 
 VM_CONTAINER = ("vmuuid", "container")
@@ -186,7 +195,7 @@ def _owner_host(session, spec: Spec, args: Dict[str, str], here: str) -> Optiona
     return None if owner in (None, here) else owner
 
 
-def run_function(session: "XenAPI.Session", fn: str, args: Dict[str, str]) -> str:
+def run_function(session: "XenAPI.Session", fn: str, args: Dict[str, str], here: Here) -> str:
     spec = FUNCTIONS[fn]
     if spec.devmode and not devmode_enabled():
         return DEVMODE_REFUSAL
@@ -198,8 +207,8 @@ def run_function(session: "XenAPI.Session", fn: str, args: Dict[str, str]) -> st
     if extra:
         raise InvalidArgument("Unexpected argument(s) for %s: %s." % (fn, extra))
     if not forwarded:
-        here = routing.this_host_ref(session)
-        owner = _owner_host(session, spec, args, here)
+        here_ref = routing.this_host_ref(session, here.host_uuid)
+        owner = _owner_host(session, spec, args, here_ref)
         if owner is not None:
             return routing.forward(session, owner, fn, args)
-    return spec.impl(session, args)
+    return spec.impl(session, args, here)

@@ -9,7 +9,6 @@ from typing import Dict, Optional
 import XenAPI
 
 from xscontainer.errors import NotFound
-from xscontainer.xapi.inventory import this_host_uuid
 
 PLUGIN_NAME = "xscontainer"
 NULL_REF = "OpaqueRef:NULL"
@@ -17,8 +16,8 @@ NULL_REF = "OpaqueRef:NULL"
 FORWARDED_KEY = "xscontainer-forwarded"
 
 
-def this_host_ref(session: "XenAPI.Session") -> str:
-    return session.xenapi.host.get_by_uuid(this_host_uuid())
+def this_host_ref(session: "XenAPI.Session", host_uuid: str) -> str:
+    return session.xenapi.host.get_by_uuid(host_uuid)
 
 
 def vm_ref_by_uuid(session: "XenAPI.Session", vm_uuid: str) -> str:

@@ -5,18 +5,29 @@ against: clients use the official ``XenAPI`` package over TCP (``xapi_url``) or 
 socket (``unix_socket``), exactly as against a real host. Start it with
 ``xscontainer-xapi-sim --dir DIR [--hosts H] [--plugins PLUGINDIR] [--port P]``; it prints one
 JSON line when ready (``xapi_url``, ``unix_socket``, ``username``, ``password``,
-``pool_uuid``, ``hosts`` = [{uuid, name_label, inventory}], plus ``dir``, ``log``,
+``pool_uuid``, ``hosts`` = [{uuid, name_label, inventory, dom0_root}], plus ``dir``, ``log``,
 ``plugins_dir``, ``pid``).
 
 Documented deviations from a real xapi (everything else follows contract §1-§13):
 
-* Plugin environment. xapi runs plugins with only ``PATH=/sbin:/usr/sbin:/bin:/usr/bin``.
-  The simulator adds: the directory of its own interpreter in front of ``PATH`` (so
-  ``#!/usr/bin/env python3`` finds the Python that has our packages),
-  ``XSCONTAINER_XAPI_SOCKET`` (its Unix socket, instead of ``/var/lib/xcp/xapi``),
-  ``XSCONTAINER_INVENTORY`` (the called host's inventory file, instead of
-  ``/etc/xensource-inventory``; this is how "forwarding to the named host" is simulated),
-  and ``PYTHONPATH`` = the project root only when the package is not importable otherwise.
+* Plugin interpreter. xapi runs ``/etc/xapi.d/plugins/<name>`` with the environment exactly
+  ``PATH=/sbin:/usr/sbin:/bin:/usr/bin`` (``forkhelpers.ml`` ``default_path_env_pair``), and so
+  does the simulator: nothing else, nothing of ours on ``PATH``, no locale (Python 3.6 is then in
+  the ASCII C locale, as in dom0). (xapi adds tracing variables when its tracing is enabled;
+  the simulator never does.) The one deviation: a plugin whose ``#!`` line names Python
+  runs on the simulator's own interpreter (``[sys.executable, plugin, xml]``), because dom0's is
+  3.6 and the suite runs on 3.6 too; other plugins are executed as they are. As no
+  ``PYTHONPATH`` is passed, that interpreter must import ``xscontainer`` by itself (installed,
+  or ``pip install -e .`` as ``dev.sh`` does).
+* Plugins run from a dom0 tree per host (``xscontainer.sim.dom0``): the program path is
+  ``<root>/etc/xapi.d/plugins/<name>`` (a symlink to ``PLUGINDIR/<name>``, the plugins present
+  at start), next to ``<root>/etc/xensource-inventory`` (the host's inventory),
+  ``<root>/var/lib/xcp/xapi`` (the simulator's Unix socket) and ``<root>/var/log`` (DIR/hosts/
+  <uuid>/log). A plugin finds them from its own path, as on a real host where ``<root>`` is ``/``;
+  this is how "the call runs on the named host" is simulated. ``<root>`` is ``DIR/dom0/<uuid>``,
+  or under a short /tmp directory when that path would be too long for a Unix socket; the ready
+  line gives it as ``hosts[].dom0_root``. Deleting ``<root>/etc/xapi.d/plugins/<name>`` removes
+  a plugin from that host only.
 * Class ``sim`` (not in xapi; needs a valid session): ``sim.set_guest_networks(vm, networks)``
   creates or updates the VM's VM_guest_metrics with that ``networks`` map (keys like
   ``0/ip``, ``0/ipv4/0``), as a guest agent would; ``sim.clear_guest_metrics(vm)`` drops it;

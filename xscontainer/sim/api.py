@@ -27,8 +27,7 @@ class SimConfig(NamedTuple):
     unix_socket: str
     vdi_dir: str
     inventories: Dict[str, str]          # host uuid -> inventory file
-    plugin_path_prefix: str              # prepended to the plugin PATH (our interpreter)
-    plugin_pythonpath: Optional[str]     # set when the package is not importable otherwise
+    dom0_roots: Dict[str, str]           # host uuid -> its dom0 tree (xscontainer.sim.dom0)
 
 
 class Context(NamedTuple):

@@ -9,13 +9,13 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 from typing import List, Optional
 
 from xscontainer.sim import datamodel as dm
+from xscontainer.sim import dom0 as sim_dom0
 from xscontainer.sim.api import Api, SimConfig
 from xscontainer.sim.db import CorruptDatabase, Database, Persister
 from xscontainer.sim.seed import host_summaries, seed, write_inventories
@@ -48,18 +48,29 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def socket_path(directory: str) -> str:
-    """DIR/xapi, or a short /tmp path when DIR would break XenAPI's UDSTransport ('_')."""
-    path = os.path.join(directory, "xapi")
-    if "_" not in path and len(path.encode()) <= MAX_SOCKET_PATH:
-        return path
+def short_dir(directory: str) -> str:
+    """A short /tmp directory of our own for DIR (made on first use)."""
     # Derived from DIR, so a restarted simulator listens where its clients expect it, as xapi does.
     digest = hashlib.sha256(os.path.realpath(directory).encode("utf-8")).hexdigest()[:12]
     short = os.path.join("/tmp", "xsc-" + digest)  # TMPDIR may be long or contain "_"
     os.makedirs(short, mode=0o700, exist_ok=True)
     if os.stat(short).st_uid != os.getuid():
         raise OSError("%s belongs to another user" % short)
-    return os.path.join(short, "xapi")
+    return short
+
+
+def socket_path(directory: str) -> str:
+    """DIR/xapi, or a short /tmp path when DIR would break XenAPI's UDSTransport ('_')."""
+    path = os.path.join(directory, "xapi")
+    if "_" not in path and len(path.encode()) <= MAX_SOCKET_PATH:
+        return path
+    return os.path.join(short_dir(directory), "xapi")
+
+
+def dom0_base(directory: str) -> str:
+    """Where the hosts' dom0 trees go: DIR/dom0, or the short /tmp directory when too long."""
+    base = os.path.join(directory, "dom0")
+    return base if sim_dom0.fits(base) else os.path.join(short_dir(directory), "dom0")
 
 
 def _password(directory: str) -> str:
@@ -74,18 +85,6 @@ def _password(directory: str) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value + "\n")
     return value
-
-
-def _pythonpath_for_plugins() -> Optional[str]:
-    """PROJECT_ROOT when our interpreter cannot import the package without help."""
-    env = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin"}
-    try:
-        ok = subprocess.call([sys.executable, "-c", "import xscontainer.xenapiplugin"],
-                             env=env, cwd="/", stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL) == 0
-    except OSError:
-        ok = False
-    return None if ok else PROJECT_ROOT
 
 
 def _setup_logging(directory: str) -> None:
@@ -127,19 +126,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     plugins = args.plugins
     if plugins is None and os.path.isdir(os.path.join(PROJECT_ROOT, "plugins")):
         plugins = os.path.join(PROJECT_ROOT, "plugins")
+    plugins = os.path.abspath(plugins) if plugins else None
     try:
         inventories = write_inventories(db, directory)
         unix_path = socket_path(directory)
+        base = dom0_base(directory)
+        roots = sim_dom0.build_trees(base, directory, unix_path, inventories, plugins)
     except OSError as exc:
         return _fail(str(exc), 1)
     if os.path.exists(unix_path):
         os.unlink(unix_path)
     config = SimConfig(
         directory=directory, username="root", password=_password(directory),
-        plugins_dir=os.path.abspath(plugins) if plugins else None, unix_socket=unix_path,
-        vdi_dir=os.path.join(directory, "vdis"), inventories=inventories,
-        plugin_path_prefix=os.path.dirname(sys.executable),
-        plugin_pythonpath=_pythonpath_for_plugins())
+        plugins_dir=plugins, unix_socket=unix_path,
+        vdi_dir=os.path.join(directory, "vdis"), inventories=inventories, dom0_roots=roots)
     api = Api(db, config)
     persister = Persister(db, db_path)
     persister.start()
@@ -157,6 +157,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     with db.lock:
         pool_uuid = db.tables["pool"][db.refs("pool")[0]]["uuid"]
         hosts = host_summaries(db, inventories)
+    for host in hosts:
+        host["dom0_root"] = roots[host["uuid"]]
     ready = {
         "xapi_url": "http://127.0.0.1:%d/" % servers.port, "unix_socket": unix_path,
         "username": config.username, "password": config.password, "pool_uuid": pool_uuid,
@@ -178,10 +180,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     persister.stop()
     try:
         os.unlink(unix_path)
-        if os.path.dirname(unix_path) != directory:
-            shutil.rmtree(os.path.dirname(unix_path), ignore_errors=True)
     except OSError:
         pass
+    for made in {os.path.dirname(unix_path), os.path.dirname(base)} - {directory}:
+        shutil.rmtree(made, ignore_errors=True)  # the short /tmp directory
     log.info("stopped")
     return 0
 

@@ -7,7 +7,8 @@ from typing import Dict, Optional
 from xscontainer.errors import XapiError
 
 DEFAULT_INVENTORY = "/etc/xensource-inventory"
-# Deviation for the simulator and tests only: a real dom0 never sets it.
+# Points the monitor, the CLI or the demo at a simulated host; a real dom0 never sets it, and
+# plugins never read it (xapi gives them no environment: see xscontainer.xapi.dom0).
 INVENTORY_ENV = "XSCONTAINER_INVENTORY"
 
 

@@ -8,7 +8,8 @@ import XenAPI
 from xscontainer.errors import XapiError
 
 DEFAULT_SOCKET = "/var/lib/xcp/xapi"
-# Deviation for the simulator and tests only: a real dom0 never sets it.
+# Points the monitor, the CLI or the demo at a simulator; a real dom0 never sets it, and plugins
+# never read it (xapi gives them no environment: see xscontainer.xapi.dom0).
 SOCKET_ENV = "XSCONTAINER_XAPI_SOCKET"
 ORIGINATOR = "xscontainer"
 
