@@ -33,8 +33,11 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   redirect to another host never happens (every host sees the shared SR). A body larger
   than the VDI's ``virtual_size`` fails the import task with
   ``VDI_IO_ERROR [write beyond the end of the VDI ...]``.
-* Malformed XML-RPC bodies get HTTP 400, bodies over 64 MiB get HTTP 413, and bodies without
-  ``Content-Length`` get 411 (xapi closes or answers 500); never a traceback.
+* XML-RPC bodies are refused as xapi refuses them (``api_server.ml``, ``Http_svr``): over
+  300 KiB (``Constants.http_limit_max_rpc_size``; the body is not read, so the client may see
+  the reset rather than the answer), without ``Content-Length``, or not an XML-RPC call, the
+  answer is xapi's HTTP 500 page with ``Connection: close`` and the connection is closed.
+  Not a deviation; listed because the simulator accepted 64 MiB before.
 * Passwords: TCP logins need ``root`` and the generated password (saved in ``DIR/password``,
   reused on restart); any credentials are accepted on the Unix socket, as in xapi.
 * Persistence: the database is ``DIR/db.json`` (written atomically shortly after each change
