@@ -1,6 +1,7 @@
 """host.call_plugin as xapi runs it (§6.1) and our XenAPIPlugin-compatible dispatcher (§6.2)."""
 
 import threading
+import xmlrpc.client
 
 import pytest
 import XenAPI
@@ -114,3 +115,58 @@ def test_bad_host(session):
     with pytest.raises(XenAPI.Failure) as err:
         session.xenapi.host.call_plugin("OpaqueRef:x", "echo", "main", {})
     assert err.value.details == ["HANDLE_INVALID", "host", "OpaqueRef:x"]
+
+
+def _badxml_output(value):
+    return ("<?xml version='1.0'?>\n<methodResponse><params><param><value><struct>\n"
+            "<member><name>Status</name><value>Success</value></member>\n"
+            "<member><name>Value</name><value>%s</value></member>\n"
+            "</struct></value></param></params></methodResponse>\n" % value)
+
+
+def test_output_with_a_raw_control_character_does_not_parse(session, host):
+    # xapi parses stdout with xmlm (XML 1.0): a raw ESC is "malformed character stream"; the
+    # output goes back as the second parameter, and xapi's XML-RPC writer drops the ESC.
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "badxml", "esc")
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "failed to parse plugin output",
+                                 _badxml_output("a[31mred"),
+                                 "malformed character stream line 4"]
+
+
+def test_output_with_an_illegal_character_reference_does_not_parse(session, host):
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "badxml", "charref")
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "failed to parse plugin output",
+                                 _badxml_output("a&#27;b"),
+                                 "illegal character reference (#27) line 4"]
+
+
+def test_output_that_is_not_utf8_fails_and_is_returned_byte_for_byte(sim, session, host):
+    # xapi returns the output bytes unchanged, so its answer is not UTF-8 either: the official
+    # client cannot parse it; the raw answer still carries xapi's failure.
+    import xml.parsers.expat
+    with pytest.raises(xml.parsers.expat.ExpatError):
+        call(session, host, "badxml", "latin1")
+    body = xmlrpc.client.dumps((session.handle, host, "badxml", "latin1", {}),
+                               "host.call_plugin").encode()
+    status, data = _post(sim, body)
+    assert status == 200
+    assert b"<value>failed to parse plugin output</value>" in data
+    assert b"&lt;value&gt;caf\xe9&lt;/value&gt;" in data
+    assert b"<value>malformed character stream line 4</value>" in data
+
+
+def test_tab_and_newline_references_are_legal_output(session, host):
+    assert call(session, host, "badxml", "tab") == "a\tb\nc"
+
+
+def _post(sim, body):
+    import http.client
+    hostport = sim.url[len("http://"):].rstrip("/")
+    conn = http.client.HTTPConnection(hostport, timeout=30)
+    conn.request("POST", "/", body=body, headers={"Content-Type": "text/xml"})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data

@@ -44,6 +44,12 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   and on exit). As in xapi, sessions and tasks are not persisted (datamodel
   ``PersistNothing``): after a restart clients get ``SESSION_INVALID`` and the official
   client logs in again by itself. Messages are kept in the same file.
+* Plugin output is checked as xapi's xmlm parser checks it: a character outside XML 1.0, raw
+  or as a reference, or bytes that are not UTF-8 give ``XENAPI_PLUGIN_FAILURE ["failed to
+  parse plugin output", stdout, "<xmlm message> line N"]`` with xmlm's words; for other syntax
+  errors the third parameter is expat's message (xmlm words them differently). As xapi's writer
+  does, every string in an answer loses its control characters other than tab, LF and CR, and
+  bytes that are not UTF-8 are sent unchanged (a client then cannot parse that answer).
 * Type errors in parameters raise ``FIELD_TYPE_ERROR [param]``; an unknown enum value raises
   ``INVALID_VALUE [param, value]``.
 """

@@ -24,15 +24,28 @@ class I4(int):
     """An int the marshaller writes as ``<i4>`` (xapi's Int32)."""
 
 
+# xapi's XML-RPC writer (rpc-lib ``Xmlrpc.encode_buf``) drops control characters other than
+# tab, LF and CR from every string, and copies every other byte as it is.
+_DROPPED_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xapi_escape(text: str) -> str:
+    return xmlrpc.client.escape(_DROPPED_RE.sub("", text))
+
+
 class _Marshaller(xmlrpc.client.Marshaller):
     dispatch = dict(xmlrpc.client.Marshaller.dispatch)
 
     def dump_bare_string(self, value: str, write: Callable[[str], None],
-                         escape: Callable[[str], str] = xmlrpc.client.escape) -> None:
+                         escape: Callable[[str], str] = _xapi_escape) -> None:
         write("<value>")
         write(escape(value))
         write("</value>\n")
     dispatch[str] = dump_bare_string
+
+    def dump_xapi_struct(self, value: Dict[str, Any], write: Callable[[str], None]) -> None:
+        xmlrpc.client.Marshaller.dump_struct(self, value, write, _xapi_escape)
+    dispatch[dict] = dump_xapi_struct
 
     def dump_i4(self, value: int, write: Callable[[str], None]) -> None:
         write("<value><i4>%d</i4></value>\n" % int(value))
@@ -44,8 +57,10 @@ def _marshal(value: Any) -> str:
 
 
 def response_xml(envelope: Dict[str, Any]) -> bytes:
+    # surrogateescape: bytes of a plugin's output that are not UTF-8 go out unchanged, as
+    # xapi sends them (the client then cannot parse the answer, as with xapi).
     return ("<?xml version='1.0'?>\n<methodResponse>\n%s</methodResponse>\n"
-            % _marshal(envelope)).encode("utf-8")
+            % _marshal(envelope)).encode("utf-8", "surrogateescape")
 
 
 def value_xml(value: Any) -> str:
