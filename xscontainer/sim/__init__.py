@@ -20,6 +20,18 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
 * Class ``sim`` (not in xapi; needs a valid session): ``sim.set_guest_networks(vm, networks)``
   creates or updates the VM's VM_guest_metrics with that ``networks`` map (keys like
   ``0/ip``, ``0/ipv4/0``), as a guest agent would; ``sim.clear_guest_metrics(vm)`` drops it.
+  ``sim.set_host_state(host, state)`` with ``live``, ``offline`` (as if its
+  ``host_metrics.live`` were false: ``host.call_plugin`` on it gives ``HOST_OFFLINE [host]``)
+  or ``unreachable`` (the coordinator cannot connect: ``CANNOT_CONTACT_HOST [host]``); as in
+  xapi's ``message_forwarding.ml`` the coordinator itself is always live. ``host_metrics`` is
+  not simulated. ``sim.remove_plugin(host, name)`` / ``sim.restore_plugin(host, name)`` make one
+  host lack a plugin (``XENAPI_MISSING_PLUGIN [name]``), as a host not upgraded yet.
+  ``sim.add_user(name, password, role)`` (role ``pool-admin`` or ``read-only``) stands in for an
+  external-authentication subject: it logs in over TCP; a ``read-only`` session may call
+  ``get_*``, ``event.*`` (not ``inject``) and ``session.*`` and gets
+  ``RBAC_PERMISSION_DENIED [permission, "No permission in user session. (Roles with this
+  permission: ...)"]`` for anything else (the role list is xapi's for ``host.call_plugin`` and
+  VM writes, approximate elsewhere). Host states and users are kept in memory only.
 * ``VM.create`` is lenient: only ``name_label`` is required; every other field is defaulted
   (xapi requires about 40 constructor fields). VBD/VDI/VIF/secret constructors are strict.
 * Only a subset of xapi's custom messages exists (the ones xscontainer and its testbed use:
