@@ -170,3 +170,32 @@ def _post(sim, body):
     data = resp.read()
     conn.close()
     return resp.status, data
+
+
+MAX_ARG_STRLEN = 131072  # Linux: one argv element, its NUL included
+
+
+def _argv_overhead(session, fn, key):
+    """Bytes of xapi's plugin call (Xml.to_string of XMLRPC.To.methodCall) around one value."""
+    return len("<methodCall><methodName>%s</methodName><params><param><value>%s</value></param>"
+               "<param><value><struct><member><name>%s</name><value></value></member></struct>"
+               "</value></param></params></methodCall>" % (fn, session.handle, key))
+
+
+def test_the_call_is_one_argv_element_of_at_most_128_kib(session, host):
+    # xapi execs the plugin with the whole call as argv[1]; the kernel refuses a longer element
+    # (E2BIG), forkexecd's child exits 126 with nothing written.
+    fits = MAX_ARG_STRLEN - 1 - _argv_overhead(session, "main", "a")
+    assert call(session, host, "echo", "main", {"a": "x" * fits}) == repr({"a": "x" * fits})
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "echo", "main", {"a": "x" * (fits + 1)})
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "non-zero exit", "", ""]
+
+
+def test_the_argv_limit_counts_escaped_bytes(session, host):
+    fits = MAX_ARG_STRLEN - 1 - _argv_overhead(session, "main", "a")
+    value = "&" * (fits // len("&amp;")) + "x" * (fits % len("&amp;"))
+    assert call(session, host, "echo", "main", {"a": value}) == repr({"a": value})
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "echo", "main", {"a": value + "x"})
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "non-zero exit", "", ""]

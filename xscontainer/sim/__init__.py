@@ -62,6 +62,11 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   errors the third parameter is expat's message (xmlm words them differently). As xapi's writer
   does, every string in an answer loses its control characters other than tab, LF and CR, and
   bytes that are not UTF-8 are sent unchanged (a client then cannot parse that answer).
+* A plugin gets the call in argv[1] byte for byte as xapi writes it (``Xml.to_string``). A call
+  longer than one argv element (Linux ``MAX_ARG_STRLEN``, 128 KiB with its NUL) gives what xapi
+  gives when the kernel refuses it (E2BIG: forkexecd's child exits 126 before the plugin runs):
+  ``XENAPI_PLUGIN_FAILURE ["non-zero exit", "", ""]``. The simulator checks the size itself so
+  that the answer does not depend on the machine it runs on.
 * Type errors in parameters raise ``FIELD_TYPE_ERROR [param]``; an unknown enum value raises
   ``INVALID_VALUE [param, value]``.
 """

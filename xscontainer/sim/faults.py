@@ -4,10 +4,12 @@
 The state lives only in memory: a restarted simulator has every host live and every plugin.
 """
 
+import os
 import threading
 from typing import Any, Dict, Set
 
 from xscontainer.sim import datamodel as dm
+from xscontainer.sim import plugins
 from xscontainer.sim.failures import XapiFailure
 
 HOST_STATES = ("live", "offline", "unreachable")
@@ -64,6 +66,13 @@ def check_call_plugin(api: Any, host: Any, plugin: Any) -> None:
         raise XapiFailure("XENAPI_MISSING_PLUGIN", plugin)
 
 
+def _plugin_exists(root: Any, plugin: Any) -> bool:
+    try:
+        return bool(root) and isinstance(plugin, str) and plugin in os.listdir(root)
+    except OSError:
+        return False
+
+
 def register(api: Any) -> None:
     api.faults = HostFaults()
     string = dm.Kind("string")
@@ -89,7 +98,9 @@ def register(api: Any) -> None:
     # Forwarding happens before the target host runs the plugin: wrap the plugin call.
     inner = api.methods[("host", "call_plugin")]
 
-    def forwarded_call_plugin(ctx: Any, host: Any, plugin: Any, *rest: Any) -> Any:
+    def forwarded_call_plugin(ctx: Any, host: Any, plugin: Any, fn: Any, args: Any) -> Any:
         check_call_plugin(api, host, plugin)
-        return inner.fn(ctx, host, plugin, *rest)
+        if _plugin_exists(api.config.plugins_dir, plugin):  # else XENAPI_MISSING_PLUGIN first
+            plugins.check_argv_size(ctx.session, fn, args)
+        return inner.fn(ctx, host, plugin, fn, args)
     api.methods[("host", "call_plugin")] = inner._replace(fn=forwarded_call_plugin)

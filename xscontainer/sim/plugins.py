@@ -130,6 +130,23 @@ def interpret_output(returncode: int, stdout: "Union[bytes, str]",
     raise XapiFailure("XENAPI_PLUGIN_FAILURE", "unexpected XMLRPC result", stdout)
 
 
+# Linux's MAX_ARG_STRLEN: one argv element, its terminating NUL included.
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def check_argv_size(session: str, fn: Any, args: Any) -> None:
+    """What xapi gives when the kernel refuses the call's argv element (E2BIG): forkexecd's
+    child exits 126 before the plugin runs, so xapi_plugins.ml sees a non-zero exit with empty
+    output. Checked before the launch so that the answer does not depend on this machine."""
+    if not isinstance(fn, str) or not isinstance(args, dict) or \
+            not all(isinstance(v, str) for v in args.values()):
+        return  # the plugin call refuses the types itself
+    size = len(rpc.call_xml(fn, (session, args)).encode("utf-8", "surrogatepass")) + 1
+    if size > MAX_ARG_STRLEN:
+        log.info("plugin call of %d bytes exceeds one argv element: E2BIG", size)
+        raise XapiFailure("XENAPI_PLUGIN_FAILURE", "non-zero exit", "", "")
+
+
 def call_plugin(api: Any, ctx: Any, host: Any, plugin: Any, fn: Any, args: Any) -> str:
     with api.db.lock:
         host_uuid = api.db.get("host", host)["uuid"]
