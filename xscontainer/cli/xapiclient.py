@@ -30,6 +30,10 @@ class PoolClient:
             raise XapiError("The connection to xapi broke while %s: %s" % (doing, exc),
                             code="XAPI_UNREACHABLE") from exc
 
+    def session_ref(self) -> str:
+        """Our session's ref: xapi hands it to the plugin inside the call, so it counts."""
+        return self._session.handle
+
     def hosts(self) -> Dict[str, Dict[str, str]]:
         """host ref -> {"uuid", "name_label"}."""
         if self._hosts is None:

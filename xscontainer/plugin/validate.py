@@ -42,9 +42,14 @@ def plugin_call_bytes(fn: str, session_ref: str, args: Dict[str, str]) -> int:
             + _xapi_pcdata_bytes(fn) + _value_bytes(session_ref) + members)
 
 
+def forwarded_call_bytes(fn: str, session_ref: str, args: Dict[str, str]) -> int:
+    """``plugin_call_bytes`` of the call once one host forwards it to another (the worst case)."""
+    return plugin_call_bytes(fn, session_ref, dict(args, **{FORWARDED_KEY: "1"}))
+
+
 def check_call_size(fn: str, session_ref: str, args: Dict[str, str]) -> None:
     """Refuse a call that could not reach the plugin, forwarded to another host included."""
-    size = plugin_call_bytes(fn, session_ref, dict(args, **{FORWARDED_KEY: "1"}))
+    size = forwarded_call_bytes(fn, session_ref, args)
     if size > MAX_CALL_BYTES:
         largest = max(args, key=lambda k: _xapi_pcdata_bytes(args[k])) if args else "?"
         raise InvalidArgument(
