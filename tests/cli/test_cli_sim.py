@@ -80,3 +80,17 @@ def test_the_largest_configuration_that_fits_is_made_into_a_drive(pool, tmp_path
     result = run(pool, "root", "config-drive", "create", "guest", "--sr", "Local storage",
                  "--file", str(largest), "--json")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_host_without_xscontainer_is_named(pool):
+    sim, session, _ = pool
+    host = session.xenapi.host.get_all()[0]
+    session.xenapi.sim.remove_plugin(host, "xscontainer")
+    try:
+        result = run(pool, "root", "register", "guest")
+    finally:
+        session.xenapi.sim.restore_plugin(host, "xscontainer")
+    assert result.returncode == 1, result.stderr
+    assert "[PLUGIN_NOT_INSTALLED]" in result.stderr
+    assert "xscontainer is not installed on host %s (%s)" % (
+        sim.info["hosts"][0]["name_label"], sim.info["hosts"][0]["uuid"]) in result.stderr

@@ -105,17 +105,19 @@ def forward(session: "XenAPI.Session", target: Target, fn: str, args: Dict[str, 
         raise error from exc
 
 
-def forwarding_error(details, host: str, why: str) -> Optional[XSContainerError]:
-    """Our error for xapi's failure to run the plugin on ``host``; None when it is not one."""
+def forwarding_error(details, host: str, why: str = "") -> Optional[XSContainerError]:
+    """Our error for xapi's failure to run the plugin on ``host`` (``name (uuid)``), chosen
+    ``why`` (a phrase such as "that runs VM web (uuid)"); None when it is not such a failure."""
     code = str(details[0]) if details else ""
+    subject = "Host %s %s" % (host, why) if why else "Host %s" % host
     if code == "HOST_OFFLINE":
         return XapiError(
-            "Host %s %s is offline; bring it back (or move the VM to a live host), then try again."
-            % (host, why), code="HOST_OFFLINE")
+            "%s is offline; bring it back (or move the VM to a live host), then try again."
+            % subject, code="HOST_OFFLINE")
     if code == "CANNOT_CONTACT_HOST":
         return XapiError(
-            "Host %s %s cannot be contacted from this host; check that it is up, that xapi runs "
-            "on it and that the management network reaches it, then try again." % (host, why),
+            "%s cannot be contacted; check that it is up, that xapi runs on it and that the "
+            "management network reaches it, then try again." % subject,
             code="CANNOT_CONTACT_HOST")
     if code == "XENAPI_MISSING_PLUGIN" and [str(d) for d in details[1:2]] == [PLUGIN_NAME]:
         return XapiError(
