@@ -51,7 +51,8 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   answer is xapi's HTTP 500 page with ``Connection: close`` and the connection is closed.
   Not a deviation; listed because the simulator accepted 64 MiB before.
 * Passwords: TCP logins need ``root`` and the generated password (saved in ``DIR/password``,
-  reused on restart); any credentials are accepted on the Unix socket, as in xapi.
+  reused on restart), or a user added with ``sim.add_user``; any credentials are accepted on
+  the Unix socket (a root session), as in xapi.
 * Persistence: the database is ``DIR/db.json`` (written atomically shortly after each change
   and on exit). As in xapi, sessions and tasks are not persisted (datamodel
   ``PersistNothing``): after a restart clients get ``SESSION_INVALID`` and the official
