@@ -280,3 +280,19 @@ def test_prepare_vm_gets_the_connection_options_in_its_own_spelling():
     assert prepare_vm_argv(args, ["--vm", "vm1"]) == ["--url", "https://h/", "--username-xapi", "root",
                                                       "--password-file-xapi", "pw", "--vm", "vm1"]
     assert prepare_vm_argv(build_parser().parse_args(["prepare-vm"]), ["-h"]) == ["-h"]
+
+
+def test_xapi_refusals_of_the_users_role_and_of_the_pool_have_their_exit_codes():
+    err = failures.from_xapi_failure(
+        ["RBAC_PERMISSION_DENIED", "host.call_plugin",
+         "No permission in user session. (Roles with this permission: pool-admin)"],
+        "running the plugin function register")
+    assert err.code == "RBAC_PERMISSION_DENIED"
+    assert failures.exit_code(err) == failures.EXIT_PERMISSION == 6
+    assert "host.call_plugin" in err.message and "pool-admin" in err.message
+    for code, expected in (("VM_NOT_RUNNING", failures.EXIT_UNREACHABLE),
+                           ("ARGUMENT_TOO_LARGE", failures.EXIT_USAGE),
+                           ("HOST_OFFLINE", failures.EXIT_FAILED),
+                           ("PLUGIN_NOT_INSTALLED", failures.EXIT_FAILED)):
+        err = failures.from_xapi_failure(["XENAPI_PLUGIN_FAILURE", "get_logs", code, "Why."], "x")
+        assert (err.code, failures.exit_code(err)) == (code, expected)

@@ -3,6 +3,7 @@
 import os
 import sys
 import threading
+import xmlrpc.client
 
 import pytest
 import XenAPI
@@ -159,3 +160,87 @@ def test_dom0_trees_of_a_directory_xenapi_cannot_address_live_in_a_short_one(mak
     assert sim.stop() == 0
     assert not os.path.lexists(root)
     assert os.path.isdir(os.path.join(sim.directory, "hosts", sim.info["hosts"][0]["uuid"], "log"))
+
+
+def _badxml_output(value):
+    return ("<?xml version='1.0'?>\n<methodResponse><params><param><value><struct>\n"
+            "<member><name>Status</name><value>Success</value></member>\n"
+            "<member><name>Value</name><value>%s</value></member>\n"
+            "</struct></value></param></params></methodResponse>\n" % value)
+
+
+def test_output_with_a_raw_control_character_does_not_parse(session, host):
+    # xapi parses stdout with xmlm (XML 1.0): a raw ESC is "malformed character stream"; the
+    # output goes back as the second parameter, and xapi's XML-RPC writer drops the ESC.
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "badxml", "esc")
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "failed to parse plugin output",
+                                 _badxml_output("a[31mred"),
+                                 "malformed character stream line 4"]
+
+
+def test_output_with_an_illegal_character_reference_does_not_parse(session, host):
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "badxml", "charref")
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "failed to parse plugin output",
+                                 _badxml_output("a&#27;b"),
+                                 "illegal character reference (#27) line 4"]
+
+
+def test_output_that_is_not_utf8_fails_and_is_returned_byte_for_byte(sim, session, host):
+    # xapi returns the output bytes unchanged, so its answer is not UTF-8 either: the official
+    # client cannot parse it; the raw answer still carries xapi's failure.
+    import xml.parsers.expat
+    with pytest.raises(xml.parsers.expat.ExpatError):
+        call(session, host, "badxml", "latin1")
+    body = xmlrpc.client.dumps((session.handle, host, "badxml", "latin1", {}),
+                               "host.call_plugin").encode()
+    status, data = _post(sim, body)
+    assert status == 200
+    assert b"<value>failed to parse plugin output</value>" in data
+    assert b"&lt;value&gt;caf\xe9&lt;/value&gt;" in data
+    assert b"<value>malformed character stream line 4</value>" in data
+
+
+def test_tab_and_newline_references_are_legal_output(session, host):
+    assert call(session, host, "badxml", "tab") == "a\tb\nc"
+
+
+def _post(sim, body):
+    import http.client
+    hostport = sim.url[len("http://"):].rstrip("/")
+    conn = http.client.HTTPConnection(hostport, timeout=30)
+    conn.request("POST", "/", body=body, headers={"Content-Type": "text/xml"})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+MAX_ARG_STRLEN = 131072  # Linux: one argv element, its NUL included
+
+
+def _argv_overhead(session, fn, key):
+    """Bytes of xapi's plugin call (Xml.to_string of XMLRPC.To.methodCall) around one value."""
+    return len("<methodCall><methodName>%s</methodName><params><param><value>%s</value></param>"
+               "<param><value><struct><member><name>%s</name><value></value></member></struct>"
+               "</value></param></params></methodCall>" % (fn, session.handle, key))
+
+
+def test_the_call_is_one_argv_element_of_at_most_128_kib(session, host):
+    # xapi execs the plugin with the whole call as argv[1]; the kernel refuses a longer element
+    # (E2BIG), forkexecd's child exits 126 with nothing written.
+    fits = MAX_ARG_STRLEN - 1 - _argv_overhead(session, "main", "a")
+    assert call(session, host, "echo", "main", {"a": "x" * fits}) == repr({"a": "x" * fits})
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "echo", "main", {"a": "x" * (fits + 1)})
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "non-zero exit", "", ""]
+
+
+def test_the_argv_limit_counts_escaped_bytes(session, host):
+    fits = MAX_ARG_STRLEN - 1 - _argv_overhead(session, "main", "a")
+    value = "&" * (fits // len("&amp;")) + "x" * (fits % len("&amp;"))
+    assert call(session, host, "echo", "main", {"a": value}) == repr({"a": value})
+    with pytest.raises(XenAPI.Failure) as err:
+        call(session, host, "echo", "main", {"a": value + "x"})
+    assert err.value.details == ["XENAPI_PLUGIN_FAILURE", "non-zero exit", "", ""]

@@ -106,22 +106,78 @@ def _post(sim, body, headers=None):
     return resp.status, data
 
 
-def test_malformed_body_is_a_4xx_not_a_traceback(sim):
-    for body in (b"<methodCall><methodName>x", b"\x00\xff garbage", b"",
-                 b"<?xml version='1.0'?><methodResponse><params/></methodResponse>"):
-        status, data = _post(sim, body)
-        assert status == 400
-        assert b"Traceback" not in data
-
-
-def test_oversized_body_is_refused_without_reading_it(sim):
+def _raw_exchange(sim, head, body=b""):
+    """Send one request as raw bytes; everything the server sends until it closes."""
     host, port = sim.url[len("http://"):].rstrip("/").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
-    sock.sendall(b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                 b"Content-Length: 100000000000\r\n\r\n")
-    answer = sock.recv(4096)
-    sock.close()
-    assert answer.startswith(b"HTTP/1.1 413")
+    try:
+        sock.sendall(head + body)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        sock.close()
+
+
+def _assert_internal_error_and_closed(answer):
+    # xapi: Http_svr.response_internal_error, "Connection: close", then the socket is closed
+    # (_raw_exchange only returns once the server closed it).
+    assert answer.startswith(b"HTTP/1.1 500 Internal Error\r\n")
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"\r\nconnection: close" in head
+    assert b"Traceback" not in answer
+
+
+def test_malformed_body_is_xapis_500_not_a_traceback(sim):
+    for body in (b"<methodCall><methodName>x", b"\x00\xff garbage", b"",
+                 b"<?xml version='1.0'?><methodResponse><params/></methodResponse>"):
+        head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body))
+        _assert_internal_error_and_closed(_raw_exchange(sim, head, body))
+
+
+def test_body_without_content_length_is_xapis_500(sim):
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    _assert_internal_error_and_closed(_raw_exchange(sim, head))
+
+
+MAX_RPC_SIZE = 300 * 1024  # xapi Constants.http_limit_max_rpc_size
+
+
+def test_body_over_300_kib_is_refused_without_reading_it(sim):
+    head = (b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: %d\r\n\r\n" % (MAX_RPC_SIZE + 1))
+    _assert_internal_error_and_closed(_raw_exchange(sim, head))
+
+
+def _call_body(session, vm, size):
+    """A VM.get_name_label call padded with whitespace to exactly ``size`` bytes."""
+    body = xmlrpc.client.dumps((session.handle, vm), "VM.get_name_label").encode()
+    return body.replace(b"</methodCall>", b" " * (size - len(body)) + b"</methodCall>")
+
+
+def test_body_of_exactly_300_kib_is_served(sim, session):
+    vm = session.xenapi.VM.get_all()[0]
+    status, data = _post(sim, _call_body(session, vm, MAX_RPC_SIZE))
+    assert status == 200
+    assert xmlrpc.client.loads(data)[0][0]["Status"] == "Success"
+
+
+def test_official_client_cannot_send_over_300_kib(sim, session):
+    vm = session.xenapi.VM.get_all()[0]
+    with pytest.raises((xmlrpc.client.ProtocolError, OSError)) as err:
+        session.xenapi.VM.set_name_description(vm, "x" * MAX_RPC_SIZE)
+    if isinstance(err.value, xmlrpc.client.ProtocolError):
+        assert err.value.errcode == 500
+    assert session.xenapi.VM.get_name_description(vm) != "x" * MAX_RPC_SIZE
 
 
 def test_internal_values_never_leak_python_errors(session):

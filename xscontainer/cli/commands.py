@@ -12,6 +12,7 @@ from xscontainer.cli.resolve import Candidate, resolve
 from xscontainer.cli.xapiclient import PoolClient
 from xscontainer.cli.xmlread import ContainerRow, decode_document, parse_docker_ps, parse_docker_top
 from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
+from xscontainer.plugin import validate
 
 DOCKER_PS_KEY = "docker_ps"
 LIFECYCLE = ("start", "stop", "restart", "pause", "unpause")
@@ -249,11 +250,25 @@ def cmd_config_drive_default(ctx: Context, template_query: str) -> int:
     return EXIT_OK
 
 
+def check_configuration_size(session_ref: str, args: Dict[str, str]) -> None:
+    """Refuse, before calling, a configuration xapi could not hand to the plugin: the whole call,
+    XML-escaped (``&`` is 5 bytes), must fit one command-line argument, forwarded or not."""
+    size = validate.forwarded_call_bytes("create_config_drive", session_ref, args)
+    if size > validate.MAX_CALL_BYTES:
+        raise InvalidArgument(
+            "The configuration is too large for xapi: the plugin call would be %d bytes once "
+            "XML-escaped (characters & < > \" count 4 to 6 bytes each), and xapi can pass at most "
+            "%d bytes to a plugin: shorten it by at least %d escaped bytes." % (
+                size, validate.MAX_CALL_BYTES, size - validate.MAX_CALL_BYTES),
+            code="ARGUMENT_TOO_LARGE")
+
+
 def cmd_config_drive_create(ctx: Context, vm_query: str, sr_query: str, configuration: str) -> int:
     vm = find_vm(ctx, vm_query)
     sr = resolve(sr_query, [Candidate(s.uuid, s.name_label, s) for s in ctx.client.srs()], "SR")
-    vdi_uuid = _plugin(ctx, None, "create_config_drive",
-                       {"vmuuid": vm.uuid, "sruuid": sr.uuid, "configuration": configuration}).strip()
+    args = {"vmuuid": vm.uuid, "sruuid": sr.uuid, "configuration": configuration}
+    check_configuration_size(ctx.client.session_ref(), args)
+    vdi_uuid = _plugin(ctx, None, "create_config_drive", args).strip()
     if ctx.json:
         emit_json(ctx, {"vm": views.vm_json(vm), "sr": {"uuid": sr.uuid, "name_label": sr.name_label},
                         "vdi": vdi_uuid})

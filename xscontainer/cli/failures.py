@@ -17,6 +17,7 @@ EXIT_USAGE = 2  # the command line is wrong
 EXIT_NOT_FOUND = 3  # no such VM, container, template, SR or VDI, or the name is ambiguous
 EXIT_UNREACHABLE = 4  # the VM's Docker engine cannot be reached (doctor: the VM is not healthy)
 EXIT_XAPI = 5  # xapi itself cannot be reached or refused the login
+EXIT_PERMISSION = 6  # the xapi user's role does not allow the operation (RBAC)
 
 PLUGIN_FAILURE = "XENAPI_PLUGIN_FAILURE"
 _CODE_RE = re.compile(r"\A[A-Z][A-Z0-9_]*\Z")
@@ -27,10 +28,12 @@ UNREACHABLE_CODES = frozenset([
     "SSH_AUTH_FAILED", "SSH_HOSTKEY_MISMATCH", "NO_DOCKER_SOCKET", "DOCKER_SOCKET_DENIED",
     "ENGINE_NOT_ANSWERING", "ENGINE_UNREACHABLE", "ENGINE_TIMEOUT", "CONNECTION_LOST",
     "TLS_NOT_CONFIGURED", "TLS_VERIFY_FAILED", "TLS_HANDSHAKE_FAILED", "API_TOO_OLD", "API_TOO_NEW",
-    "POOL_KEY_MISSING", "POOL_KEY_INVALID",
+    "POOL_KEY_MISSING", "POOL_KEY_INVALID", "VM_NOT_RUNNING",
 ])
 XAPI_CODES = frozenset(["XAPI_UNREACHABLE", "XAPI_AUTH_FAILED", "INVENTORY_UNREADABLE"])
-USAGE_CODES = frozenset(["INVALID_ARGUMENT", "USAGE"])
+USAGE_CODES = frozenset(["INVALID_ARGUMENT", "USAGE", "ARGUMENT_TOO_LARGE"])
+PERMISSION_CODE = "RBAC_PERMISSION_DENIED"
+_ROLES_RE = re.compile(r"Roles with this permission: ([^)]*)\)")
 
 
 def is_not_found_code(code: str) -> bool:
@@ -40,6 +43,8 @@ def is_not_found_code(code: str) -> bool:
 
 def exit_code(exc: XSContainerError) -> int:
     code = exc.code
+    if code == PERMISSION_CODE:
+        return EXIT_PERMISSION
     if code in UNREACHABLE_CODES:
         return EXIT_UNREACHABLE
     if code in XAPI_CODES:
@@ -57,6 +62,16 @@ def exit_code(exc: XSContainerError) -> int:
     return EXIT_FAILED
 
 
+def permission_message(parts: Sequence[str], doing: str) -> str:
+    """xapi's ``RBAC_PERMISSION_DENIED [permission, text]`` (rbac.ml) as a sentence."""
+    permission = parts[1] if len(parts) > 1 else "?"
+    roles = _ROLES_RE.search(parts[2] if len(parts) > 2 else "")
+    needs = roles.group(1) if roles and roles.group(1).strip() else "(xapi did not say)"
+    return ("Your xapi user may not do this (%s): it needs permission %s, which only these roles "
+            "have: %s. Log in as a user with one of them (root has every permission), or ask a "
+            "pool administrator." % (doing, permission, needs))
+
+
 def from_xapi_failure(details: Sequence[object], doing: str) -> XSContainerError:
     """The error for a ``XenAPI.Failure``'s details, raised while ``doing`` (a phrase)."""
     parts = [str(d) for d in details] or ["INTERNAL_ERROR"]
@@ -67,6 +82,8 @@ def from_xapi_failure(details: Sequence[object], doing: str) -> XSContainerError
         code = "PLUGIN_FAILED"
         message = "The xscontainer plugin failed while %s: %s." % (
             doing, "; ".join(p.strip() for p in parts[1:] if p.strip())[:500] or "no detail")
+    elif parts[0] == PERMISSION_CODE:
+        code, message = PERMISSION_CODE, permission_message(parts, doing)
     else:
         code = parts[0]
         message = "xapi refused %s: %s." % (doing, " ".join(parts))

@@ -50,6 +50,8 @@ Exit codes:
     3  not found: no such VM, container, template, SR or VDI, or an ambiguous name
     4  the VM's Docker engine cannot be reached (doctor: the VM is not healthy)
     5  xapi cannot be reached, or refused the login
+    6  the xapi user's role does not allow the operation (RBAC_PERMISSION_DENIED; e.g. a
+       read-only user: every plugin call needs pool-admin)
 """
 
 import argparse

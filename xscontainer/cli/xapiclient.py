@@ -7,7 +7,8 @@ import XenAPI
 
 from xscontainer.cli.failures import from_xapi_failure
 from xscontainer.cli.model import Named, VmInfo
-from xscontainer.errors import XapiError
+from xscontainer.errors import XapiError, XSContainerError
+from xscontainer.plugin.routing import forwarding_error
 
 PLUGIN = "xscontainer"
 NULL_REF = "OpaqueRef:NULL"
@@ -33,6 +34,10 @@ class PoolClient:
         except OSError as exc:
             raise XapiError("The connection to xapi broke while %s: %s" % (doing, exc),
                             code="XAPI_UNREACHABLE") from exc
+
+    def session_ref(self) -> str:
+        """Our session's ref: xapi hands it to the plugin inside the call, so it counts."""
+        return self._session.handle
 
     def hosts(self) -> Dict[str, Dict[str, str]]:
         """host ref -> {"uuid", "name_label"}."""
@@ -96,10 +101,22 @@ class PoolClient:
             return vm.host_ref
         return self.master()
 
+    def _describe_host(self, host_ref: str) -> str:
+        host = self.hosts().get(host_ref)
+        return "%s (%s)" % (host["name_label"], host["uuid"]) if host else host_ref
+
     def call_plugin(self, host_ref: str, fn: str, args: Dict[str, str]) -> str:
-        """The plugin's output after its ``True`` prefix."""
-        result = self._xapi("running the plugin function %s" % fn, self._api.host.call_plugin,
-                            host_ref, PLUGIN, fn, args)
+        """The plugin's output after its ``True`` prefix. xapi's failures to run it on that host
+        (offline, unreachable, xscontainer not installed) are worded as the plugin words them."""
+        try:
+            result = self._xapi("running the plugin function %s" % fn,
+                                self._api.host.call_plugin, host_ref, PLUGIN, fn, args)
+        except XSContainerError as exc:
+            details = exc.details.get("xapi_error") or []
+            error = forwarding_error(details, self._describe_host(host_ref))
+            if error is None:
+                raise
+            raise error from exc
         if not result.startswith("True"):
             raise XapiError("The plugin function %s did not succeed: %s" % (fn, result[:300]),
                             code="PLUGIN_REFUSED")

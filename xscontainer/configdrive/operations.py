@@ -125,6 +125,11 @@ def _check_vm(vm_uuid: str, vm: Dict[str, Any]) -> None:
     if vm.get("is_a_snapshot"):
         raise ConfigDriveError("VM %s is a snapshot; it cannot have a config drive." % vm_uuid,
                                code="VM_NOT_SUITABLE", vm_uuid=vm_uuid)
+    if vm.get("is_a_template"):
+        # A VM made from the template gets its own drive; a template's would be shared by all.
+        raise ConfigDriveError("VM %s is a template; it cannot have a config drive (give one to "
+                               "each VM made from it)." % vm_uuid,
+                               code="VM_NOT_SUITABLE", vm_uuid=vm_uuid)
     state = vm.get("power_state")
     if state not in ACCEPTED_POWER_STATES:
         raise ConfigDriveError("VM %s is %s; a config drive can be made only for a halted or running "

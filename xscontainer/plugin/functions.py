@@ -12,7 +12,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Sequence
 
 import XenAPI
 
-from xscontainer.errors import InvalidArgument, NotFound
+from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
 from xscontainer.plugin import routing, validate
 from xscontainer.xapi.maps import set_map_key
 
@@ -36,14 +36,28 @@ class Spec(NamedTuple):
     route: str
     impl: Callable
     devmode: bool = False
+    running: bool = False  # needs the VM's engine, so the VM must be running
 
 
 def _vm(session, args) -> str:
     return routing.vm_ref_by_uuid(session, validate.uuid_arg(args, "vmuuid"))
 
 
+def _check_guest(session, vm_ref: str, vm_uuid: str) -> None:
+    """Only a guest can run containers: not dom0, a snapshot or a template. A halted guest is
+    fine: registering it before it starts is what an administrator preparing a VM does."""
+    api = session.xenapi
+    for field, what in (("is_control_domain", "the control domain (dom0) of a host"),
+                        ("is_a_snapshot", "a snapshot"), ("is_a_template", "a template")):
+        if getattr(api.VM, "get_" + field)(vm_ref):
+            raise InvalidArgument("VM %s is %s, not a guest VM; xscontainer monitors guest VMs "
+                                  "only." % (vm_uuid, what), code="VM_NOT_SUITABLE")
+
+
 def register(session, args, here: Here) -> str:
-    set_map_key(session.xenapi.VM, _vm(session, args), MONITOR_KEY, "True")
+    vm_ref = _vm(session, args)
+    _check_guest(session, vm_ref, validate.uuid_arg(args, "vmuuid"))
+    set_map_key(session.xenapi.VM, vm_ref, MONITOR_KEY, "True")
     return "TrueNone"
 
 
@@ -155,21 +169,22 @@ VM_CONTAINER = ("vmuuid", "container")
 FUNCTIONS = {
     "register": Spec(("vmuuid",), (), ROUTE_LOCAL, register),
     "deregister": Spec(("vmuuid",), (), ROUTE_LOCAL, deregister),
-    "start": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("start")),
-    "stop": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("stop")),
-    "restart": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("restart")),
-    "pause": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("pause")),
-    "unpause": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("unpause")),
-    "get_top": Spec(("vmuuid", "object"), (), ROUTE_VM, get_top),
-    "get_inspect": Spec(("vmuuid", "object"), (), ROUTE_VM, get_inspect),
-    "get_logs": Spec(VM_CONTAINER, ("tail",), ROUTE_VM, get_logs),
-    "get_stats": Spec(("vmuuid",), ("container",), ROUTE_VM, get_stats),
-    "refresh": Spec(("vmuuid",), (), ROUTE_VM, refresh),
+    "start": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("start"), running=True),
+    "stop": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("stop"), running=True),
+    "restart": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("restart"), running=True),
+    "pause": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("pause"), running=True),
+    "unpause": Spec(VM_CONTAINER, (), ROUTE_VM, _lifecycle("unpause"), running=True),
+    "get_top": Spec(("vmuuid", "object"), (), ROUTE_VM, get_top, running=True),
+    "get_inspect": Spec(("vmuuid", "object"), (), ROUTE_VM, get_inspect, running=True),
+    "get_logs": Spec(VM_CONTAINER, ("tail",), ROUTE_VM, get_logs, running=True),
+    "get_stats": Spec(("vmuuid",), ("container",), ROUTE_VM, get_stats, running=True),
+    "refresh": Spec(("vmuuid",), (), ROUTE_VM, refresh, running=True),
     "get_status": Spec(("vmuuid",), (), ROUTE_VM, get_status),
     "get_config_drive_default": Spec(("templateuuid",), (), ROUTE_LOCAL, get_config_drive_default),
     "create_config_drive": Spec(("vmuuid", "sruuid", "configuration"), (), ROUTE_SR, create_config_drive),
     "get_config_drive_configuration": Spec(("vdiuuid",), (), ROUTE_VDI, get_config_drive_configuration),
-    "passthrough": Spec(("vmuuid", "command"), (), ROUTE_VM, passthrough, devmode=True),
+    "passthrough": Spec(("vmuuid", "command"), (), ROUTE_VM, passthrough, devmode=True,
+                        running=True),
     "install_vm": Spec(("url", "sruuid"), (), ROUTE_LOCAL, install_vm, devmode=True),
 }
 
@@ -178,21 +193,50 @@ def devmode_enabled(flag_path: str = DEVMODE_FLAG) -> bool:
     return os.path.exists(flag_path)
 
 
-def _owner_host(session, spec: Spec, args: Dict[str, str], here: str) -> Optional[str]:
+def _vm_target(session, spec: Spec, args: Dict[str, str], here: str) -> Optional[routing.Target]:
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    vm_ref = _vm(session, args)
+    if spec.running:
+        state = session.xenapi.VM.get_power_state(vm_ref)
+        if state != "Running":
+            raise XSContainerError(
+                "VM %s is not running (%s): start it, then try again."
+                % (routing.describe_vm(session, vm_ref, vm_uuid), state), code="VM_NOT_RUNNING")
+    host = routing.host_of_vm(session, vm_ref)
+    if host in (None, here):
+        return None
+    return routing.Target(host, "that runs VM %s" % routing.describe_vm(session, vm_ref, vm_uuid))
+
+
+def _sr_target(session, sr_ref: str, sr_uuid: str, here: str) -> Optional[routing.Target]:
+    host = routing.host_seeing_sr(session, sr_ref, here)
+    return None if host is None else routing.Target(host, "that has SR %s attached" % sr_uuid)
+
+
+def _target(session, spec: Spec, args: Dict[str, str], here: str) -> Optional[routing.Target]:
     """The host that must run the call, or None to run it here."""
     if spec.route == ROUTE_VM:
-        owner = routing.host_of_vm(session, _vm(session, args))
+        target = _vm_target(session, spec, args, here)
     elif spec.route == ROUTE_SR:
-        sr = routing.sr_ref_by_uuid(session, validate.uuid_arg(args, "sruuid"))
-        owner = routing.host_seeing_sr(session, sr, here)
-        if owner is None:
+        sr_uuid = validate.uuid_arg(args, "sruuid")
+        target = _sr_target(session, routing.sr_ref_by_uuid(session, sr_uuid), sr_uuid, here)
+        if target is None:
             raise NotFound("No host has SR %s attached." % args["sruuid"], code="SR_NOT_ATTACHED")
     elif spec.route == ROUTE_VDI:
         sr = routing.vdi_sr_ref(session, validate.uuid_arg(args, "vdiuuid"))
-        owner = routing.host_seeing_sr(session, sr, here)
+        target = _sr_target(session, sr, session.xenapi.SR.get_uuid(sr), here)
     else:
-        owner = None
-    return None if owner in (None, here) else owner
+        target = None
+    return None if target is None or target.host == here else target
+
+
+def _wrong_host(session, target: routing.Target, here: str) -> XSContainerError:
+    return XSContainerError(
+        "This call reached host %s as a forwarded call, but it must run on host %s %s; call "
+        "again (a VM may just have migrated)." % (routing.describe_host(session, here),
+                                                  routing.describe_host(session, target.host),
+                                                  target.why),
+        code="WRONG_HOST")
 
 
 def run_function(session: "XenAPI.Session", fn: str, args: Dict[str, str], here: Here) -> str:
@@ -206,9 +250,11 @@ def run_function(session: "XenAPI.Session", fn: str, args: Dict[str, str], here:
     extra = validate.unexpected_keys(args, tuple(spec.required) + tuple(spec.optional))
     if extra:
         raise InvalidArgument("Unexpected argument(s) for %s: %s." % (fn, extra))
-    if not forwarded:
-        here_ref = routing.this_host_ref(session, here.host_uuid)
-        owner = _owner_host(session, spec, args, here_ref)
-        if owner is not None:
-            return routing.forward(session, owner, fn, args)
+    # Where to run is decided here even for a forwarded call: the key only forbids a second hop.
+    here_ref = routing.this_host_ref(session, here.host_uuid)
+    target = _target(session, spec, args, here_ref)
+    if target is not None:
+        if forwarded:
+            raise _wrong_host(session, target, here_ref)
+        return routing.forward(session, target, fn, args)
     return spec.impl(session, args, here)

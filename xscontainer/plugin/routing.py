@@ -4,16 +4,24 @@ XenCenter makes lifecycle calls on the pool coordinator; the VM's engine connect
 host the VM is resident on. A call about a VDI or SR runs on a host that has the SR attached.
 """
 
-from typing import Dict, Optional
+from typing import Dict, NamedTuple, Optional
 
 import XenAPI
 
-from xscontainer.errors import NotFound
+from xscontainer.errors import NotFound, XapiError, XSContainerError
+from xscontainer.plugin.validate import FORWARDED_KEY, check_call_size
 
 PLUGIN_NAME = "xscontainer"
 NULL_REF = "OpaqueRef:NULL"
-# Set on a forwarded call so that a VM migrating at that moment cannot make calls bounce forever.
-FORWARDED_KEY = "xscontainer-forwarded"
+# FORWARDED_KEY is set on a forwarded call. It only stops a second hop (a VM migrating at that
+# moment must not make calls bounce forever); it never lets a call run on a host that is not
+# the right one, so a caller gains nothing by setting it.
+
+
+class Target(NamedTuple):
+    """The host that must run a call, and why, as a phrase: "that runs VM web (uuid)"."""
+    host: str
+    why: str
 
 
 def this_host_ref(session: "XenAPI.Session", host_uuid: str) -> str:
@@ -65,11 +73,57 @@ def vdi_sr_ref(session: "XenAPI.Session", vdi_uuid: str) -> str:
         raise
 
 
-def forward(session: "XenAPI.Session", host_ref: str, fn: str, args: Dict[str, str]) -> str:
-    """Re-issue the call on another host; its result or failure comes back unchanged."""
+def describe_host(session: "XenAPI.Session", host_ref: str) -> str:
+    """``name (uuid)`` of a host, for sentences; the ref when xapi cannot say more."""
+    try:
+        return "%s (%s)" % (session.xenapi.host.get_name_label(host_ref),
+                            session.xenapi.host.get_uuid(host_ref))
+    except XenAPI.Failure:
+        return host_ref
+
+
+def describe_vm(session: "XenAPI.Session", vm_ref: str, vm_uuid: str) -> str:
+    try:
+        return "%s (%s)" % (session.xenapi.VM.get_name_label(vm_ref), vm_uuid)
+    except XenAPI.Failure:
+        return vm_uuid
+
+
+def forward(session: "XenAPI.Session", target: Target, fn: str, args: Dict[str, str]) -> str:
+    """Re-issue the call on the target host; its result, or the plugin's own failure there, comes
+    back unchanged. xapi's failures to get it there become our codes with a sentence."""
+    check_call_size(fn, session.handle, args)
     forwarded = dict(args)
     forwarded[FORWARDED_KEY] = "1"
-    return session.xenapi.host.call_plugin(host_ref, PLUGIN_NAME, fn, forwarded)
+    try:
+        return session.xenapi.host.call_plugin(target.host, PLUGIN_NAME, fn, forwarded)
+    except XenAPI.Failure as exc:
+        error = forwarding_error(exc.details, describe_host(session, target.host), target.why)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def forwarding_error(details, host: str, why: str = "") -> Optional[XSContainerError]:
+    """Our error for xapi's failure to run the plugin on ``host`` (``name (uuid)``), chosen
+    ``why`` (a phrase such as "that runs VM web (uuid)"); None when it is not such a failure."""
+    code = str(details[0]) if details else ""
+    subject = "Host %s %s" % (host, why) if why else "Host %s" % host
+    if code == "HOST_OFFLINE":
+        return XapiError(
+            "%s is offline; bring it back (or move the VM to a live host), then try again."
+            % subject, code="HOST_OFFLINE")
+    if code == "CANNOT_CONTACT_HOST":
+        return XapiError(
+            "%s cannot be contacted; check that it is up, that xapi runs on it and that the "
+            "management network reaches it, then try again." % subject,
+            code="CANNOT_CONTACT_HOST")
+    if code == "XENAPI_MISSING_PLUGIN" and [str(d) for d in details[1:2]] == [PLUGIN_NAME]:
+        return XapiError(
+            "xscontainer is not installed on host %s: install it there (every host of the pool "
+            "needs the same version; hosts are upgraded one by one), then try again." % host,
+            code="PLUGIN_NOT_INSTALLED")
+    return None
 
 
 def was_forwarded(args: Dict[str, str]) -> bool:

@@ -33,6 +33,18 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   ``0/ip``, ``0/ipv4/0``), as a guest agent would; ``sim.clear_guest_metrics(vm)`` drops it;
   ``sim.blocked_event_calls()`` is the number of ``event.from`` calls waiting for a change (so a
   test can act once a call waits, instead of sleeping).
+  ``sim.set_host_state(host, state)`` with ``live``, ``offline`` (as if its
+  ``host_metrics.live`` were false: ``host.call_plugin`` on it gives ``HOST_OFFLINE [host]``)
+  or ``unreachable`` (the coordinator cannot connect: ``CANNOT_CONTACT_HOST [host]``); as in
+  xapi's ``message_forwarding.ml`` the coordinator itself is always live. ``host_metrics`` is
+  not simulated. ``sim.remove_plugin(host, name)`` / ``sim.restore_plugin(host, name)`` make one
+  host lack a plugin (``XENAPI_MISSING_PLUGIN [name]``), as a host not upgraded yet.
+  ``sim.add_user(name, password, role)`` (role ``pool-admin`` or ``read-only``) stands in for an
+  external-authentication subject: it logs in over TCP; a ``read-only`` session may call
+  ``get_*``, ``event.*`` (not ``inject``) and ``session.*`` and gets
+  ``RBAC_PERMISSION_DENIED [permission, "No permission in user session. (Roles with this
+  permission: ...)"]`` for anything else (the role list is xapi's for ``host.call_plugin`` and
+  VM writes, approximate elsewhere). Host states and users are kept in memory only.
 * ``VM.create`` is lenient: only ``name_label`` is required; every other field is defaulted
   (xapi requires about 40 constructor fields). VBD/VDI/VIF/secret constructors are strict.
 * Only a subset of xapi's custom messages exists (the ones xscontainer and its testbed use:
@@ -46,14 +58,29 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   redirect to another host never happens (every host sees the shared SR). A body larger
   than the VDI's ``virtual_size`` fails the import task with
   ``VDI_IO_ERROR [write beyond the end of the VDI ...]``.
-* Malformed XML-RPC bodies get HTTP 400, bodies over 64 MiB get HTTP 413, and bodies without
-  ``Content-Length`` get 411 (xapi closes or answers 500); never a traceback.
+* XML-RPC bodies are refused as xapi refuses them (``api_server.ml``, ``Http_svr``): over
+  300 KiB (``Constants.http_limit_max_rpc_size``; the body is not read, so the client may see
+  the reset rather than the answer), without ``Content-Length``, or not an XML-RPC call, the
+  answer is xapi's HTTP 500 page with ``Connection: close`` and the connection is closed.
+  Not a deviation; listed because the simulator accepted 64 MiB before.
 * Passwords: TCP logins need ``root`` and the generated password (saved in ``DIR/password``,
-  reused on restart); any credentials are accepted on the Unix socket, as in xapi.
+  reused on restart), or a user added with ``sim.add_user``; any credentials are accepted on
+  the Unix socket (a root session), as in xapi.
 * Persistence: the database is ``DIR/db.json`` (written atomically shortly after each change
   and on exit). As in xapi, sessions and tasks are not persisted (datamodel
   ``PersistNothing``): after a restart clients get ``SESSION_INVALID`` and the official
   client logs in again by itself. Messages are kept in the same file.
+* Plugin output is checked as xapi's xmlm parser checks it: a character outside XML 1.0, raw
+  or as a reference, or bytes that are not UTF-8 give ``XENAPI_PLUGIN_FAILURE ["failed to
+  parse plugin output", stdout, "<xmlm message> line N"]`` with xmlm's words; for other syntax
+  errors the third parameter is expat's message (xmlm words them differently). As xapi's writer
+  does, every string in an answer loses its control characters other than tab, LF and CR, and
+  bytes that are not UTF-8 are sent unchanged (a client then cannot parse that answer).
+* A plugin gets the call in argv[1] byte for byte as xapi writes it (``Xml.to_string``). A call
+  longer than one argv element (Linux ``MAX_ARG_STRLEN``, 128 KiB with its NUL) gives what xapi
+  gives when the kernel refuses it (E2BIG: forkexecd's child exits 126 before the plugin runs):
+  ``XENAPI_PLUGIN_FAILURE ["non-zero exit", "", ""]``. The simulator checks the size itself so
+  that the answer does not depend on the machine it runs on.
 * Type errors in parameters raise ``FIELD_TYPE_ERROR [param]``; an unknown enum value raises
   ``INVALID_VALUE [param, value]``.
 """

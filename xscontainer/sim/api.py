@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from xscontainer.sim import datamodel as dm
-from xscontainer.sim import rpc
+from xscontainer.sim import rbac, rpc
 from xscontainer.sim.db import Database
 from xscontainer.sim.failures import XapiFailure
 
@@ -62,10 +62,14 @@ class Api:
         self._register_generic()
         self._register_session()
         # Late imports keep each module focused; they register their own methods.
-        from xscontainer.sim import devices, events, plugins
+        from xscontainer.sim import devices, events, faults, plugins
+        self.users = rbac.Users()
+        self.faults = None  # type: Any  # set by faults.register
         events.register(self)
         devices.register(self)
         plugins.register(self)
+        faults.register(self)
+        rbac.register(self)
 
     # ---- registration ---------------------------------------------------------------------
     def add(self, cls: str, msg: str, fn: Callable[..., Any], nparams: int,
@@ -198,21 +202,27 @@ class Api:
                originator: Any = "") -> str:
         uname = dm.decode(dm.Kind("string"), uname, "uname")
         pwd = dm.decode(dm.Kind("string"), pwd, "pwd")
+        role = None  # root: the local superuser
         if not ctx.preauth and (uname != self.config.username or pwd != self.config.password):
-            raise XapiFailure("SESSION_AUTHENTICATION_FAILED", uname,
-                              "Authentication failure")
+            role = self.users.role_for_login(uname, pwd)
+            if role is None:
+                raise XapiFailure("SESSION_AUTHENTICATION_FAILED", uname,
+                                  "Authentication failure")
         now = dm.now_string(self.clock)
         ref = self.db.create("session", {
             "this_host": self.master(), "last_active": now, "validation_time": now,
-            "is_local_superuser": True, "auth_user_name": uname,
+            "is_local_superuser": role is None, "auth_user_name": uname,
             "originator": originator if isinstance(originator, str) else "",
         })
+        if role is not None:
+            self.users.opened(ref, role)
         log.info("session %s opened for %s (%s)", ref, uname,
                  "unix socket" if ctx.preauth else "tcp")
         return ref
 
     def _logout(self, ctx: Context) -> None:
         self.db.destroy("session", ctx.session)
+        self.users.closed(ctx.session)
 
     # ---- dispatch -------------------------------------------------------------------------
     def resolve(self, name: str) -> Tuple[Optional[Method], bool, str]:
@@ -247,12 +257,21 @@ class Api:
                 if not self.db.exists("session", session):
                     raise XapiFailure("SESSION_INVALID", session)
             params = params[1:]
+            self._check_role(session, method)
         if is_async and not method.has_async:
             raise XapiFailure("Fault", "No async mode for this operation (rpc: %s)" % wire_name)
         ctx = Context(session, preauth, name)
         if is_async:
             return self._start_task(ctx, method, params)
         return self.invoke(method, ctx, params)
+
+    def _check_role(self, session: str, method: Method) -> None:
+        """xapi's RBAC check (rbac.ml), for the sessions of users added with a role."""
+        if self.users.role_of(session) != "read-only":
+            return
+        cls, msg = next(key for key, m in self.methods.items() if m is method)
+        if not rbac.read_only_may(cls, msg):
+            raise rbac.permission_denied(cls, msg)
 
     def invoke(self, method: Method, ctx: Context, params: Tuple[Any, ...]) -> Any:
         if method.locked:

@@ -12,11 +12,12 @@ import logging
 import os
 import re
 import signal
+import string
 import subprocess
 import sys
 import xml.parsers.expat
 import xmlrpc.client
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from xscontainer.sim import datamodel as dm
 from xscontainer.sim import dom0
@@ -79,21 +80,79 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-def interpret_output(returncode: int, stdout: str, stderr: str) -> str:
+# XML 1.0's Char production, as xmlm checks it: anything else in stdout, raw or as a character
+# reference, makes xapi's parser fail. Undecodable bytes arrive here as lone surrogates.
+_NOT_XML_CHAR_RE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_CHAR_REF_RE = re.compile(r"&#([^;<&\s]*);")
+
+
+def _is_xml_char(code: int) -> bool:
+    return not _NOT_XML_CHAR_RE.match(chr(code)) if 0 <= code <= 0x10FFFF else False
+
+
+def _char_ref_value(ref: str) -> int:
+    """The code point of ``&#ref;`` as xmlm reads it, -1 when it is not a number."""
+    if ref.startswith("x"):
+        digits, allowed, base = ref[1:], string.hexdigits, 16
+    else:
+        digits, allowed, base = ref, string.digits, 10
+    if not digits or any(c not in allowed for c in digits):
+        return -1
+    return int(digits, base)
+
+
+def _xmlm_line(text: str, position: int) -> int:
+    """xmlm's line of ``position``: CR, LF and CR LF each end a line."""
+    return text[:position].replace("\r\n", "\n").replace("\r", "\n").count("\n") + 1
+
+
+def xml_char_error(text: str) -> "Optional[str]":
+    """xmlm's error for the first character XML 1.0 forbids, as ``Xml.error`` words it."""
+    errors = []
+    raw = _NOT_XML_CHAR_RE.search(text)
+    if raw:
+        errors.append((raw.start(), "malformed character stream"))
+    for ref in _CHAR_REF_RE.finditer(text):
+        if not _is_xml_char(_char_ref_value(ref.group(1))):
+            errors.append((ref.start(), "illegal character reference (#%s)" % ref.group(1)))
+            break
+    if not errors:
+        return None
+    position, message = min(errors)
+    return "%s line %d" % (message, _xmlm_line(text, position))
+
+
+def _parse_failure(stdout: str, error: str) -> XapiFailure:
+    return XapiFailure("XENAPI_PLUGIN_FAILURE", "failed to parse plugin output", stdout, error)
+
+
+def _decode(output: "Union[bytes, str]") -> str:
+    # Bytes that are not UTF-8 are kept (as lone surrogates): xapi returns the output as it came.
+    return output.decode("utf-8", "surrogateescape") if isinstance(output, bytes) else output
+
+
+def interpret_output(returncode: int, stdout: "Union[bytes, str]",
+                     stderr: "Union[bytes, str]") -> str:
     """Map a finished plugin run to its string result or the XapiFailure xapi raises."""
+    stdout, stderr = _decode(stdout), _decode(stderr)
     if returncode < 0:
         raise XapiFailure("XENAPI_PLUGIN_FAILURE", "signal: " + _signal_name(-returncode),
                           stdout, stderr)
     if returncode != 0:
         raise XapiFailure("XENAPI_PLUGIN_FAILURE", "non-zero exit", stdout, stderr)
+    char_error = xml_char_error(stdout)
+    if char_error:
+        raise _parse_failure(stdout, char_error)
     try:
-        params, _ = xmlrpc.client.loads(stdout)
+        params, _ = xmlrpc.client.loads(stdout.encode("utf-8"))
     except xmlrpc.client.Fault as fault:
         raise XapiFailure("XENAPI_PLUGIN_FAILURE", "fault", fault.faultCode, fault.faultString)
-    except (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError, ValueError,
-            TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise XapiFailure("XENAPI_PLUGIN_FAILURE", "failed to parse plugin output", stdout,
-                          str(exc))
+    except xml.parsers.expat.ExpatError as exc:
+        raise _parse_failure(stdout, "%s line %d" % (
+            xml.parsers.expat.ErrorString(exc.code), exc.lineno))
+    except (xmlrpc.client.ResponseError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError) as exc:
+        raise _parse_failure(stdout, str(exc))
     result = params[0] if len(params) == 1 else None
     if isinstance(result, dict) and result.get("Status") == "Success" and "Value" in result:
         value = result["Value"]
@@ -105,6 +164,23 @@ def interpret_output(returncode: int, stdout: str, stderr: str) -> str:
             isinstance(result.get("ErrorDescription"), list) and result["ErrorDescription"]:
         raise XapiFailure(*[str(d) for d in result["ErrorDescription"]])
     raise XapiFailure("XENAPI_PLUGIN_FAILURE", "unexpected XMLRPC result", stdout)
+
+
+# Linux's MAX_ARG_STRLEN: one argv element, its terminating NUL included.
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def check_argv_size(session: str, fn: Any, args: Any) -> None:
+    """What xapi gives when the kernel refuses the call's argv element (E2BIG): forkexecd's
+    child exits 126 before the plugin runs, so xapi_plugins.ml sees a non-zero exit with empty
+    output. Checked before the launch so that the answer does not depend on this machine."""
+    if not isinstance(fn, str) or not isinstance(args, dict) or \
+            not all(isinstance(v, str) for v in args.values()):
+        return  # the plugin call refuses the types itself
+    size = len(rpc.call_xml(fn, (session, args)).encode("utf-8", "surrogatepass")) + 1
+    if size > MAX_ARG_STRLEN:
+        log.info("plugin call of %d bytes exceeds one argv element: E2BIG", size)
+        raise XapiFailure("XENAPI_PLUGIN_FAILURE", "non-zero exit", "", "")
 
 
 def call_plugin(api: Any, ctx: Any, host: Any, plugin: Any, fn: Any, args: Any) -> str:
@@ -129,8 +205,7 @@ def call_plugin(api: Any, ctx: Any, host: Any, plugin: Any, fn: Any, args: Any) 
         out, err = proc.communicate()
     except OSError as exc:
         raise XapiFailure("INTERNAL_ERROR", "cannot run plugin %s: %s" % (plugin, exc))
-    return interpret_output(proc.returncode, out.decode("utf-8", "replace"),
-                            err.decode("utf-8", "replace"))
+    return interpret_output(proc.returncode, out, err)
 
 
 def register(api: Any) -> None:

@@ -24,15 +24,28 @@ class I4(int):
     """An int the marshaller writes as ``<i4>`` (xapi's Int32)."""
 
 
+# xapi's XML-RPC writer (rpc-lib ``Xmlrpc.encode_buf``) drops control characters other than
+# tab, LF and CR from every string, and copies every other byte as it is.
+_DROPPED_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xapi_escape(text: str) -> str:
+    return xmlrpc.client.escape(_DROPPED_RE.sub("", text))
+
+
 class _Marshaller(xmlrpc.client.Marshaller):
     dispatch = dict(xmlrpc.client.Marshaller.dispatch)
 
     def dump_bare_string(self, value: str, write: Callable[[str], None],
-                         escape: Callable[[str], str] = xmlrpc.client.escape) -> None:
+                         escape: Callable[[str], str] = _xapi_escape) -> None:
         write("<value>")
         write(escape(value))
         write("</value>\n")
     dispatch[str] = dump_bare_string
+
+    def dump_xapi_struct(self, value: Dict[str, Any], write: Callable[[str], None]) -> None:
+        xmlrpc.client.Marshaller.dump_struct(self, value, write, _xapi_escape)
+    dispatch[dict] = dump_xapi_struct
 
     def dump_i4(self, value: int, write: Callable[[str], None]) -> None:
         write("<value><i4>%d</i4></value>\n" % int(value))
@@ -44,8 +57,10 @@ def _marshal(value: Any) -> str:
 
 
 def response_xml(envelope: Dict[str, Any]) -> bytes:
+    # surrogateescape: bytes of a plugin's output that are not UTF-8 go out unchanged, as
+    # xapi sends them (the client then cannot parse the answer, as with xapi).
     return ("<?xml version='1.0'?>\n<methodResponse>\n%s</methodResponse>\n"
-            % _marshal(envelope)).encode("utf-8")
+            % _marshal(envelope)).encode("utf-8", "surrogateescape")
 
 
 def value_xml(value: Any) -> str:
@@ -56,11 +71,25 @@ def value_xml(value: Any) -> str:
     return text
 
 
+def _pcdata(text: str) -> str:
+    """xml-light2's ``esc_pcdata``: four entities, control characters dropped."""
+    return (_DROPPED_RE.sub("", text).replace("&", "&amp;").replace("<", "&lt;")
+            .replace(">", "&gt;").replace('"', "&quot;"))
+
+
+def _call_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "<value><struct>%s</struct></value>" % "".join(
+            "<member><name>%s</name>%s</member>" % (_pcdata(k), _call_value(v))
+            for k, v in value.items())
+    return "<value>%s</value>" % _pcdata(value) if value != "" else "<value/>"
+
+
 def call_xml(method: str, params: Tuple[Any, ...]) -> str:
-    """A methodCall without XML declaration, as xapi hands it to a plugin in argv[1]."""
-    text = _Marshaller(encoding="utf-8", allow_none=True).dumps(params)
-    return ("<methodCall>\n<methodName>%s</methodName>\n%s</methodCall>\n"
-            % (xmlrpc.client.escape(method), text))
+    """The methodCall xapi hands a plugin in argv[1], byte for byte: ``Xml.to_string`` of
+    ``XMLRPC.To.methodCall`` (no declaration, no whitespace; strings and string maps only)."""
+    return "<methodCall><methodName>%s</methodName><params>%s</params></methodCall>" % (
+        _pcdata(method), "".join("<param>%s</param>" % _call_value(p) for p in params))
 
 
 def success(value: Any) -> Dict[str, Any]:

@@ -1,19 +1,26 @@
 """HTTP on a loopback TCP port and on a Unix socket: XML-RPC on ``/`` and ``/RPC2``, the VDI
 handlers, and xapi's rule that Unix-socket callers are pre-authenticated."""
 
+import html
 import logging
 import socketserver
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
-from typing import Any, List
+from typing import Any, List, Optional
 
 from xscontainer.sim import rpc, vdi_http
 
 log = logging.getLogger(__name__)
 
-MAX_RPC_BODY = 64 << 20
+# xapi's Constants.http_limit_max_rpc_size, enforced by api_server.ml via Http_svr.read_body.
+MAX_RPC_BODY = 300 * 1024
 IDLE_TIMEOUT = 600.0
+# Http_svr.response_internal_error's page; the extra text names the OCaml exception.
+INTERNAL_ERROR_PAGE = (
+    "<html><body><h1>HTTP 500 internal server error</h1>An unexpected error occurred; please "
+    "wait a while and try again. If the problem persists, please contact your support "
+    "representative.<h1> Additional information </h1>%s</body></html>")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -39,19 +46,8 @@ class Handler(BaseHTTPRequestHandler):
         if path not in ("/", "/RPC2"):
             self.send_error(404, "Not found")
             return
-        if self.headers.get("Transfer-Encoding"):
-            self.send_error(411, "Length Required")
-            return
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self.send_error(411, "Length Required")
-            return
-        if length < 0:
-            self.send_error(400, "Bad Content-Length")
-            return
-        if length > MAX_RPC_BODY:
-            self.send_error(413, "Request body larger than %d bytes" % MAX_RPC_BODY)
+        length = self._rpc_body_length()
+        if length is None:
             return
         body = self.rfile.read(length)
         if len(body) < length:
@@ -61,14 +57,42 @@ class Handler(BaseHTTPRequestHandler):
         try:
             answer = rpc.handle_body(body, lambda m, p: api.call(m, p, self.server.preauth))
         except rpc.BadRequest as exc:
+            # xapi's Xmlrpc.call_of_string raises outside its Server_error handler.
             log.info("bad XML-RPC request from %s: %s", self.address_string(), exc)
-            self.send_error(400, "Bad Request", str(exc))
+            self.internal_error("Xmlrpc.Parse_error")
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/xml")
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
+
+    def _rpc_body_length(self) -> "Optional[int]":
+        """The body length xapi would read, or None after refusing the request as it does."""
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            length = -1
+        if length < 0 or self.headers.get("Transfer-Encoding"):
+            self.internal_error("Failure(\"We require a content-length: HTTP header\")")
+            return None
+        if length > MAX_RPC_BODY:
+            # Refused before reading: the unread body makes the close a reset for the client.
+            self.internal_error("Http_svr.Client_requested_size_over_limit")
+            return None
+        return length
+
+    def internal_error(self, extra: str) -> None:
+        """xapi's answer to a handler exception: 500, ``Connection: close``, then close."""
+        body = (INTERNAL_ERROR_PAGE % html.escape(extra)).encode("utf-8")
+        self.send_response_only(500, "Internal Error")
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Connection", "close")
+        self.send_header("Cache-Control", "no-cache, no-store")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
 
     def do_PUT(self) -> None:
         if urllib.parse.urlsplit(self.path).path == "/import_raw_vdi":
