@@ -33,6 +33,14 @@ def call(sim, session, fn, args, host_index=0):
     return session.xenapi.host.call_plugin(host, "xscontainer", fn, args)
 
 
+def running_vm(sim, session, name, host_index):
+    """A VM resident on the given host (a halted one is refused before its arguments are read)."""
+    api = session.xenapi
+    vm = api.VM.create({"name_label": name})
+    api.VM.start_on(vm, api.host.get_by_uuid(sim.info["hosts"][host_index]["uuid"]), False, False)
+    return api.VM.get_uuid(vm)
+
+
 def plugin_log(sim, host_index):
     path = os.path.join(sim.info["hosts"][host_index]["dom0_root"], "var/log/xscontainer.log")
     with open(path, "rb") as handle:
@@ -64,7 +72,7 @@ def test_config_drive_with_non_ascii_text_is_made_and_read_back(sim, session):
 
 
 def test_non_ascii_in_a_failure_comes_back_intact(sim, session):
-    vm_uuid = session.xenapi.VM.get_uuid(session.xenapi.VM.create({"name_label": "x"}))
+    vm_uuid = running_vm(sim, session, "x", 0)
     with pytest.raises(XenAPI.Failure) as err:
         call(sim, session, "get_logs", {"vmuuid": vm_uuid, "container": "caf\u00e9"})
     assert err.value.details[:3] == ["XENAPI_PLUGIN_FAILURE", "get_logs", "INVALID_ARGUMENT"]
@@ -72,7 +80,7 @@ def test_non_ascii_in_a_failure_comes_back_intact(sim, session):
 
 
 def test_the_plugin_logs_utf8_to_var_log_of_its_dom0(sim, session):
-    vm_uuid = session.xenapi.VM.get_uuid(session.xenapi.VM.create({"name_label": "y"}))
+    vm_uuid = running_vm(sim, session, "y", 1)
     with pytest.raises(XenAPI.Failure):
         call(sim, session, "get_top", {"vmuuid": vm_uuid, "object": "\u00e9t\u00e9"}, 1)
     text = plugin_log(sim, 1)
