@@ -1,0 +1,134 @@
+"""JSON from untrusted senders (a guest's engine, a configuration) with bounded nesting: where a
+value ends and how deep it nests, found without recursion before ``json`` decodes it.
+
+Python's ``json`` decoder recurses once per level, so a few thousand ``[`` raise RecursionError,
+an internal error instead of a refusal; and a stream splitter that retries ``raw_decode`` from the
+start of its buffer on every read costs time quadratic in the value's size. ``JsonScanner`` looks
+at each byte once (regular expressions skip everything but brackets and quotes) and refuses depth
+beyond a bound; it does not validate: ``json`` still decodes the value it delimits.
+"""
+
+import json
+import re
+from typing import Any, Optional, Tuple, Union
+
+# Docker's own records nest less than 10 deep, cloud-config and Ignition documents about as
+# little; 100 levels stay far below the recursion limit (and the C stack) of any thread.
+MAX_DEPTH = 100
+
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_OPENERS = (ord("["), ord("{"))
+_STRUCTURE = re.compile(rb'["\[\]{}]')  # the bytes that matter outside strings
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # up to the closing quote (or the end)
+_TOKEN = re.compile(rb'[^ \t\r\n\[\]{}",:]*')  # a number, true, false, null (or garbage)
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
+
+Buffer = Union[bytes, bytearray]
+
+
+class TooDeep(ValueError):
+    """The value nests deeper than the bound (a ValueError, as ``json``'s own refusals are)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("the JSON value nests deeper than %d levels" % limit)
+        self.limit = limit
+
+
+class JsonScanner(object):
+    """Finds the end of the JSON value that starts at ``buf[start]`` (not whitespace), across calls
+    as more bytes arrive: each call resumes where the previous one stopped.
+
+    Its positions are relative to ``start``, so the caller may drop bytes before the value between
+    calls. ``reset()`` before scanning the next value.
+    """
+
+    def __init__(self, max_depth: int = MAX_DEPTH) -> None:
+        self.max_depth = max_depth
+        self.reset()
+
+    def reset(self) -> None:
+        self._scanned = 0  # bytes of the current value already looked at
+        self._depth = 0
+        self._in_string = False
+        self._token = False
+
+    @property
+    def started(self) -> bool:
+        """True once part of a value has been scanned (whitespace before a value is the caller's)."""
+        return self._scanned > 0
+
+    def find_end(self, buf: Buffer, start: int) -> Optional[int]:
+        """The offset just past the value, or None while it is incomplete; TooDeep beyond the bound.
+
+        A top-level number or literal ends at the first byte that cannot continue it (Docker ends
+        every value with a line break). A byte that cannot start a value is returned as a value of
+        its own, for ``json`` to refuse.
+        """
+        pos = start + self._scanned
+        if self._scanned == 0:
+            first = buf[start]
+            if first in _OPENERS:
+                self._open()
+                pos += 1
+            elif first == _QUOTE:
+                self._in_string = True
+                pos += 1
+            else:
+                self._token = True
+        if self._token:
+            end = _TOKEN.match(buf, pos).end()
+            if end == len(buf):
+                self._scanned = end - start
+                return None
+            return max(end, start + 1)
+        end, pos = self._scan(buf, pos)
+        self._scanned = pos - start
+        return end
+
+    def _scan(self, buf: Buffer, pos: int) -> Tuple[Optional[int], int]:
+        """(the end of the value or None, where scanning stopped)."""
+        size = len(buf)
+        while pos < size:
+            if self._in_string:
+                pos = _STRING_REST.match(buf, pos).end()
+                if pos >= size or buf[pos] != _QUOTE:
+                    return None, pos  # the end of the data, or a backslash whose escaped byte is to come
+                pos += 1
+                self._in_string = False
+                if self._depth == 0:
+                    return pos, pos
+                continue
+            match = _STRUCTURE.search(buf, pos)
+            if match is None:
+                return None, size
+            pos = match.end()
+            byte = buf[pos - 1]
+            if byte == _QUOTE:
+                self._in_string = True
+            elif byte in _OPENERS:
+                self._open()
+            else:
+                self._depth -= 1
+                if self._depth == 0:
+                    return pos, pos
+        return None, pos
+
+    def _open(self) -> None:
+        self._depth += 1
+        if self._depth > self.max_depth:
+            raise TooDeep(self.max_depth)
+
+
+def check_depth(data: Union[str, Buffer], max_depth: int = MAX_DEPTH) -> None:
+    """Raise TooDeep when the first JSON value in ``data`` nests deeper than ``max_depth``
+    (``json.loads`` never decodes past the first value: extra data is an error at top level)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    start = _WHITESPACE.match(raw).end()
+    if start < len(raw):
+        JsonScanner(max_depth).find_end(raw, start)
+
+
+def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
+    """``json.loads`` that refuses nesting beyond ``max_depth`` with TooDeep (a ValueError)."""
+    check_depth(text, max_depth)
+    return json.loads(text)
