@@ -1,0 +1,95 @@
+"""What a hostile engine can put in a JSON body ends in a protocol error with a code, never in an
+internal error: the Docker client against a scripted peer on a real Unix socket, and the event
+stream splitter with literal inputs."""
+
+import os
+import socket
+import tempfile
+
+import pytest
+
+from xscontainer.engine.client import DockerClient
+from xscontainer.engine.http import HttpPool, SocketStream
+from xscontainer.engine.streams import JsonStreamSplitter
+from xscontainer.errors import EngineError
+
+from .unixserver import UnixServer, json_response, read_request
+
+DEEP = 100000  # far beyond Python's recursion limit: json.loads alone raises RecursionError
+
+
+def nested(depth, inner=b"1"):
+    return b"[" * depth + inner + b"]" * depth
+
+
+@pytest.fixture
+def engine_answering():
+    """A DockerClient whose engine answers every request with the given status and body."""
+    servers = []
+    directory = tempfile.mkdtemp(prefix="xsc-hostile-")
+
+    def start(body, status="200 OK"):
+        def handler(conn):
+            while read_request(conn) is not None:
+                conn.sendall(json_response(body, status))
+        server = UnixServer(os.path.join(directory, "s%d.sock" % len(servers)), handler)
+        servers.append(server)
+
+        def open_stream():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(server.path)
+            return SocketStream(sock, server.path)
+
+        class Api(DockerClient):
+            def _negotiate(self):
+                return (1, 41)
+        return Api(HttpPool(open_stream), "vm-uuid")
+    yield start
+    for server in servers:
+        server.close()
+    os.rmdir(directory)
+
+
+@pytest.mark.parametrize("body", [nested(DEEP), b'{"a":' * DEEP + b"1" + b"}" * DEEP,
+                                  b'[{"a":' * (DEEP // 2) + b"{}" + b"}]" * (DEEP // 2)],
+                         ids=["arrays", "objects", "both"])
+def test_deeply_nested_json_is_a_protocol_error(engine_answering, body):
+    client = engine_answering(body)
+    with pytest.raises(EngineError) as info:
+        client.containers()
+    assert info.value.code == "ENGINE_PROTOCOL_ERROR"
+    assert "nest" in info.value.message
+    client.close()
+
+
+def test_nesting_inside_strings_does_not_count(engine_answering):
+    client = engine_answering(b'[{"Names": ["' + b"[{" * 5000 + b'\\"]"]}]')
+    assert client.containers() == [{"Names": ["[{" * 5000 + '"]']}]
+    client.close()
+
+
+def test_ordinary_docker_nesting_is_accepted(engine_answering):
+    client = engine_answering(b'{"Id": "x", "Config": ' + nested(40, b'{"a": {"b": 1}}') + b"}")
+    record = client.inspect("a" * 64)
+    assert record["Id"] == "x"
+    client.close()
+
+
+def test_a_deeply_nested_error_body_still_gives_the_engine_error(engine_answering):
+    client = engine_answering(b'{"message": ' + nested(DEEP) + b"}", "500 Internal Server Error")
+    with pytest.raises(EngineError) as info:
+        client.containers()
+    assert info.value.code == "ENGINE_ERROR" and info.value.details["status"] == 500
+
+
+def test_deeply_nested_event_is_a_protocol_error():
+    splitter = JsonStreamSplitter()
+    with pytest.raises(EngineError) as info:
+        splitter.feed(b'{"Type": "container", "Actor": ' + nested(DEEP) + b"}\n")
+    assert info.value.code == "ENGINE_PROTOCOL_ERROR"
+    # Refused while it arrives: no need to wait for (or keep) the rest of the value.
+    splitter = JsonStreamSplitter()
+    with pytest.raises(EngineError) as info:
+        for start in range(0, DEEP, 4096):
+            splitter.feed(b"[" * 4096)
+    assert info.value.code == "ENGINE_PROTOCOL_ERROR"
