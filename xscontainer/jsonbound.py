@@ -119,6 +119,14 @@ class JsonScanner(object):
             raise TooDeep(self.max_depth)
 
 
+def count_values(data: Buffer) -> int:
+    """An upper bound of the values and keys ``json`` would build from ``data`` (each follows an
+    opening bracket, a comma or a colon; those inside strings make the bound looser, never lower),
+    counted at C speed before decoding. Decoded, each costs 30 to 70 bytes of Python objects, so a
+    small body of ``{},{},...`` may take 25 times its size in memory."""
+    return 1 + data.count(b",") + data.count(b":") + data.count(b"[") + data.count(b"{")
+
+
 def check_depth(data: Union[str, Buffer], max_depth: int = MAX_DEPTH) -> None:
     """Raise TooDeep when the first JSON value in ``data`` nests deeper than ``max_depth``
     (``json.loads`` never decodes past the first value: extra data is an error at top level)."""

@@ -93,3 +93,22 @@ def test_deeply_nested_event_is_a_protocol_error():
         for start in range(0, DEEP, 4096):
             splitter.feed(b"[" * 4096)
     assert info.value.code == "ENGINE_PROTOCOL_ERROR"
+
+
+def test_a_body_that_would_inflate_into_millions_of_objects_is_too_large(engine_answering):
+    # 7 MB, far below the 64 MiB body bound, but 2.5 million dicts (about 160 MB of Python
+    # objects) once decoded: refused before decoding.
+    client = engine_answering(b"[" + b",".join([b"{}"] * 2500000) + b"]")
+    with pytest.raises(EngineError) as info:
+        client.containers()
+    assert info.value.code == "ENGINE_RESPONSE_TOO_LARGE"
+    assert "values" in info.value.message
+    client.close()
+
+
+def test_a_large_ordinary_container_list_is_accepted(engine_answering):
+    entry = (b'{"Id": "%064d", "Names": ["/web"], "Image": "nginx", "State": "running", "Status": "Up",'
+             b' "Labels": {"a": "1", "b": "2"}, "Ports": [{"PrivatePort": 80, "Type": "tcp"}]}')
+    client = engine_answering(b"[" + b",".join(entry % i for i in range(5000)) + b"]")
+    assert len(client.containers()) == 5000
+    client.close()

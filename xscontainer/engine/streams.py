@@ -12,6 +12,10 @@ from xscontainer.errors import EngineError
 from xscontainer.jsonbound import MAX_DEPTH, JsonScanner, TooDeep
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+# What one decoded body may hold, whatever its size in bytes: a /containers/json entry counts
+# about 100 values and keys (20,000 containers), and 2 million values take 60 to 130 MB of Python
+# objects, where a 64 MiB body of "{}," would take 1.5 GB.
+MAX_BODY_VALUES = 2000000
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
 
 
@@ -83,9 +87,14 @@ class JsonStreamSplitter(object):
                               code="ENGINE_RESPONSE_TOO_LARGE")
 
 
-def decode_json_body(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
+def decode_json_body(body: bytes, max_depth: int = MAX_DEPTH, max_values: int = MAX_BODY_VALUES) -> Any:
     """A complete JSON response body; ENGINE_PROTOCOL_ERROR when it is not UTF-8 JSON or nests
-    deeper than ``max_depth`` (checked before decoding: ``json`` would raise RecursionError)."""
+    deeper than ``max_depth`` (checked before decoding: ``json`` would raise RecursionError);
+    ENGINE_RESPONSE_TOO_LARGE when it would decode into more than ``max_values`` values."""
+    if jsonbound.count_values(body) > max_values:
+        raise EngineError("The Docker engine answered with more than %d JSON values (a container list "
+                          "of about %d containers): more than xscontainer decodes from one VM at once."
+                          % (max_values, max_values // 100), code="ENGINE_RESPONSE_TOO_LARGE")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
