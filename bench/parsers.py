@@ -11,7 +11,11 @@ each shape's ratio to its baseline. Parsers that look at each byte a bounded num
 the ratios flat as --size grows; quadratic ones make them grow with it (try --size 65536 and
 1048576).
 
-Usage: bench/parsers.py [--size BYTES] [--repeat N]
+With --h11 (h11 installed: ``pip install h11``; not a dependency), the responses are also parsed
+by h11 and by ours side by side: the shapes above, and a 10,000-container /containers/json body
+(Content-Length, and chunked in 16 KiB chunks) in 256 KiB reads, the client's read size.
+
+Usage: bench/parsers.py [--size BYTES] [--repeat N] [--h11]
 """
 
 import argparse
@@ -37,6 +41,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256 * 1024, help="payload bytes (default 262144)")
     parser.add_argument("--repeat", type=int, default=3, help="samples per figure, best kept (default 3)")
+    parser.add_argument("--h11", action="store_true", help="compare with h11 (must be installed)")
     return parser.parse_args(argv)
 
 
@@ -62,6 +67,57 @@ def parse_response(raw, read):
             parser.feed(reads.pop())
         elif isinstance(event, bytes):
             total += len(event)
+
+
+def parse_response_h11(raw, read):
+    import h11
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/containers/json", headers=[("Host", "docker")]))
+    conn.send(h11.EndOfMessage())
+    reads = [raw[i:i + read] for i in range(0, len(raw), read)]
+    reads.reverse()
+    total = 0
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(reads.pop() if reads else b"")
+        elif isinstance(event, h11.Data):
+            total += len(event.data)
+        elif isinstance(event, h11.EndOfMessage):
+            return total
+
+
+def container_list(count):
+    entry = (b'{"Id": "%064d", "Names": ["/web-%d"], "Image": "nginx:latest", "ImageID": "sha256:%064d", '
+             b'"Command": "nginx -g daemon off;", "Created": 1700000000, "Ports": [{"IP": "0.0.0.0", '
+             b'"PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}], "Labels": {"maintainer": "NGINX"}, '
+             b'"State": "running", "Status": "Up 2 hours", "HostConfig": {"NetworkMode": "default"}, '
+             b'"NetworkSettings": {"Networks": {"bridge": {"NetworkID": "%064d", "Gateway": "172.17.0.1", '
+             b'"IPAddress": "172.17.0.2", "IPPrefixLen": 16, "MacAddress": "02:42:ac:11:00:02"}}}, "Mounts": []}')
+    return b"[" + b",".join(entry % (i, i, i, i) for i in range(count)) + b"]"
+
+
+def compare_h11(args, size):
+    body = b"x" * size
+    listing = container_list(10000)
+    cases = {
+        "one_byte_chunks_socket_reads": (chunked(body, 1), SOCKET_READ, size),
+        "one_byte_chunks_one_read": (chunked(body, 1), None, size),
+        "16k_chunks_socket_reads": (chunked(body, 16 * 1024), SOCKET_READ, size),
+        "containers_json_content_length": (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(listing)
+                                           + listing, 256 * 1024, len(listing)),
+        "containers_json_16k_chunks": (chunked(listing, 16 * 1024), 256 * 1024, len(listing)),
+    }
+    result = {}
+    for name, (raw, read, payload) in sorted(cases.items()):
+        read = read or len(raw)
+        ours = best_cpu(args.repeat, parse_response, raw, read)
+        theirs = best_cpu(args.repeat, parse_response_h11, raw, read)
+        result[name] = {"ours": figure(ours, payload), "h11": figure(theirs, payload),
+                        "h11_over_ours": ratio(theirs, ours)}
+    import h11
+    result["h11_version"] = h11.__version__
+    return result
 
 
 def split_event(data, read):
@@ -122,6 +178,8 @@ def main(argv=None):
     one_frame = best_cpu(args.repeat, demux, frame(1, body))
     result["log_frames"] = {"one_byte_frames": figure(many, size), "baseline_one_frame": figure(one_frame, size),
                             "ratio": ratio(many, one_frame)}
+    if args.h11:
+        result["h11_comparison"] = compare_h11(args, size)
     _common.emit(result)
 
 
