@@ -112,3 +112,19 @@ def test_a_large_ordinary_container_list_is_accepted(engine_answering):
     client = engine_answering(b"[" + b",".join(entry % i for i in range(5000)) + b"]")
     assert len(client.containers()) == 5000
     client.close()
+
+
+@pytest.mark.parametrize("depth,refused", [(100, False), (101, True), (500, True)])
+def test_the_nesting_bound_is_100_levels(engine_answering, depth, refused):
+    # 500 levels decode within Python's recursion limit: the bound is ours, not the interpreter's.
+    client = engine_answering(nested(depth))
+    if refused:
+        with pytest.raises(EngineError) as info:
+            client.containers()
+        assert info.value.code == "ENGINE_PROTOCOL_ERROR"
+    else:
+        value = client.containers()
+        for _ in range(depth - 1):
+            value = value[0]
+        assert value == [1]
+    client.close()
