@@ -28,10 +28,11 @@ def engine_answering():
     servers = []
     directory = tempfile.mkdtemp(prefix="xsc-hostile-")
 
-    def start(body, status="200 OK"):
+    def start(body, status="200 OK", raw=None):
+        """Answer with ``body`` as JSON, or with the ``raw`` response when given."""
         def handler(conn):
             while read_request(conn) is not None:
-                conn.sendall(json_response(body, status))
+                conn.sendall(raw if raw is not None else json_response(body, status))
         server = UnixServer(os.path.join(directory, "s%d.sock" % len(servers)), handler)
         servers.append(server)
 
@@ -43,7 +44,9 @@ def engine_answering():
         class Api(DockerClient):
             def _negotiate(self):
                 return (1, 41)
-        return Api(HttpPool(open_stream), "vm-uuid")
+        client = Api(HttpPool(open_stream), "vm-uuid")
+        client.server = server
+        return client
     yield start
     for server in servers:
         server.close()
@@ -127,4 +130,18 @@ def test_the_nesting_bound_is_100_levels(engine_answering, depth, refused):
         for _ in range(depth - 1):
             value = value[0]
         assert value == [1]
+    client.close()
+
+
+def test_one_byte_chunks_through_the_client_give_the_same_answer(engine_answering):
+    # The whole path (socket reads, parser, HTTP client, JSON) on a body sent as 1-byte chunks;
+    # that it costs time linear in the body is tests/engine/test_linear.py's business.
+    entry = b'{"Id": "%064d", "Names": ["/web"], "State": "running"}'
+    body = b"[" + b",".join(entry % i for i in range(200)) + b"]"
+    client = engine_answering(None, raw=b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              + b"".join(b"1\r\n%s\r\n" % body[i:i + 1] for i in range(len(body))) + b"0\r\n\r\n")
+    containers = client.containers()
+    assert len(containers) == 200 and containers[7]["Id"] == "%064d" % 7
+    assert len(client.containers()) == 200  # and the connection is reusable afterwards
+    assert client.server.connections == 1
     client.close()
