@@ -267,3 +267,76 @@ def test_guest_authorized_keys_for_core():
                '"sshAuthorizedKeys": ["k1"]}, {"name": "x", "sshAuthorizedKeys": ["k2"]}]}}'
     assert render.guest_authorized_keys(ignition) == ["k1"]
     assert render.guest_authorized_keys("#!/bin/sh\n") == []
+
+
+# Hostile configurations: each ends in INVALID_CONFIGURATION with a sentence, never in an internal
+# error, and nothing the guest would have to expand without bound is accepted.
+def billion_laughs(levels=9, width=9):
+    lines = ["#cloud-config", "a0: &a0 [%s]" % ", ".join(['"lol"'] * width)]
+    for level in range(1, levels):
+        lines.append("a%d: &a%d [%s]" % (level, level, ", ".join(["*a%d" % (level - 1)] * width)))
+    return "\n".join(lines) + "\n"
+
+
+def refused(text):
+    with pytest.raises(ConfigDriveError) as info:
+        render.render_user_data(text, ctx())
+    assert info.value.code == "INVALID_CONFIGURATION"
+    return info.value.message
+
+
+DEEP = 100000
+IGNITION_HEAD = '{"ignition": {"version": "3.3.0"}, "storage": '
+
+
+@pytest.mark.parametrize("text", [
+    "#cloud-config\nruncmd: " + "[" * DEEP + "]" * DEEP + "\n",
+    "#cloud-config\nruncmd: " + "{a: " * DEEP + "1" + "}" * DEEP + "\n",
+    "#cloud-config\n" + "".join(" " * i + "k:\n" for i in range(200)),
+    IGNITION_HEAD + "[" * DEEP + "]" * DEEP + "}",
+    IGNITION_HEAD + '{"a": ' * DEEP + "1" + "}" * DEEP + "}",
+], ids=["yaml-flow-sequences", "yaml-flow-mappings", "yaml-block-mappings", "ignition-arrays",
+        "ignition-objects"])
+def test_deep_nesting_is_refused(text):
+    assert "nest" in refused(text)
+
+
+def test_ordinary_nesting_is_accepted():
+    render.render_user_data("#cloud-config\na: " + "[" * 30 + "]" * 30 + "\n", ctx())
+    render.render_user_data(IGNITION_HEAD + "[" * 30 + "]" * 30 + "}", ctx())
+
+
+def test_billion_laughs_is_refused():
+    text = billion_laughs()
+    assert len(text) < 1000
+    assert "alias" in refused(text)
+    # The same with the anchors padded out to the 60 KB of the report.
+    padded = billion_laughs().replace('"lol"', '"%s"' % ("lol" * 2000))
+    assert len(padded) > 50000
+    assert "alias" in refused(padded)
+
+
+def test_aliases_that_expand_through_nesting_are_refused():
+    # Each anchor nests the previous one 50 levels deeper: shallow as written, 500 levels expanded.
+    lines = ["#cloud-config", "a0: &a0 " + "[" * 50 + "1" + "]" * 50]
+    for level in range(1, 10):
+        lines.append("a%d: &a%d %s*a%d%s" % (level, level, "[" * 50, level - 1, "]" * 50))
+    assert "nest" in refused("\n".join(lines) + "\n")
+
+
+def test_recursive_alias_is_refused():
+    assert "alias" in refused("#cloud-config\na: &a [1, *a]\n")
+
+
+def test_modest_anchors_and_merge_keys_are_accepted():
+    text = ("#cloud-config\n"
+            "file_defaults: &defaults {owner: 'root:root', permissions: '0644'}\n"
+            "write_files:\n"
+            "  - <<: *defaults\n    path: /etc/a\n    content: a\n"
+            "  - <<: *defaults\n    path: /etc/b\n    content: b\n"
+            "ssh_authorized_keys: &keys\n  - %s\n"
+            "users:\n  - name: core\n    ssh_authorized_keys: *keys\n" % ED_LINE)
+    rendered = render.render_user_data(text, ctx())
+    assert rendered.authorizes_pool_key
+    data = yaml.safe_load(rendered.user_data)
+    assert data["write_files"][1] == {"owner": "root:root", "permissions": "0644", "path": "/etc/b", "content": "b"}

@@ -240,6 +240,11 @@ def _expect_failure(session, code, call):
 @pytest.mark.parametrize("configuration", [
     "#cloud-config\nusers: [\n", '{"ignition": ', "hostname: no header\n", "",
     "#cloud-config\nx: %HINEXISTS%\n",
+    pytest.param("#cloud-config\nruncmd: " + "[" * 100000 + "]" * 100000 + "\n", id="deep-yaml"),
+    pytest.param('{"ignition": {"version": "3.3.0"}, "x": ' + "[" * 100000 + "]" * 100000 + "}", id="deep-ignition"),
+    pytest.param("#cloud-config\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" +
+                 "".join("%s: &%s [%s]\n" % (name, name, ", ".join(["*" + prior] * 9))
+                         for prior, name in zip("abcdefgh", "bcdefghi")), id="billion-laughs"),
 ])
 def test_malformed_configuration(sim, session, sr_uuid, no_tools, configuration):
     vm, vm_uuid = new_vm(session, "bad-config")

@@ -249,3 +249,31 @@ def test_log_frames_split_anywhere(frames, cuts):
     assert demuxer.at_frame_boundary
     assert merged[1] == b"".join(p for s, p in frames if s == 1)
     assert merged[2] == b"".join(p for s, p in frames if s == 2)
+
+
+def test_json_splitter_strings_escapes_and_brackets_at_every_boundary():
+    raw = b'{"a": "q\\"}\\\\", "b": ["]", "{", "\\\\\\""]}\n[1, {"c": null}] "s\\"" 12 true\n'
+    expected = [{"a": 'q"}\\', "b": ["]", "{", '\\"']}, [1, {"c": None}], 's"', 12, True]
+    for cut in range(len(raw) + 1):
+        splitter = JsonStreamSplitter()
+        assert splitter.feed(raw[:cut]) + splitter.feed(raw[cut:]) == expected, cut
+    splitter = JsonStreamSplitter()
+    assert [v for i in range(len(raw)) for v in splitter.feed(raw[i:i + 1])] == expected
+
+
+def test_json_splitter_refuses_garbage_and_a_complete_value_over_the_bound():
+    for garbage in (b"]\n", b'{"a": 1]\n', b"nope\n", b'{"a" 1}'):
+        with pytest.raises(EngineError) as info:
+            JsonStreamSplitter().feed(garbage)
+        assert info.value.code == "ENGINE_PROTOCOL_ERROR", garbage
+    with pytest.raises(EngineError) as info:
+        JsonStreamSplitter(max_value_bytes=100).feed(b'{"a": "' + b"x" * 200 + b'"}\n')
+    assert info.value.code == "ENGINE_RESPONSE_TOO_LARGE"
+
+
+def test_chunk_lines_and_trailers_are_bounded():
+    with pytest.raises(EngineError):
+        decode_chunked(b"1;" + b"x" * 2000 + b"\r\nx\r\n0\r\n\r\n")
+    with pytest.raises(EngineError):
+        decode_chunked(b"0\r\n" + b"X-T: y\r\n" * 10000 + b"\r\n")
+    assert decode_chunked(b"1;ext=1\r\nx\r\n 2 \r\nyz\r\n0\r\nX-T: y\r\n\r\n") == b"xyz"

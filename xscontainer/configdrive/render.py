@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import yaml
 
+from xscontainer.configdrive import bounds
 from xscontainer.errors import ConfigDriveError
 
 CONFIG_DRIVE_LABEL = "config-2"
@@ -157,7 +158,7 @@ def detect_format(text: str) -> str:
 
 def parse_cloud_config(text: str) -> Dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = bounds.load_yaml(text)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -176,7 +177,7 @@ def parse_cloud_config(text: str) -> Dict[str, Any]:
 
 def parse_ignition(text: str) -> Dict[str, Any]:
     try:
-        data = json.loads(text)
+        data = bounds.load_json(text, "Ignition configuration")
     except ValueError as exc:
         raise ConfigDriveError("The Ignition configuration is not valid JSON: %s." % exc,
                                code="INVALID_CONFIGURATION") from exc

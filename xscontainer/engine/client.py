@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from xscontainer.engine.http import HttpPool, Response, StreamingResponse
 from xscontainer.engine.streams import (STREAM_NAMES, ContainerEvent, JsonStreamSplitter, LogFrameDemuxer,
-                                        demux_logs, parse_container_event)
+                                        decode_json_body, demux_logs, parse_container_event)
 from xscontainer.errors import EngineError, InvalidArgument, NotFound
 
 LOG = logging.getLogger(__name__)
@@ -85,10 +85,10 @@ def resolve_container(containers: List[Dict[str, Any]], ref: str) -> Dict[str, A
 
 def _engine_message(response: Response) -> str:
     try:
-        value = json.loads(response.body.decode("utf-8"))
+        value = decode_json_body(response.body)
         if isinstance(value, dict) and isinstance(value.get("message"), str):
             return value["message"]
-    except ValueError:
+    except EngineError:
         pass
     return response.body[:500].decode("utf-8", "replace").strip() or response.reason
 
@@ -152,11 +152,7 @@ class DockerClient(object):
         return target
 
     def _json(self, response: Response) -> Any:
-        try:
-            return json.loads(response.body.decode("utf-8"))
-        except ValueError as exc:
-            raise EngineError("The Docker engine answered with something that is not JSON.",
-                              code="ENGINE_PROTOCOL_ERROR") from exc
+        return decode_json_body(response.body)
 
     def _check(self, response: Response, what: str, container: Optional[str] = None) -> Response:
         if response.status < 300 or response.status == 304:

@@ -5,7 +5,9 @@ Written sans-I/O (as h11 is) so the same code serves every stream (SSH channel, 
 socket) and can be tested with responses split at arbitrary byte boundaries.
 """
 
-from typing import List, NamedTuple, Optional, Tuple, Union
+import collections
+import re
+from typing import Deque, List, NamedTuple, Optional, Tuple, Union
 
 from xscontainer.errors import EngineError
 
@@ -14,6 +16,8 @@ TOO_LARGE = "ENGINE_RESPONSE_TOO_LARGE"
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_CHUNK_LINE = 1024
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_PLAIN_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})\r\n")  # no extension, no blanks
 
 
 class ResponseHead(NamedTuple):
@@ -122,13 +126,18 @@ class ChunkedDecoder(object):
     """Incremental decoder of a chunked body (RFC 7230 4.1): ``feed`` bytes, get data pieces.
 
     ``done`` turns True after the last chunk and the trailers; bytes beyond that are kept in
-    ``unused``.
+    ``unused``. Each received byte is copied in once and (if data) out once, and searched once for
+    a line end, whatever the chunk and read sizes: slicing the buffer at every chunk made 1-byte
+    chunks cost time quadratic in the read size.
     """
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._buf = bytearray()
+        self._pos = 0  # bytes of _buf already consumed (dropped once per feed)
+        self._searched = 0  # where the search for the current line's CRLF resumes
         self._state = "size"  # size | data | data_crlf | trailer | done
         self._remaining = 0
+        self._trailer_bytes = 0
         self.unused = b""
 
     @property
@@ -141,53 +150,83 @@ class ChunkedDecoder(object):
             return []
         self._buf += data
         out = []  # type: List[bytes]
-        while True:
-            if self._state == "size":
-                end = self._buf.find(b"\r\n")
-                if end < 0:
-                    if len(self._buf) > MAX_CHUNK_LINE:
-                        raise _protocol_error("chunk size line too long")
-                    break
-                line = self._buf[:end]
-                self._buf = self._buf[end + 2:]
-                size_text = line.split(b";", 1)[0].strip()
-                if not size_text or len(size_text) > 15 or \
-                        not all(c in b"0123456789abcdefABCDEF" for c in size_text):
-                    raise _protocol_error("bad chunk size %r" % line[:40])
-                self._remaining = int(size_text, 16)
-                self._state = "data" if self._remaining else "trailer"
-            elif self._state == "data":
-                if not self._buf:
-                    break
-                piece = self._buf[:self._remaining]
-                self._buf = self._buf[len(piece):]
-                self._remaining -= len(piece)
-                out.append(piece)
-                if not self._remaining:
-                    self._state = "data_crlf"
-            elif self._state == "data_crlf":
-                if len(self._buf) < 2:
-                    break
-                if self._buf[:2] != b"\r\n":
-                    raise _protocol_error("missing CRLF after chunk data")
-                self._buf = self._buf[2:]
-                self._state = "size"
-            elif self._state == "trailer":
-                end = self._buf.find(b"\r\n")
-                if end < 0:
-                    if len(self._buf) > MAX_HEAD_BYTES:
-                        raise _protocol_error("trailers too long")
-                    break
-                line = self._buf[:end]
-                self._buf = self._buf[end + 2:]
-                if not line:
-                    self._state = "done"
-                    self.unused = self._buf
-                    self._buf = b""
-                    break
-            else:  # pragma: no cover
-                break
+        while self._whole_chunk(out) or self._step(out):
+            pass
+        del self._buf[:self._pos]
+        self._searched = max(0, self._searched - self._pos)
+        self._pos = 0
         return out
+
+    def _whole_chunk(self, out: List[bytes]) -> bool:
+        """Fast path: a chunk whose size line, data and CRLF have all arrived, in one step."""
+        if self._state != "size":
+            return False
+        match = _PLAIN_SIZE_LINE.match(self._buf, self._pos)
+        if match is None:
+            return False
+        start = match.end()
+        end = start + int(match.group(1), 16)
+        if end == start or self._buf[end:end + 2] != b"\r\n":
+            return False  # the last chunk, incomplete, or malformed: the general path decides
+        out.append(bytes(self._buf[start:end]))
+        self._pos = self._searched = end + 2
+        return True
+
+    def _step(self, out: List[bytes]) -> bool:
+        """Decode one element (size line, data, CRLF, trailer line); False when more bytes are needed."""
+        if self._state == "size":
+            line = self._line(MAX_CHUNK_LINE, "chunk size line too long")
+            if line is None:
+                return False
+            size_text = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise _protocol_error("bad chunk size %r" % line[:40])
+            self._remaining = int(size_text, 16)
+            self._state = "data" if self._remaining else "trailer"
+        elif self._state == "data":
+            take = min(self._remaining, len(self._buf) - self._pos)
+            if not take:
+                return False
+            out.append(bytes(self._buf[self._pos:self._pos + take]))
+            self._pos += take
+            self._remaining -= take
+            if not self._remaining:
+                self._state = "data_crlf"
+        elif self._state == "data_crlf":
+            if len(self._buf) - self._pos < 2:
+                return False
+            if self._buf[self._pos:self._pos + 2] != b"\r\n":
+                raise _protocol_error("missing CRLF after chunk data")
+            self._pos += 2
+            self._searched = self._pos
+            self._state = "size"
+        elif self._state == "trailer":
+            line = self._line(MAX_HEAD_BYTES - self._trailer_bytes, "trailers too long")
+            if line is None:
+                return False
+            self._trailer_bytes += len(line) + 2
+            if not line:
+                self._state = "done"
+                self.unused = bytes(self._buf[self._pos:])
+                self._pos = len(self._buf)
+                return False
+        return True
+
+    def _line(self, limit: int, too_long: str) -> Optional[bytes]:
+        """The next CRLF-terminated line (consumed), or None until it is complete; a line longer
+        than ``limit`` is a protocol error."""
+        end = self._buf.find(b"\r\n", max(self._pos, self._searched - 1))
+        if end < 0:
+            self._searched = len(self._buf)
+            if len(self._buf) - self._pos > limit:
+                raise _protocol_error(too_long)
+            return None
+        if end - self._pos > limit:
+            raise _protocol_error(too_long)
+        line = bytes(self._buf[self._pos:end])
+        self._pos = end + 2
+        self._searched = self._pos
+        return line
 
 
 class ResponseParser(object):
@@ -201,12 +240,13 @@ class ResponseParser(object):
     def __init__(self, method: str = "GET", max_head: int = MAX_HEAD_BYTES) -> None:
         self._method = method.upper()
         self._max_head = max_head
-        self._buf = b""
+        self._buf = bytearray()
+        self._searched = 0  # where the search for the end of the head resumes
         self._eof = False
         self._state = "head"  # head | length | chunked | close | done
         self._remaining = 0
         self._chunked = None  # type: Optional[ChunkedDecoder]
-        self._pending = []  # type: List[bytes]
+        self._pending = collections.deque()  # type: Deque[bytes]
         self.head = None  # type: Optional[ResponseHead]
         self.keep_alive = False
 
@@ -218,8 +258,8 @@ class ResponseParser(object):
     def trailing(self) -> bytes:
         """Bytes received after the end of the response (a protocol error on a reused connection)."""
         if self._chunked is not None:
-            return self._chunked.unused + self._buf
-        return self._buf if self._state == "done" else b""
+            return self._chunked.unused + bytes(self._buf)
+        return bytes(self._buf) if self._state == "done" else b""
 
     def feed(self, data: bytes) -> None:
         if self._eof:
@@ -231,13 +271,13 @@ class ResponseParser(object):
 
     def next_event(self) -> Event:
         if self._pending:
-            return self._pending.pop(0)
+            return self._pending.popleft()
         if self._state == "head":
             return self._next_head()
         if self._state == "length":
             if self._buf:
-                piece = self._buf[:self._remaining]
-                self._buf = self._buf[len(piece):]
+                piece = bytes(self._buf[:self._remaining])
+                del self._buf[:len(piece)]
                 self._remaining -= len(piece)
                 if not self._remaining:
                     self._state = "done"
@@ -252,12 +292,16 @@ class ResponseParser(object):
         if self._state == "chunked":
             assert self._chunked is not None
             if self._buf:
-                data, self._buf = self._buf, b""
-                self._pending = [p for p in self._chunked.feed(data) if p]
+                data, self._buf = self._buf, bytearray()
+                # One event per read, however many chunks it held (1-byte chunks would otherwise
+                # cost an event, and a pass through every layer above, per byte).
+                pieces = self._chunked.feed(data)
+                if pieces:
+                    self._pending.append(b"".join(pieces))
                 if self._chunked.done:
                     self._state = "done"
                 if self._pending:
-                    return self._pending.pop(0)
+                    return self._pending.popleft()
                 return self.next_event()
             if self._chunked.done:
                 self._state = "done"
@@ -267,7 +311,7 @@ class ResponseParser(object):
             return NEED_DATA
         if self._state == "close":
             if self._buf:
-                data, self._buf = self._buf, b""
+                data, self._buf = bytes(self._buf), bytearray()
                 return data
             if self._eof:
                 self._state = "done"
@@ -277,8 +321,10 @@ class ResponseParser(object):
 
     def _next_head(self) -> Event:
         while True:
-            end = self._buf.find(b"\r\n\r\n")
+            # Resume where the last search stopped: a head arriving byte by byte is searched once.
+            end = self._buf.find(b"\r\n\r\n", max(0, self._searched - 3))
             if end < 0:
+                self._searched = len(self._buf)
                 if len(self._buf) > self._max_head:
                     raise EngineError("The Docker engine sent response headers larger than %d bytes."
                                       % self._max_head, code=TOO_LARGE)
@@ -287,15 +333,16 @@ class ResponseParser(object):
                         raise _protocol_error("connection closed inside the response head")
                     raise _protocol_error("connection closed before any response")
                 # Garbage that cannot become a status line is rejected without waiting for more.
-                probe = self._buf[:5]
+                probe = bytes(self._buf[:5])
                 if probe and not b"HTTP/"[:len(probe)] == probe:
-                    raise _protocol_error("bad status line %r" % self._buf[:40])
+                    raise _protocol_error("bad status line %r" % bytes(self._buf[:40]))
                 return NEED_DATA
             if end > self._max_head:
                 raise EngineError("The Docker engine sent response headers larger than %d bytes."
                                   % self._max_head, code=TOO_LARGE)
-            head = parse_head(self._buf[:end])
-            self._buf = self._buf[end + 4:]
+            head = parse_head(bytes(self._buf[:end]))
+            del self._buf[:end + 4]
+            self._searched = 0
             if 100 <= head.status < 200 and head.status != 101:
                 continue  # interim response: the real one follows
             self.head = head
@@ -306,7 +353,7 @@ class ResponseParser(object):
         self.keep_alive = keeps_alive(head)
         if self._method == "HEAD" or head.status in (204, 304) or 100 <= head.status < 200:
             self._state = "done"
-            self._pending = []
+            self._pending.clear()
             return
         if _is_chunked(head):
             self._state = "chunked"

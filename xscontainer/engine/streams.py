@@ -3,67 +3,111 @@ frames, and the two shapes of a container event.
 """
 
 import json
+import re
 import struct
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from xscontainer import jsonbound
 from xscontainer.errors import EngineError
+from xscontainer.jsonbound import MAX_DEPTH, JsonScanner, TooDeep
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
-_WHITESPACE = b" \t\r\n"
+# What one decoded body may hold, whatever its size in bytes: a /containers/json entry counts
+# about 100 values and keys (20,000 containers), and 2 million values take 60 to 130 MB of Python
+# objects, where a 64 MiB body of "{}," would take 1.5 GB.
+MAX_BODY_VALUES = 2000000
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
 
 
 class JsonStreamSplitter(object):
-    """Split a stream of concatenated JSON values with ``json.JSONDecoder.raw_decode``.
+    """Split a stream of concatenated JSON values (Docker writes one per line, but read boundaries
+    fall anywhere) and decode each with ``json.JSONDecoder.raw_decode``.
 
-    Docker writes one compact JSON value per line, but read boundaries fall anywhere. A value that
-    does not decode yet is incomplete while no line break follows it (compact JSON never contains
-    a raw line break); once a line break has arrived and it still does not decode, it is garbage.
-    A value that does not complete within ``max_value_bytes`` is an ``ENGINE_RESPONSE_TOO_LARGE``
-    error, never unbounded memory.
+    ``JsonScanner`` finds where each value ends, looking at every byte once whatever the read
+    sizes, so that a value is decoded once, when complete: retrying the decoder on the whole
+    buffer at every read cost time quadratic in the value's size. A value that does not complete
+    within ``max_value_bytes`` is an ``ENGINE_RESPONSE_TOO_LARGE`` error, never unbounded memory;
+    one nested deeper than ``max_depth`` is an ``ENGINE_PROTOCOL_ERROR`` as soon as it is seen.
     """
 
-    def __init__(self, max_value_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(self, max_value_bytes: int = DEFAULT_MAX_EVENT_BYTES, max_depth: int = MAX_DEPTH) -> None:
         self._decoder = json.JSONDecoder()
-        self._buf = b""
+        self._scanner = JsonScanner(max_depth)
+        self._buf = bytearray()
+        self._start = 0  # where the current value (or the whitespace before it) begins
         self._max = max_value_bytes
 
     def feed(self, data: bytes) -> List[Any]:
         self._buf += data
         values = []  # type: List[Any]
         while True:
-            self._buf = self._buf.lstrip(_WHITESPACE)
-            if not self._buf:
+            if not self._scanner.started:
+                self._start = _WHITESPACE.match(self._buf, self._start).end()
+                if self._start == len(self._buf):
+                    break
+            end = self._find_end()
+            if end is None:
+                self._check_size(len(self._buf))
                 break
-            text = self._decodable_prefix()
-            try:
-                value, end = self._decoder.raw_decode(text)
-            except ValueError as exc:
-                if b"\n" in self._buf:
-                    raise EngineError("The Docker engine sent a stream that is not JSON: %s" % exc,
-                                      code="ENGINE_PROTOCOL_ERROR") from exc
-                self._check_size()
-                break
-            if end == len(text) and isinstance(value, (int, float)) and not isinstance(value, bool):
-                self._check_size()  # a number at the end of the data may still grow
-                break
-            values.append(value)
-            self._buf = self._buf[len(text[:end].encode("utf-8")):]
+            self._check_size(end)
+            values.append(self._decode(self._start, end))
+            self._start = end
+            self._scanner.reset()
+        # Consumed bytes go once per read (not once per value: that would copy the rest each time).
+        del self._buf[:self._start]
+        self._start = 0
         return values
 
-    def _decodable_prefix(self) -> str:
+    def _find_end(self) -> Optional[int]:
         try:
-            return self._buf.decode("utf-8")
+            return self._scanner.find_end(self._buf, self._start)
+        except TooDeep as exc:
+            raise EngineError("The Docker engine sent a stream value that nests deeper than %d levels."
+                              % exc.limit, code="ENGINE_PROTOCOL_ERROR") from exc
+
+    def _decode(self, start: int, end: int) -> Any:
+        try:
+            text = bytes(self._buf[start:end]).decode("utf-8")
         except UnicodeDecodeError as exc:
-            # A multibyte character split by a read boundary: decode up to it, wait for the rest.
-            if exc.reason == "unexpected end of data" and exc.end == len(self._buf):
-                return self._buf[:exc.start].decode("utf-8", "replace")
             raise EngineError("The Docker engine sent a stream that is not UTF-8.",
                               code="ENGINE_PROTOCOL_ERROR") from exc
+        try:
+            value, used = self._decoder.raw_decode(text)
+        except ValueError as exc:
+            raise EngineError("The Docker engine sent a stream that is not JSON: %s" % exc,
+                              code="ENGINE_PROTOCOL_ERROR") from exc
+        if used != len(text):
+            raise EngineError("The Docker engine sent a stream that is not JSON (%r)." % text[used:used + 40],
+                              code="ENGINE_PROTOCOL_ERROR")
+        return value
 
-    def _check_size(self) -> None:
-        if len(self._buf) > self._max:
+    def _check_size(self, end: int) -> None:
+        if end - self._start > self._max:
             raise EngineError("The Docker engine sent a stream value larger than %d bytes." % self._max,
                               code="ENGINE_RESPONSE_TOO_LARGE")
+
+
+def decode_json_body(body: bytes, max_depth: int = MAX_DEPTH, max_values: int = MAX_BODY_VALUES) -> Any:
+    """A complete JSON response body; ENGINE_PROTOCOL_ERROR when it is not UTF-8 JSON or nests
+    deeper than ``max_depth`` (checked before decoding: ``json`` would raise RecursionError);
+    ENGINE_RESPONSE_TOO_LARGE when it would decode into more than ``max_values`` values."""
+    if jsonbound.count_values(body) > max_values:
+        raise EngineError("The Docker engine answered with more than %d JSON values (a container list "
+                          "of about %d containers): more than xscontainer decodes from one VM at once."
+                          % (max_values, max_values // 100), code="ENGINE_RESPONSE_TOO_LARGE")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EngineError("The Docker engine answered with something that is not UTF-8.",
+                          code="ENGINE_PROTOCOL_ERROR") from exc
+    try:
+        return jsonbound.loads(text, max_depth)
+    except TooDeep as exc:
+        raise EngineError("The Docker engine answered with JSON that nests deeper than %d levels."
+                          % exc.limit, code="ENGINE_PROTOCOL_ERROR") from exc
+    except ValueError as exc:
+        raise EngineError("The Docker engine answered with something that is not JSON.",
+                          code="ENGINE_PROTOCOL_ERROR") from exc
 
 
 class ContainerEvent(NamedTuple):
@@ -129,7 +173,7 @@ class LogFrameDemuxer(object):
     """
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._buf = bytearray()
         self._stream = STDOUT
         self._remaining = 0
 
@@ -140,21 +184,25 @@ class LogFrameDemuxer(object):
     def feed(self, data: bytes) -> List[Tuple[int, bytes]]:
         self._buf += data
         out = []  # type: List[Tuple[int, bytes]]
-        while self._buf:
+        pos, size = 0, len(self._buf)
+        # Walk with an offset and drop the consumed bytes once: slicing the buffer at every frame
+        # copied the rest of it each time (quadratic in the number of frames in one read).
+        while pos < size:
             if self._remaining == 0:
-                if len(self._buf) < _FRAME.size:
+                if size - pos < _FRAME.size:
                     break
-                stream, length = _FRAME.unpack_from(self._buf)
-                if stream not in STREAM_NAMES or self._buf[1:4] != b"\0\0\0":
+                stream, length = _FRAME.unpack_from(self._buf, pos)
+                if stream not in STREAM_NAMES or self._buf[pos + 1:pos + 4] != b"\0\0\0":
                     raise EngineError("The Docker engine sent a log stream with a bad frame header.",
                                       code="ENGINE_PROTOCOL_ERROR")
-                self._buf = self._buf[_FRAME.size:]
+                pos += _FRAME.size
                 self._stream, self._remaining = stream, length
                 continue
-            piece = self._buf[:self._remaining]
-            self._buf = self._buf[len(piece):]
-            self._remaining -= len(piece)
-            out.append((self._stream, piece))
+            take = min(self._remaining, size - pos)
+            out.append((self._stream, bytes(self._buf[pos:pos + take])))
+            pos += take
+            self._remaining -= take
+        del self._buf[:pos]
         return out
 
 

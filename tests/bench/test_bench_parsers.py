@@ -1,0 +1,23 @@
+"""Smoke test of bench/parsers.py (pure: no testbed): it prints one JSON object with a figure and
+a same-run baseline for each hostile shape. Figures are not asserted (never timed assertions)."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_parsers_bench_prints_one_json_object():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "parsers.py"), "--size", "2048",
+                             "--repeat", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout
+    document = json.loads(lines[0])
+    assert document["bench"] == "parsers" and document["size"] == 2048
+    for shape in ("chunked_one_read", "chunked_socket_reads", "event", "log_frames"):
+        assert "ratio" in document[shape] and len(document[shape]) >= 3
+    assert "h11_comparison" not in document
