@@ -179,9 +179,12 @@ def test_a_burst_of_changes_ends_in_the_right_final_state(bed, watched):
     later change to rescue a lost one."""
     record, ref = watched
     vm = record["name_label"]
-    script = " ; ".join(["docker pause web", "docker unpause web"] * 50 + ["docker pause web"])  # 101 changes
+    # dockerd now and then refuses one step of such a burst ("is not paused"): the burst is about
+    # what the monitor makes of it, so a refused step is ignored and the last one is checked.
+    script = " ; ".join(["docker pause web", "docker unpause web"] * 50)  # 100 changes
     try:
-        bed.testbed.vm_exec(vm, ["sh", "-c", script], check=True)
+        bed.testbed.vm_exec(vm, ["sh", "-c", script])
+        bed.testbed.docker(vm, ["pause", "web"])  # the burst's last change
         wait_for(lambda: status_of(bed, ref, "web") == "Up (Paused)", what="the burst's last change, a pause")
         wait_for(lambda: view_matches_engine(bed, ref, vm), what="the whole view to match the engine")
     finally:
