@@ -64,3 +64,39 @@ def test_an_unknown_sign_key_fails_before_building(snapshot, signing_key, tmp_pa
     assert proc.returncode == 1
     assert "SIGN_KEY_MISSING" in proc.stderr and "nobody@example.invalid" in proc.stderr
     assert not os.path.exists(out)  # refused before anything was built
+
+
+def test_the_simulator_refuses_the_unsigned_iso_and_accepts_the_signed_one(built, built_signed, signing_key,
+                                                                            tmp_path):
+    from xscontainer.sim.process import SimulatorProcess
+    sim = SimulatorProcess(str(tmp_path / "sim"))
+    sim.start(60.0)
+    home = os.path.join(sim.directory, "gpg")  # the simulator's /opt/xensource/gpg
+    os.makedirs(home, mode=0o700)
+    try:
+        run(["gpg", "--homedir", home, "--batch", "--import", signing_key.export(str(tmp_path / "key.asc"))])
+        run(["gpg", "--homedir", home, "--batch", "--import-ownertrust"],
+            input="%s:6:\n" % signing_key.fingerprint)
+        env = dict(os.environ, XSCONTAINER_XAPI_SOCKET=sim.socket_path)
+
+        def upload(iso):
+            return run([sys.executable, "-m", "xscontainer.sim.xe", "update-upload", "file-name=" + iso],
+                       check=False, env=env)
+        refused = upload(built.path("iso"))
+        assert (refused.returncode, refused.stderr) == (
+            1, "The uploaded update package is invalid.\ninfo: Invalid signature\n")
+        accepted = upload(built_signed.path("iso"))
+        assert (accepted.returncode, accepted.stdout) == (0, built_signed.manifest["update_uuid"] + "\n")
+        session = sim.local_session()
+        try:
+            record = session.xenapi.pool_update.get_record(
+                session.xenapi.pool_update.get_by_uuid(built_signed.manifest["update_uuid"]))
+        finally:
+            session.xenapi.session.logout()
+        size = run(["rpm", "-qp", "--qf", "%{SIZE}", built_signed.path("rpm")]).stdout
+        assert (record["name_label"], record["name_description"], record["version"],
+                record["installation_size"]) == ("xscontainer", "XenServer Container Management",
+                                                 built_signed.manifest["version"], size)
+    finally:
+        sim.stop()
+        run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
