@@ -113,6 +113,8 @@ Provides: python3 = 3.6.8
 Provides: systemd = 219
 Provides: platform-version = 3.4.0
 Provides: /bin/sh
+Provides: python-paramiko
+Provides: mkisofs
 %description
 Test fixture.
 %files
@@ -121,7 +123,8 @@ Test fixture.
 
 def build_dom0_base_repo(workdir):
     """A yum repository (file path) with one package providing python3 3.6, systemd,
-    platform-version and /bin/sh: what a host's own repositories give ``yum install``."""
+    platform-version and /bin/sh (and the original product's python-paramiko and mkisofs): what
+    a host's own repositories give ``yum install``."""
     spec = os.path.join(workdir, "dom0-base.spec")
     with open(spec, "w") as handle:
         handle.write(DOM0_BASE_SPEC)

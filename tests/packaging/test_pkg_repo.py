@@ -3,7 +3,10 @@ from the yum repository iso/build writes, and the update ISO applied the way xap
 
 import gzip
 import os
+import shutil
 import xml.etree.ElementTree as ET
+
+from original import build_original
 
 from pkgharness import REPO_NS, digest, dnf_installed, dnf_root, extract_iso, primary_packages, repo_conf, run
 
@@ -53,3 +56,18 @@ def test_update_iso_installs_the_way_xapi_applies_it(built, dom0_base_repo, tmp_
     version = built.manifest["version"]
     assert dnf_installed(root) == ["dom0-base-8.3-1", "update-xscontainer-%s-1" % version,
                                    "xscontainer-%s-1" % version]
+
+
+def test_yum_update_replaces_the_original_from_the_repository(built, dom0_base_repo, tmp_path):
+    # The original as XCP-ng's repositories delivered it, then our repository added: yum update.
+    old_repo = str(tmp_path / "xcp-ng-repo")
+    os.mkdir(old_repo)
+    shutil.copy(build_original(str(tmp_path / "original")), old_repo)
+    run(["createrepo_c", "--quiet", old_repo])
+    root = str(tmp_path / "root")
+    dnf_root(root, repo_conf(dom0_base_repo, old_repo), "install", "xscontainer")
+    assert "xscontainer-10.0.4-1" in dnf_installed(root)
+    dnf_root(root, repo_conf(dom0_base_repo, old_repo) + "\n[ours]\nname=ours\nbaseurl=file://%s\n"
+             % built.path("repo"), "upgrade", "xscontainer")
+    assert dnf_installed(root) == ["dom0-base-8.3-1", "xscontainer-%s-1" % built.manifest["version"]]
+    assert not os.path.lexists(os.path.join(root, "usr/lib/python2.7/site-packages/xscontainer"))
