@@ -1,6 +1,7 @@
 """``iso/build --sign-key``: the signatures xapi verifies before it accepts an update, checked
 the way xapi's gpg.ml checks them, and a signed repository dnf installs from with repo_gpgcheck."""
 
+import glob
 import os
 import sys
 
@@ -52,9 +53,15 @@ def test_signed_repository_installs_with_repo_gpgcheck(built_signed, signing_key
     assert sorted(os.listdir(os.path.join(repo, "repodata")))[-2:] == ["repomd.xml", "repomd.xml.asc"]
     assert xapi_verdict(signing_key.home, os.path.join(repo, "repodata", "repomd.xml")) == signing_key.fingerprint
     root = str(tmp_path / "root")
-    dnf_root(root, repo_conf(dom0_base_repo, repo, "repo_gpgcheck=1\ngpgkey=file://%s\n" % key),
-             "install", "xscontainer")
-    assert "xscontainer-%s-1" % built_signed.manifest["version"] in dnf_installed(root)
+    try:
+        dnf_root(root, repo_conf(dom0_base_repo, repo, "repo_gpgcheck=1\ngpgkey=file://%s\n" % key),
+                 "install", "xscontainer")
+        assert "xscontainer-%s-1" % built_signed.manifest["version"] in dnf_installed(root)
+    finally:
+        # dnf checks repomd.xml.asc with a keyring of its own in the root's cache, whose gpg-agent
+        # would outlive the test.
+        for home in glob.glob(os.path.join(root, "var/cache/dnf/*/pubring")):
+            run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
 
 
 def test_an_unknown_sign_key_fails_before_building(snapshot, signing_key, tmp_path):
