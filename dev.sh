@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 
-APT_PACKAGES="python3 python3-venv docker.io openssh-server openssh-client busybox-static iproute2 iptables xorriso rpm createrepo-c cloud-init socat ncat procps psmisc tmux"
+APT_PACKAGES="python3 python3-venv docker.io openssh-server openssh-client busybox-static iproute2 iptables xorriso rpm createrepo-c dnf gnupg cloud-init socat ncat procps psmisc tmux"
 
 log() { printf '[dev.sh] %s\n' "$*" >&2; }
 

@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-from pkgharness import ROOT, build_into, missing_tools, run
+from pkgharness import ROOT, ThrowawayKey, build_dom0_base_repo, build_into, missing_tools, run
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +31,27 @@ def snapshot(tmp_path_factory):
 @pytest.fixture(scope="session")
 def built(snapshot, tmp_path_factory):
     return build_into(snapshot, str(tmp_path_factory.mktemp("pkgout")))
+
+
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory):
+    """A throwaway gpg key in a temporary GNUPGHOME (never the user's keyring)."""
+    if shutil.which("gpg") is None or shutil.which("gpgconf") is None:
+        pytest.skip("gpg missing (Debian package gnupg; ./dev.sh setup installs it)")
+    key = ThrowawayKey(str(tmp_path_factory.mktemp("gnupg")))
+    yield key
+    key.close()
+
+
+@pytest.fixture(scope="session")
+def built_signed(snapshot, signing_key, tmp_path_factory):
+    return build_into(snapshot, str(tmp_path_factory.mktemp("pkgout-signed")),
+                      "--sign-key", signing_key.fingerprint, "--gnupg-home", signing_key.home)
+
+
+@pytest.fixture(scope="session")
+def dom0_base_repo(snapshot, tmp_path_factory):
+    return build_dom0_base_repo(str(tmp_path_factory.mktemp("dom0-base")))
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 the installed plugin answering ``host.call_plugin`` from the simulator under Python 3.6."""
 
 import os
-import shutil
-import subprocess
 import sys
 
 import pytest
@@ -11,19 +9,10 @@ import pytest
 from xscontainer.sim.process import SimulatorProcess
 import XenAPI
 
-from pkgharness import ROOT, run
+from pkgharness import ROOT, chroot_root, installed_paths, rpm_root, run, unit_state
 
 WANTS = "etc/systemd/system/multi-user.target.wants/xscontainer-monitor.service"
 SITELIB = "usr/lib/python3.6/site-packages"
-
-
-def rpm_root(root, *args):
-    nodeps = ["--nodeps"] if args[0] in ("-i", "-U", "-e", "-V", "--noscripts") else []
-    return run(["rpm", "--root", root, "--dbpath", "/var/lib/rpm"] + nodeps + list(args))
-
-
-def installed_paths(root, files):
-    return [p for p in files if os.path.lexists(os.path.join(root, p.lstrip("/")))]
 
 
 def test_install_and_erase_without_scripts(built, rpm_files, tmp_path):
@@ -40,37 +29,12 @@ def test_install_and_erase_without_scripts(built, rpm_files, tmp_path):
     assert not os.path.lexists(os.path.join(root, WANTS))
 
 
-def _chroot_root(base):
-    """A root where the scriptlets really run: busybox as /bin/sh and the host's systemctl."""
-    systemctl, busybox = shutil.which("systemctl"), shutil.which("busybox")
-    if os.geteuid() != 0:
-        pytest.skip("rpm runs scriptlets in a chroot, which needs root")
-    if not systemctl or not busybox:
-        pytest.skip("needs systemctl and busybox (Debian packages systemd, busybox-static)")
-    os.makedirs(os.path.join(base, "bin"))
-    os.makedirs(os.path.join(base, "usr/bin"))
-    os.makedirs(os.path.join(base, "dev"))
-    shutil.copy(busybox, os.path.join(base, "bin/busybox"))
-    for applet in ("sh", "rm"):
-        os.symlink("busybox", os.path.join(base, "bin", applet))
-    shutil.copy(systemctl, os.path.join(base, "usr/bin/systemctl"))
-    for line in run(["ldd", systemctl]).stdout.splitlines():
-        for word in line.split():
-            if word.startswith("/"):
-                target = os.path.join(base, word.lstrip("/"))
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                shutil.copy(os.path.realpath(word), target)
-    if subprocess.call(["mknod", "-m", "666", os.path.join(base, "dev/null"), "c", "1", "3"]) != 0:
-        pytest.skip("cannot create dev/null in the scratch root (mknod not permitted here)")
-
-
 def test_scriptlets_enable_on_install_and_disable_on_removal(built, rpm_files, tmp_path):
     root = str(tmp_path / "root")
-    _chroot_root(root)
+    chroot_root(root)
 
     def enabled():
-        return run(["chroot", root, "/usr/bin/systemctl", "is-enabled", "xscontainer-monitor.service"],
-                   check=False).stdout.strip()
+        return unit_state(root)
 
     rpm_root(root, "-i", built.path("rpm"))
     assert os.path.islink(os.path.join(root, WANTS))

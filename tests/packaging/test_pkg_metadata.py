@@ -37,32 +37,6 @@ def test_groups_xml_makes_update_rpm_mandatory():
     assert (req.get("type"), req.text) == ("mandatory", "update-xscontainer")
 
 
-def test_xs_repository_matches_xcp_repository_reader_fields():
-    data = md.xs_repository_xml("xs", "xscontainer", "XCP", "0.9.0", "XenServer Container Management",
-                                [md.Requirement("xcp", "main", "ge", "XCP", "3.2.0")], build="1")
-    root = ET.fromstring(data)
-    assert root.tag == "repository"
-    assert root.attrib == {"originator": "xs", "name": "xscontainer", "product": "XCP",
-                           "version": "0.9.0", "build": "1"}
-    assert root.find("description").text == "XenServer Container Management"
-    assert [r.attrib for r in root.findall("requires")] == [
-        {"originator": "xcp", "name": "main", "test": "ge", "product": "XCP", "version": "3.2.0"}]
-    with pytest.raises(PackagingError):
-        md.xs_repository_xml("xs", "has space", "XCP", "1", "d")
-    with pytest.raises(PackagingError):
-        md.xs_repository_xml("xs", "n", "XCP", "1", "d", [md.Requirement("xcp", "main", "gte", "XCP", "1")])
-
-
-def test_xs_packages_lists_size_and_md5():
-    root = ET.fromstring(md.xs_packages_xml([md.PackageEntry(
-        "xscontainer", "xscontainer-0.9.0-1.noarch.rpm", 1234, "0" * 32)]))
-    (pkg,) = root.findall("package")
-    assert pkg.attrib == {"label": "xscontainer", "type": "rpm", "size": "1234", "md5": "0" * 32}
-    assert pkg.text == "xscontainer-0.9.0-1.noarch.rpm"
-    with pytest.raises(PackagingError):
-        md.xs_packages_xml([md.PackageEntry("x", "x.rpm", 1, "nothex")])
-
-
 def test_read_version_from_the_package_source():
     assert md.read_version('"""doc"""\n\n__version__ = "0.9.0"\n') == "0.9.0"
     with pytest.raises(PackagingError) as info:

@@ -12,6 +12,7 @@ EXPECTED_FILES = [
     "/usr/bin/xscontainer-monitor",
     "/usr/bin/xscontainer-prepare-vm",
     "/usr/lib/systemd/system/xscontainer-monitor.service",
+    "/usr/lib/systemd/system-preset/80-xscontainer.preset",
     "/etc/xensource/bugtool/xscontainer.xml",
     "/etc/xensource/bugtool/xscontainer",
     "/etc/xensource/bugtool/xscontainer/xscontainer_logs.xml",

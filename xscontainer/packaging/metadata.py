@@ -1,11 +1,11 @@
-"""Pack metadata as bytes: the update-format and legacy supplemental-pack files (xapi.md §14).
+"""Pack metadata as bytes: the update ISO's ``update.xml`` and comps file (xapi.md §14.2).
 
 Strings are assembled by hand rather than with ElementTree so the output (attribute order,
 quoting, layout) is identical on Python 3.6 and 3.11: the ISO must be reproducible.
 """
 
 import re
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape, quoteattr
 
 from xscontainer.errors import PackagingError
@@ -14,38 +14,14 @@ from xscontainer.errors import PackagingError
 UPDATE_UUID = "df95997f-0332-4f1e-afd6-dcec74940b82"
 LABEL = "xscontainer"
 DESCRIPTION = "XenServer Container Management"
-ORIGINATOR = "xs"
-# PLATFORM_NAME in /etc/xensource-inventory is "XCP" on XenServer and XCP-ng alike, and
-# suppack-install accepts a repository whose product matches PRODUCT_BRAND or PLATFORM_NAME.
-PRODUCT = "XCP"
 # Citrix Hypervisor 8.2 "Stockholm" is platform 3.2.0, the first dom0 with Python 3.6 and the
 # python3 plugin stack; XenServer 8 and XCP-ng 8.3 are later.
 MIN_PLATFORM_VERSION = "3.2.0"
 
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _LABEL_RE = re.compile(r"[\w-]+$")
-_SUPPACK_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+$")
 _RPM_VERSION_RE = re.compile(r"[A-Za-z0-9._+~^]+$")
 _VERSION_ASSIGN_RE = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
-_TESTS = ("eq", "ne", "lt", "gt", "le", "ge")
-
-
-class Requirement(NamedTuple):
-    """A ``<requires>`` of XS-REPOSITORY: another installed repository and a version test."""
-    originator: str
-    name: str
-    test: str
-    product: str
-    version: str
-
-
-class PackageEntry(NamedTuple):
-    """One ``<package>`` of XS-PACKAGES."""
-    label: str
-    filename: str
-    size: int
-    md5: str
-    type: str = "rpm"
 
 
 def read_version(init_py: str) -> str:
@@ -102,41 +78,6 @@ def groups_xml(label: str) -> bytes:
             "    </packagelist>\n"
             "  </group>\n"
             "</comps>\n" % {"label": escape(label)}).encode("utf-8")
-
-
-def xs_repository_xml(originator: str, name: str, product: str, version: str,
-                      description: str, requires: Sequence[Requirement] = (),
-                      build: Optional[str] = None) -> bytes:
-    """Legacy ``XS-REPOSITORY`` (``xcp.supplementalpack`` / ``xcp.repository`` format)."""
-    _check(_SUPPACK_NAME_RE, originator, "originator")
-    _check(_SUPPACK_NAME_RE, name, "repository name")
-    attrs = [("originator", originator), ("name", name), ("product", product),
-             ("version", version)]
-    if build:
-        attrs.append(("build", build))
-    lines = [_xml_decl().rstrip("\n"), "<repository%s>" % _attrs(attrs),
-             "  <description>%s</description>" % escape(description)]
-    for req in requires:
-        if req.test not in _TESTS:
-            raise PackagingError("Invalid requirement test %r." % req.test, code="INVALID_METADATA")
-        lines.append("  <requires%s/>" % _attrs([
-            ("originator", req.originator), ("name", req.name), ("test", req.test),
-            ("product", req.product), ("version", req.version)]))
-    lines.append("</repository>")
-    return ("\n".join(lines) + "\n").encode("utf-8")
-
-
-def xs_packages_xml(packages: Iterable[PackageEntry]) -> bytes:
-    """Legacy ``XS-PACKAGES``: one ``<package>`` per RPM with its size and md5."""
-    lines = [_xml_decl().rstrip("\n"), "<packages>"]
-    for pkg in packages:
-        if not re.match(r"[0-9a-f]{32}$", pkg.md5):
-            raise PackagingError("Invalid md5 %r." % pkg.md5, code="INVALID_METADATA")
-        lines.append("  <package%s>%s</package>" % (_attrs([
-            ("label", pkg.label), ("type", pkg.type), ("size", str(pkg.size)),
-            ("md5", pkg.md5)]), escape(pkg.filename)))
-    lines.append("</packages>")
-    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def md5_line(md5: str, basename: str) -> bytes:

@@ -83,4 +83,11 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   that the answer does not depend on the machine it runs on.
 * Type errors in parameters raise ``FIELD_TYPE_ERROR [param]``; an unknown enum value raises
   ``INVALID_VALUE [param, value]``.
+* Updates (``sim/pool_update.py``): of pool_update's messages only ``introduce`` exists (and
+  ``xe update-upload``). It checks the uploaded ISO as xapi does (update.xml, then the gpg
+  signatures of update.xml and repodata/repomd.xml: GOODSIG and TRUST_ULTIMATE), with gpg
+  against ``DIR/gpg`` instead of ``/opt/xensource/gpg``; that keyring starts empty, so every
+  update is refused until a key is imported there with ultimate trust. It reads the ISO with
+  pycdlib instead of mounting it through a dom0 VBD, skips the 1 MiB free-space check, and
+  creates no pool_patch twin; ``xe update-upload`` leaves the VDI's name as the import set it.
 """

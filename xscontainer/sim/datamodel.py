@@ -475,6 +475,20 @@ FIELDS = {  # noqa: E501 (generated from the contract, Appendix A)
         ('value', 'string', 'RW', ''),
         ('other_config', '(string -> string) map', 'RW', '{}'),
     ],
+    # pool_update: xen-api doc/data/xenapi.json (not in Appendix A); see sim/pool_update.py.
+    'pool_update': [
+        ('uuid', 'string', 'RO', ''),
+        ('name_label', 'string', 'RO', '""'),
+        ('name_description', 'string', 'RO', '""'),
+        ('version', 'string', 'RO', '""'),
+        ('installation_size', 'int', 'RO', '0'),
+        ('key', 'string', 'RO', '""'),
+        ('after_apply_guidance', 'enum update_after_apply_guidance set', 'RO', '{}'),
+        ('vdi', 'VDI ref', 'RO', ''),
+        ('hosts', 'host ref set', 'RO', ''),
+        ('other_config', '(string -> string) map', 'RW', '{}'),
+        ('enforce_homogeneity', 'bool', 'RO', 'false'),
+    ],
     'message': [
         ('uuid', 'string', 'RO', ''),
         ('name', 'string', 'RO', ''),
@@ -516,6 +530,7 @@ ENUMS = {
     "update_sync_frequency": ["daily", "weekly"],
     "latest_synced_updates_applied_state": ["yes", "no", "unknown"],
     "host_numa_affinity_policy": ["any", "best_effort", "default_policy"],
+    "update_after_apply_guidance": ["restartHVM", "restartPV", "restartHost", "restartXAPI"],
 }
 
 # Classes whose rows live in the simulated database (event is not a table).

@@ -6,6 +6,7 @@ Texts and layout follow xapi's CLI server (xen-api ``ocaml/xapi-cli-server``: cl
 cli_operations.ml, records.ml, xapi_cli.ml, cli_util.ml) and client (``ocaml/xe-cli/newcli.ml``).
 """
 
+import os
 import sys
 import xmlrpc.client
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -236,6 +237,8 @@ ERROR_DOCS = {
         "may give details useful for debugging the problem.", ("message",)),
     "PERMISSION_DENIED": ("Caller not allowed to perform this operation.", ("message",)),
     "UUID_INVALID": ("The uuid you supplied was invalid.", ("type", "uuid")),
+    "INVALID_UPDATE": ("The uploaded update package is invalid.", ("info",)),
+    "UPDATE_ALREADY_EXISTS": ("The uploaded update already exists", ("uuid",)),
     "MAP_DUPLICATE_KEY": (
         "You tried to add a key-value pair to a map, but that key is already there.",
         ("type", "param_name", "uuid", "key")),
@@ -629,6 +632,7 @@ PARAM_COMMANDS = {
 
 OTHER_COMMANDS = {
     "host-call-plugin": ("host-uuid", "plugin", "fn"),
+    "update-upload": ("file-name",),
     "vm-start": (),
     "vm-shutdown": (),
     "help": (),
@@ -930,6 +934,98 @@ def cmd_vm_shutdown(session, params: Params, out: Output) -> None:
             session.xenapi.VM.clean_shutdown(ref)
 
 
+def _unix_http_connection(path: str):
+    import http.client
+    import socket
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(path)
+            except OSError:
+                sock.close()
+                raise
+            self.sock = sock
+    return UnixHTTPConnection("localhost")
+
+
+def _put_file(conn: ConnOptions, path: str, filename: str) -> None:
+    """The client half of the CLI's HttpPut: the file as the request body (newcli.ml)."""
+    import http.client
+    from xscontainer.xapi.session import local_socket_path
+    if conn.server is None:
+        connection = _unix_http_connection(local_socket_path())  # type: http.client.HTTPConnection
+    else:
+        connection = http.client.HTTPConnection(conn.server, conn.port if conn.port is not None else 80)
+    try:
+        with open(filename, "rb") as body:
+            connection.putrequest("PUT", path, skip_accept_encoding=True)
+            connection.putheader("Content-Length", str(os.fstat(body.fileno()).st_size))
+            connection.endheaders()
+            try:
+                for block in iter(lambda: body.read(1 << 20), b""):
+                    connection.send(block)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # xapi answered early: the task says why
+        connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+def _task_result(session, task: str) -> str:
+    """track_http_operation (cli_util.ml): wait for the task, its result or its error."""
+    import time
+    import XenAPI
+    api = session.xenapi
+    while api.task.get_status(task) == "pending":
+        time.sleep(0.05)
+    if api.task.get_status(task) == "success":
+        return api.task.get_result(task)
+    error = api.task.get_error_info(task) or ["INTERNAL_ERROR"]
+    raise XenAPI.Failure(error)
+
+
+def cmd_update_upload(session, conn: ConnOptions, params: Params, out: Output) -> None:
+    """cli_operations.ml update_upload: PUT the ISO into a new VDI of the SR (sr-uuid, else the
+    pool's default SR), pool_update.introduce it (the VDI is destroyed if that fails), print the
+    update's uuid. Unlike xe, the VDI keeps the name the import gave it: the simulator has no
+    VDI.set_name_label for the "Update: <name>" rename."""
+    from urllib.parse import urlencode
+    import XenAPI
+    filename = param(params, "file-name") or ""
+    if not os.path.exists(filename):
+        raise XeFailure("Operation failed. Error: file '%s' does not exist" % filename)
+    api = session.xenapi
+    sr_uuid = param(params, "sr-uuid")
+    if sr_uuid is not None:
+        sr = api.SR.get_by_uuid(sr_uuid)
+    else:
+        try:
+            sr = api.pool.get_default_SR(api.pool.get_all()[0])
+            api.SR.get_uuid(sr)  # get_default_sr_uuid: a NULL or dangling default SR fails here
+        except XenAPI.Failure:
+            raise XeFailure(format_server_error("INTERNAL_ERROR", [
+                "Failure: No sr-uuid parameter was given, and the pool's default SR is unspecified "
+                "or invalid. Please explicitly specify the SR to use in the sr-uuid parameter, or "
+                "set the pool's default SR."]))
+    task = api.task.create("host patch upload", "")
+    try:
+        _put_file(conn, "/import_raw_vdi?" + urlencode(
+            [("session_id", session._session), ("sr_id", sr), ("task_id", task)]), filename)
+        result = _task_result(session, task)
+    finally:
+        api.task.destroy(task)
+    vdi = xmlrpc.client.loads("<methodResponse><params><param>%s</param></params></methodResponse>"
+                              % result)[0][0]
+    try:
+        update = api.pool_update.introduce(vdi)
+    except XenAPI.Failure:
+        api.VDI.destroy(vdi)
+        raise
+    out.lines([api.pool_update.get_uuid(update)])
+
+
 PARAM_IMPLS = {
     "list": cmd_list, "param-list": cmd_param_list, "param-get": cmd_param_get,
     "param-set": cmd_param_set, "param-add": cmd_param_add, "param-remove": cmd_param_remove,
@@ -1005,6 +1101,8 @@ def run(argv: Sequence[str], stdout, stderr, session_factory=open_session) -> in
             try:
                 if spec is not None:
                     PARAM_IMPLS[op](session, spec, inv.params, out)
+                elif op == "update-upload":
+                    cmd_update_upload(session, inv.conn, inv.params, out)
                 else:
                     OTHER_IMPLS[op](session, inv.params, out)
             except XenAPI.Failure as exc:
