@@ -63,10 +63,11 @@ class Api:
         self._register_generic()
         self._register_session()
         # Late imports keep each module focused; they register their own methods.
-        from xscontainer.sim import devices, events, plugins
+        from xscontainer.sim import devices, events, plugins, rrdd
         events.register(self)
         devices.register(self)
         plugins.register(self)
+        rrdd.register(self)
 
     # ---- registration ---------------------------------------------------------------------
     def add(self, cls: str, msg: str, fn: Callable[..., Any], nparams: int,

@@ -29,7 +29,7 @@ Facts followed (xen-api HEAD e2ee48d688):
 
 Deviations: values are the last reading (gauge) or the rate since the previous reading
 (derive, per second; absolute divided by the interval) instead of rrdd's consolidated 5-second
-RRA; the V1 protocol is not read (a V1 plugin's readings always fail); no inotify discovery of
+RRA; of rrdd's own VM statistics only ``memory`` (memory_dynamic_max) exists; the V1 protocol is not read (a V1 plugin's readings always fail); no inotify discovery of
 files dropped into the metrics directory; no ``/rrd_updates`` handler.
 """
 
@@ -231,6 +231,11 @@ class _Live:
         self.last_time = 0.0
 
 
+def _own_memory(vm: str, memory: int) -> Ds:
+    return Ds("memory", ("vm", vm), "int64", "gauge", "Memory currently allocated to VM", "B", 0.0, math.inf,
+              True, memory)
+
+
 def _rate(live: _Live, ds: Ds, timestamp: float, interval: float) -> float:
     raw = float(ds.value)
     if ds.ds_type == "gauge":
@@ -250,7 +255,7 @@ def _rate(live: _Live, ds: Ds, timestamp: float, interval: float) -> float:
 class HostRrdd:
     """One host's rrdd: registered plugins, and per running VM its live data sources."""
 
-    def __init__(self, host_uuid: str, metrics_dir: str, resident_vms: Callable[[], Set[str]],
+    def __init__(self, host_uuid: str, metrics_dir: str, resident_vms: Callable[[], Dict[str, int]],
                  clock: Callable[[], float] = time.monotonic, interval: float = INTERVAL) -> None:
         self.host_uuid = host_uuid
         self.metrics_dir = metrics_dir
@@ -341,31 +346,36 @@ class HostRrdd:
 
     def _update_vms(self, payloads: List[Payload]) -> None:
         resident = self._resident_vms()
+        # rrdd's own domain statistics: every running VM has data sources of its own each
+        # reading, so a source this reading lacks (a failed plugin, a container gone) is unknown.
+        own = Payload(time.time(), [_own_memory(vm, memory) for vm, memory in sorted(resident.items())])
         seen = {}  # type: Dict[str, Set[str]]
         with self._lock:
             for vm in [v for v in self._vms if v not in resident]:
                 del self._vms[vm]  # rrdd archives the RRD of a VM that left
                 self._enabled.pop(vm, None)
-            for payload in payloads:
+            for payload in [own] + payloads:
                 for ds in payload.datasources:
                     if ds.owner[0] != "vm" or ds.owner[1] not in resident:
                         continue
-                    vm = ds.owner[1]
-                    lives = self._vms.setdefault(vm, {})
-                    enabled = self._enabled.setdefault(vm, set())
-                    live = lives.get(ds.name)
-                    if live is None:
-                        live = lives[ds.name] = _Live(ds)
-                        if ds.default:
-                            enabled.add(ds.name)
-                    live.ds = ds
-                    live.value = _rate(live, ds, payload.timestamp, self.interval)
-                    seen.setdefault(vm, set()).add(ds.name)
+                    self._update_ds(ds.owner[1], ds, payload.timestamp)
+                    seen.setdefault(ds.owner[1], set()).add(ds.name)
             for vm, lives in self._vms.items():
                 for name, live in lives.items():
                     if name not in seen.get(vm, set()):
                         live.value = math.nan
                         live.last_raw = None
+
+    def _update_ds(self, vm: str, ds: Ds, timestamp: float) -> None:
+        lives = self._vms.setdefault(vm, {})
+        enabled = self._enabled.setdefault(vm, set())
+        live = lives.get(ds.name)
+        if live is None:
+            live = lives[ds.name] = _Live(ds)
+            if ds.default:
+                enabled.add(ds.name)
+        live.ds = ds
+        live.value = _rate(live, ds, timestamp, self.interval)
 
     # What xapi asks
     def vm_data_sources(self, vm_uuid: str) -> List[Dict[str, Any]]:
@@ -562,12 +572,20 @@ class RrddHub:
             rrdd.close()
 
 
-def resident_running_vms(api: Any, host_uuid: str) -> Set[str]:
+def resident_running_vms(api: Any, host_uuid: str) -> Dict[str, int]:
+    """uuid -> memory (bytes) of the VMs running on the host."""
     with api.db.lock:
         hosts = api.db.tables["host"]
         host_ref = next((r for r, row in hosts.items() if row["uuid"] == host_uuid), None)
-        return {row["uuid"] for row in api.db.tables["VM"].values()
+        return {row["uuid"]: _int(row.get("memory_dynamic_max")) for row in api.db.tables["VM"].values()
                 if row.get("resident_on") == host_ref and row.get("power_state") in ("Running", "Paused")}
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
 
 
 def start_hub(api: Any, xapi_socket: str, directory: str) -> RrddHub:
