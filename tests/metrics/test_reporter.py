@@ -43,10 +43,11 @@ class Engine:
         return [{"Id": "%064x" % abs(hash(n)), "Names": ["/" + n]} for n in self.containers_by_name]
 
     def stats(self, ident, one_shot=False):
+        """A document, or the next of a list of them (the last one repeats)."""
         self.calls.append(one_shot)
         for name, doc in self.containers_by_name.items():
             if ident == "%064x" % abs(hash(name)):
-                return doc
+                return doc.pop(0) if isinstance(doc, list) and len(doc) > 1 else (doc[0] if isinstance(doc, list) else doc)
         raise ConnectionFailure("no such container")
 
 
@@ -62,7 +63,7 @@ def rig(tmp_path):
                                                                      "system_cpu_usage": 10000})}),
                VM2: Engine({})}
     reporter = Reporter(lambda: list(engines), engines.__getitem__, RrddClient(str(tmp_path / "rrdd.sock")),
-                        ReporterOptions(lead=2.0), wallclock=Clock(50.0))
+                        ReporterOptions(), wallclock=Clock(50.0))
     yield clock, rrdd, engines, reporter
     reporter.stop()
     hub.stop()
@@ -70,12 +71,12 @@ def rig(tmp_path):
 
 def reading(clock, rrdd, reporter, wallclock_step=5.0):
     """One reporter cycle just before rrdd's reading, then that reading."""
-    clock.now += rrdd.next_reading() - 1.0  # 1 s before the next reading
+    clock.now += rrdd.next_reading() - 3.0  # the reporter's lead before the next reading
     reporter._wallclock.now += wallclock_step
     published = reporter.published
     reporter.cycle()
     assert reporter.published == published + 1
-    clock.now += 1.0
+    clock.now += 3.0
     rrdd.read_all()
 
 
@@ -96,7 +97,15 @@ def test_a_running_container_appears_at_the_first_reading_with_cpu(rig):
                                "container_burner_net_tx": None, "container_burner_blk_read": None,
                                "container_burner_blk_write": None}
     assert ours(rrdd, VM2) == {}
-    assert engines[VM1].calls == [False]  # a new container: the engine's own two samples
+    assert engines[VM1].calls == [True]  # the engine sent its previous sample: one read
+
+
+def test_a_new_container_without_the_engines_previous_sample_is_read_twice(rig):
+    clock, rrdd, engines, reporter = rig
+    engines[VM2].containers_by_name["fresh"] = [stats_doc(1000, 10000), stats_doc(1500, 12000)]
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM2)["container_fresh_cpu"] == 25.0  # 500 / 2000 * 1 cpu * 100
+    assert engines[VM2].calls == [True, True]
 
 
 def test_later_readings_use_one_shot_samples_and_our_previous_one(rig):
@@ -107,7 +116,7 @@ def test_later_readings_use_one_shot_samples_and_our_previous_one(rig):
     values = ours(rrdd, VM1)
     assert values["container_burner_cpu"] == 50.0  # 25000 / 50000 * 1 cpu * 100
     assert values["container_burner_net_rx"] == 1000.0  # 5000 bytes in 5 s
-    assert engines[VM1].calls == [False, True]
+    assert engines[VM1].calls == [True, True]
 
 
 def test_a_container_that_goes_is_no_longer_published(rig):
@@ -131,7 +140,7 @@ def test_an_unreachable_vm_is_left_out_and_the_others_published(rig):
 def test_no_reading_soon_means_no_write(rig):
     clock, rrdd, engines, reporter = rig
     clock.now += 5.0 - rrdd.next_reading()  # just after a reading: the next is 5 s away
-    assert reporter.cycle() == pytest.approx(3.0)
+    assert reporter.cycle() == pytest.approx(2.0)
     assert reporter.published == 0
 
 
@@ -144,11 +153,39 @@ def test_more_containers_than_the_file_holds_means_a_new_file_registered_again(r
     assert ours(rrdd, VM2)["container_c39_memory"] == 39
 
 
-def test_stop_deregisters_and_removes_the_file(rig):
+def test_stop_deregisters_and_removes_the_files(rig):
     clock, rrdd, engines, reporter = rig
     reading(clock, rrdd, reporter)
-    path = rrdd.get_path("xscontainer")
-    assert os.path.exists(path) and rrdd.next_reading("xscontainer") > 0
+    uids = ["xscontainer", "xscontainer-vm-" + VM1, "xscontainer-vm-" + VM2]
+    assert all(os.path.exists(rrdd.get_path(uid)) and rrdd.next_reading(uid) > 0 for uid in uids)
     reporter.stop()
-    assert not os.path.exists(path)
-    assert rrdd.next_reading("xscontainer") == -1.0
+    assert not any(os.path.exists(rrdd.get_path(uid)) for uid in uids)
+    assert [rrdd.next_reading(uid) for uid in uids] == [-1.0] * 3
+    assert os.listdir(os.path.dirname(rrdd.get_path("xscontainer"))) == []
+
+
+def test_two_vms_may_run_containers_of_the_same_name(rig):
+    clock, rrdd, engines, reporter = rig
+    engines[VM2].containers_by_name["burner"] = stats_doc(1, 10, memory=7)
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM1)["container_burner_memory"] == 100
+    assert ours(rrdd, VM2)["container_burner_memory"] == 7
+
+
+def test_a_vm_no_longer_watched_loses_its_plugin(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    del engines[VM1]
+    reading(clock, rrdd, reporter)
+    assert rrdd.next_reading("xscontainer-vm-" + VM1) == -1.0
+    assert not os.path.exists(rrdd.get_path("xscontainer-vm-" + VM1))
+
+
+def test_an_rrdd_that_forgot_us_gets_every_plugin_registered_again(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    for uid in ("xscontainer", "xscontainer-vm-" + VM1, "xscontainer-vm-" + VM2):
+        rrdd.deregister(uid)  # as after a restart of xcp-rrdd
+    engines[VM1].containers_by_name["burner"] = stats_doc(2000 + 25000, 20000 + 50000)
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM1)["container_burner_cpu"] == 50.0

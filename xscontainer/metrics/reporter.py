@@ -1,38 +1,57 @@
 """The per-host reporter: every running container of every monitored VM, as data sources owned
-by that VM, published through xcp-rrdd's plugin protocol v2.
+by that VM, published through xcp-rrdd's plugin protocol v2: one plugin (file) per VM,
+``<uid>-vm-<vm uuid>``, and the host's ``<uid>`` (its count of containers) that gives the timing.
 
 Each cycle wakes ``lead`` seconds before rrdd's next reading (``Plugin.Local.register``
 answers how long until then, as xen-api's rrdd.py uses it), samples every VM in parallel
 through the monitor's warm engine connections (one container list plus one one-shot stats
-read per container; a new container's first read lets the engine take its two samples, so its
-CPU is known at once), writes the shared file, and sleeps past the reading. rrdd counts a
-reading without news as a failure and then skips readings, so exactly one write per reading.
+read per container, CPU computed against the previous cycle's read; a new container is read a
+second time ``FIRST_WINDOW`` later, so its CPU is known in its first cycle, sooner and more
+surely than the engine's own two samples, which take up to two seconds), writes the shared
+file at least ``margin`` seconds before the reading, and sleeps past it. rrdd counts a reading
+without news as a failure and then skips readings: exactly one write per reading, never late.
 A VM that answers late is published from its last result while that is fresh.
 """
 
 import concurrent.futures
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from xscontainer.backoff import backoff_delay
 from xscontainer.errors import XSContainerError
+from xscontainer.metrics.names import METRICS
 from xscontainer.metrics.protocol import HEADER_SIZE, DataSource, encode_payload
 from xscontainer.metrics.rrddclient import RrddClient, RrddError
-from xscontainer.metrics.sample import MAX_CONTAINERS_PER_VM, Sample, Summary, summarize, vm_datasources
+from xscontainer.metrics.sample import MAX_CONTAINERS_PER_VM, Sample, Summary, has_cpu_sample, summarize, \
+    vm_datasources
 from xscontainer.metrics.shmfile import PluginFile
 
 LOG = logging.getLogger(__name__)
 INTERVAL = 5.0  # rrdd's only frequency, Five_Seconds
+FIRST_WINDOW = 1.0  # seconds between a new container's two first reads (docker stats' window)
 
 
 class ReporterOptions(NamedTuple):
     uid: str = "xscontainer"
-    lead: float = 2.0          # seconds before rrdd's reading that sampling starts
+    lead: float = 3.0          # seconds before rrdd's reading that sampling starts
+    margin: float = 1.0        # the file is written at least this long before the reading
     workers: int = 8
-    fresh_workers: int = 4     # first samples of new containers (the engine takes ~1 s each)
     stale_after: float = 2 * INTERVAL
+
+
+def vm_uid(main_uid: str, vm_uuid: str) -> str:
+    """One plugin per VM: data-source names are unique within a plugin's metadata, and two VMs
+    may well both run a container called "web"."""
+    return "%s-vm-%s" % (main_uid, vm_uuid)
+
+
+class _Plugin:
+    def __init__(self, file: PluginFile) -> None:
+        self.file = file
+        self.registered = False
 
 
 class VmResult(NamedTuple):
@@ -53,7 +72,7 @@ def _running(containers: Any) -> List[Tuple[str, str]]:
 
 
 class Reporter:
-    """Owns one thread; ``start()`` then ``stop()`` (deregisters, removes the file, joins)."""
+    """Owns one thread; ``start()`` then ``stop()`` (deregisters, removes the files, joins)."""
 
     def __init__(self, vms: Callable[[], List[str]], client_for: Callable[[str], Any], rrdd: RrddClient,
                  options: ReporterOptions = ReporterOptions(), wallclock: Callable[[], float] = time.time,
@@ -67,13 +86,12 @@ class Reporter:
         self._stop = threading.Event()
         self._thread = None  # type: Optional[threading.Thread]
         self._pool = concurrent.futures.ThreadPoolExecutor(options.workers, thread_name_prefix="metrics")
-        self._fresh = concurrent.futures.ThreadPoolExecutor(options.fresh_workers, thread_name_prefix="metrics-first")
         self._lock = threading.Lock()
         self._previous = {}  # type: Dict[str, Dict[str, Any]]  # vm -> container id -> cpu_stats
         self._results = {}  # type: Dict[str, VmResult]
         self._pending = {}  # type: Dict[str, concurrent.futures.Future]
-        self._file = None  # type: Optional[PluginFile]
-        self._registered = False
+        self._plugins = {}  # type: Dict[str, _Plugin]  # uid -> its file, registered or not
+        self._directory = None  # type: Optional[str]
         self.published = 0  # readings written (for tests and the bench)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -87,14 +105,11 @@ class Reporter:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False)
-        self._fresh.shutdown(wait=False)
-        if self._registered:
+        for uid in list(self._plugins):
             try:
-                self._rrdd.deregister(self.options.uid)
+                self._drop(uid)
             except RrddError as exc:
-                LOG.warning("metrics: could not deregister from xcp-rrdd: %s", exc)
-        if self._file is not None:
-            self._file.remove()
+                LOG.warning("metrics: could not deregister %s from xcp-rrdd: %s", uid, exc)
 
     def _run(self) -> None:
         failures = 0
@@ -103,7 +118,8 @@ class Reporter:
                 delay = self.cycle()
                 failures = 0
             except (RrddError, OSError) as exc:
-                self._registered = False
+                for plugin in self._plugins.values():
+                    plugin.registered = False
                 delay = backoff_delay(failures, 1.0, 60.0)
                 failures += 1
                 LOG.warning("metrics: %s; retrying in %.0fs", exc, delay)
@@ -112,32 +128,64 @@ class Reporter:
     # -- one cycle ---------------------------------------------------------------------------
     def cycle(self) -> float:
         """Publish if rrdd reads soon; the seconds to wait before the next cycle."""
-        if self._file is None:
-            self._file = PluginFile(self._rrdd.get_path(self.options.uid))
-            self._write([])  # rrdd opens the file when we register: it must exist first
-        until = self._rrdd.register(self.options.uid)
-        self._registered = True
+        main = self.options.uid
+        if self._directory is None:
+            # rrdd_server.ml get_path: base_path ^ uid, so the VMs' files are its neighbours.
+            self._directory = os.path.dirname(self._rrdd.get_path(main))
+        if main not in self._plugins:
+            self._publish(main, [self._host_source(0)])  # rrdd opens a file at registration
+        until = self._rrdd.next_reading(main)
+        if until == -1.0:  # rrdd does not know us (it restarted): register every file again
+            for plugin in self._plugins.values():
+                plugin.registered = False
+            self._register(main)
+            until = self._rrdd.next_reading(main)
         if until < 0:
             until %= INTERVAL
         if until > self.options.lead:
             return until - self.options.lead
         started = self._clock()
-        datasources = self.collect(max(0.0, until - 0.3))
-        self._write(datasources)
+        per_vm = self.collect(max(0.0, until - self.options.margin))
+        for vm, sources in per_vm.items():
+            self._publish(vm_uid(main, vm), sources)
+        for uid in [u for u in self._plugins if u != main and u not in {vm_uid(main, vm) for vm in per_vm}]:
+            self._drop(uid)  # a VM no longer watched: its sources go
+        self._publish(main, [self._host_source(sum(len(s) for s in per_vm.values()) // len(METRICS))])
         self.published += 1
         return max(0.0, until - (self._clock() - started)) + 0.2
 
-    def _write(self, datasources: List[DataSource]) -> None:
-        payload = encode_payload(self._wallclock(), datasources)
-        if self._file.write(payload, HEADER_SIZE) and self._registered:
-            # A larger file: rrdd still maps the old one until it registers us again.
-            self._rrdd.deregister(self.options.uid)
-            self._registered = False
-            self._rrdd.register(self.options.uid)
-            self._registered = True
+    @staticmethod
+    def _host_source(containers: int) -> DataSource:
+        return DataSource("xscontainer_containers", containers, "int64", "gauge", "host", "",
+                          "Running containers whose metrics xscontainer publishes", 0.0)
 
-    def collect(self, budget: float) -> List[DataSource]:
-        """Sample every VM for at most ``budget`` seconds; every fresh VM's data sources."""
+    def _publish(self, uid: str, datasources: List[DataSource]) -> None:
+        plugin = self._plugins.get(uid)
+        if plugin is None:
+            plugin = self._plugins[uid] = _Plugin(PluginFile(os.path.join(self._directory or "", uid)))
+        payload = encode_payload(self._wallclock(), datasources)
+        if plugin.file.write(payload, HEADER_SIZE) and plugin.registered:
+            # A new, larger file: rrdd still maps the old one until it registers the uid again.
+            self._rrdd.deregister(uid)
+            plugin.registered = False
+        if not plugin.registered:
+            self._register(uid)
+
+    def _register(self, uid: str) -> None:
+        self._rrdd.register(uid)
+        self._plugins[uid].registered = True
+
+    def _drop(self, uid: str) -> None:
+        plugin = self._plugins.pop(uid)
+        try:
+            if plugin.registered:
+                self._rrdd.deregister(uid)
+        finally:
+            plugin.file.remove()
+
+    def collect(self, budget: float) -> Dict[str, List[DataSource]]:
+        """Sample every VM for at most ``budget`` seconds; each watched VM's data sources (none
+        while its engine has not answered lately)."""
         vms = sorted(set(self._vms()))
         self._forget_vms_except(vms)
         with self._lock:
@@ -147,12 +195,12 @@ class Reporter:
             waiting = list(self._pending.values())
         concurrent.futures.wait(waiting, timeout=budget)
         now = self._clock()
-        result = []  # type: List[DataSource]
+        result = {}  # type: Dict[str, List[DataSource]]
         with self._lock:
             for vm in vms:
                 fresh = self._results.get(vm)
-                if fresh is not None and now - fresh.taken <= self.options.stale_after:
-                    result.extend(vm_datasources(vm, fresh.summaries))
+                usable = fresh is not None and now - fresh.taken <= self.options.stale_after
+                result[vm] = vm_datasources(vm, fresh.summaries) if usable else []
         return result
 
     def _forget_vms_except(self, vms: List[str]) -> None:
@@ -181,13 +229,23 @@ class Reporter:
         with self._lock:
             previous = dict(self._previous.get(vm, {}))
         containers = _running(client.containers(all=False))
-        first = {ident: self._fresh.submit(client.stats, ident) for ident, _ in containers if ident not in previous}
+        raws = {ident: client.stats(ident, one_shot=True) for ident, _ in containers}
+        # Engines before API 1.41 ignore one-shot and send the previous sample themselves.
+        new = [i for i, _ in containers if i not in previous and not has_cpu_sample(_get(raws[i], "precpu_stats"))]
+        if new and not self._stop.wait(FIRST_WINDOW):
+            for ident in new:
+                previous[ident] = _get(raws[ident], "cpu_stats")
+                raws[ident] = client.stats(ident, one_shot=True)
         summaries = []
         cpu = {}  # type: Dict[str, Any]
         for ident, name in containers:
-            raw = first[ident].result() if ident in first else client.stats(ident, one_shot=True)
+            raw = raws[ident]
             summary = summarize(Sample(name, raw), previous.get(ident))
             if summary is not None:
                 summaries.append(summary)
-                cpu[ident] = raw.get("cpu_stats")
+                cpu[ident] = _get(raw, "cpu_stats")
         return summaries, cpu
+
+
+def _get(doc: Any, key: str) -> Any:
+    return doc.get(key) if isinstance(doc, dict) else None

@@ -33,7 +33,7 @@ class Summary(NamedTuple):
     blk_write: int
 
 
-def _has_cpu_sample(cpu: Any) -> bool:
+def has_cpu_sample(cpu: Any) -> bool:
     return isinstance(cpu, dict) and bool(cpu.get("system_cpu_usage"))
 
 
@@ -43,7 +43,7 @@ def summarize(sample: Sample, previous_cpu: Optional[Dict[str, Any]]) -> Optiona
     if not isinstance(raw, dict):
         return None
     doc = dict(raw)
-    if _has_cpu_sample(previous_cpu):
+    if has_cpu_sample(previous_cpu):
         doc["precpu_stats"] = previous_cpu
     try:
         figures = _stats_summary(doc)
@@ -54,7 +54,7 @@ def summarize(sample: Sample, previous_cpu: Optional[Dict[str, Any]]) -> Optiona
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT64_MAX for v in counters):
         return None
     cpu = figures["cpu_percent"]
-    if not _has_cpu_sample(doc.get("precpu_stats")) or not isinstance(cpu, (int, float)) or \
+    if not has_cpu_sample(doc.get("precpu_stats")) or not isinstance(cpu, (int, float)) or \
             not math.isfinite(cpu) or cpu < 0:
         cpu = math.nan
     return Summary(sample.name, float(cpu), *counters)
