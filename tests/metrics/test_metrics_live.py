@@ -1,7 +1,11 @@
 """Per-container metrics on the shared testbed: a monitor for host 1 (in this process) with its
 reporter publishing to the simulator's xcp-rrdd, read back through xapi's VM data sources."""
 
+import json
 import math
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -80,3 +84,18 @@ def test_the_vm_lists_every_metric_of_its_running_containers(bed):
     assert listed["container_web_memory"]["units"] == "B"
     assert session.xenapi.VM.query_data_source(ref, "container_web_memory") > 0
     assert "container_exited_cpu" not in listed  # not running: never published
+
+
+def test_the_cli_shows_what_rrdd_recorded(bed):
+    testbed, session, monitor, record, ref = bed
+    wait_for(lambda: burner_cpu(session, ref) is not None, timeout=60, what="the burner's CPU data source")
+    info = testbed.info()
+    env = dict(os.environ, XSCONTAINER_XAPI_SOCKET=info["unix_socket"], XSCONTAINER_INVENTORY=info["hosts"][0]["inventory"])
+    out = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "stats", "--json", "--recorded",
+                          record["uuid"]], env=env, stdout=subprocess.PIPE, check=True).stdout
+    rows = {r["name"]: r for r in json.loads(out.decode("utf-8"))["containers"]}
+    assert {"web", "burner"} <= set(rows) and "exited" not in rows
+    assert rows["burner"]["cpu_percent"] > 0 and rows["web"]["memory_usage"] > 0
+    table = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "stats", "--recorded", record["uuid"]],
+                           env=env, stdout=subprocess.PIPE, check=True).stdout.decode("utf-8")
+    assert table.splitlines()[0].split()[:3] == ["NAME", "CPU", "%"]

@@ -3,6 +3,8 @@ failure), and the VM data-source calls of xapi that show the result."""
 
 import math
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -159,6 +161,12 @@ def test_the_plugin_interface_over_its_socket(tmp_path):
         hub.stop()
 
 
+def xe(sim, *argv):
+    env = dict(os.environ, XSCONTAINER_XAPI_SOCKET=sim.info["unix_socket"])
+    return subprocess.run([sys.executable, "-m", "xscontainer.sim.xe"] + list(argv), env=env,
+                          stdout=subprocess.PIPE, check=True).stdout.decode("utf-8")
+
+
 def test_vm_data_sources_through_xapi(sim, session):
     api = session.xenapi
     host = api.host.get_by_uuid(sim.info["hosts"][0]["uuid"])
@@ -185,6 +193,11 @@ def test_vm_data_sources_through_xapi(sim, session):
         with pytest.raises(XenAPI.Failure) as info:
             api.VM.query_data_source(vm, "nothing")
         assert info.value.details[0] == "INTERNAL_ERROR"
+        listed = xe(sim, "vm-data-source-list", "uuid=" + vm_uuid)
+        pairs = [tuple(part.strip() for part in line.split(":", 1)) for line in listed.splitlines() if ":" in line]
+        assert pairs[:7] == [("name_label", "container_web_cpu"), ("name_description", "CPU"), ("enabled", "true"),
+                             ("standard", "true"), ("min", "0."), ("max", "inf"), ("units", "%")]
+        assert xe(sim, "vm-data-source-query", "uuid=" + vm_uuid, "data-source=container_web_cpu") == "33.000000\n"
     finally:
         client.deregister("test")
         api.VM.hard_shutdown(vm)

@@ -7,7 +7,8 @@ Verbs:
     top VM CONTAINER                          processes of a container
     inspect VM CONTAINER                      the container's configuration and state
     logs VM CONTAINER [--tail N]              the container's last log lines
-    stats VM [CONTAINER]                      CPU, memory, network and disk use
+    stats VM [CONTAINER] [--recorded]         CPU, memory, network and disk use (--recorded: what
+                                              xcp-rrdd holds, published by the monitor every 5 s)
     start|stop|restart|pause|unpause VM CONTAINER
     register VM | deregister VM               switch container management on or off
     doctor VM                                 is the VM's engine reachable, and if not, why
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats = verb("stats", "resource use of a VM's running containers (or one)")
     stats.add_argument("vm")
     stats.add_argument("container", nargs="?")
+    stats.add_argument("--recorded", action="store_true",
+                       help="the per-container data sources xcp-rrdd recorded, instead of asking the engine")
     for action in commands.LIFECYCLE:
         sub = verb(action, "%s a container" % action)
         sub.add_argument("vm")
@@ -213,7 +216,7 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
             raise InvalidArgument("--tail must be at least 1.")
         return commands.cmd_logs(ctx, args.vm, args.container, args.tail)
     if verb == "stats":
-        return commands.cmd_stats(ctx, args.vm, args.container)
+        return commands.cmd_stats(ctx, args.vm, args.container, args.recorded)
     if verb in commands.LIFECYCLE:
         return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)
     if verb in ("register", "deregister"):
