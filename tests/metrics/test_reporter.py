@@ -66,6 +66,7 @@ def rig(tmp_path):
                         ReporterOptions(), wallclock=Clock(50.0))
     yield clock, rrdd, engines, reporter
     reporter.stop()
+    reporter.join()
     hub.stop()
 
 

@@ -72,7 +72,9 @@ def _running(containers: Any) -> List[Tuple[str, str]]:
 
 
 class Reporter:
-    """Owns one thread; ``start()`` then ``stop()`` (deregisters, removes the files, joins)."""
+    """Owns its threads: ``start()``; ``stop()`` (deregisters, removes the files, joins the cycle
+    thread); ``join()`` once the engine connections are closed (joins the sampling workers, which
+    may be inside an engine call until then)."""
 
     def __init__(self, vms: Callable[[], List[str]], client_for: Callable[[str], Any], rrdd: RrddClient,
                  options: ReporterOptions = ReporterOptions(), wallclock: Callable[[], float] = time.time,
@@ -104,12 +106,15 @@ class Reporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._pool.shutdown(wait=False)
+        self._pool.shutdown(wait=False)  # no new work; join() waits for the running
         for uid in list(self._plugins):
             try:
                 self._drop(uid)
             except RrddError as exc:
                 LOG.warning("metrics: could not deregister %s from xcp-rrdd: %s", uid, exc)
+
+    def join(self) -> None:
+        self._pool.shutdown(wait=True)
 
     def _run(self) -> None:
         failures = 0

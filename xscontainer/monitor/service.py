@@ -109,6 +109,8 @@ class Monitor:
             self._control.stop()
             self._scheduler.stop(10)
             self._engines.close_all()
+            if self.reporter is not None:
+                self.reporter.join()
             self._sessions.close()
 
     def stop(self) -> None:
