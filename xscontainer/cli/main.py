@@ -9,6 +9,8 @@ Verbs:
     logs VM CONTAINER [--tail N]              the container's last log lines
     stats VM [CONTAINER] [--recorded]         CPU, memory, network and disk use (--recorded: what
                                               xcp-rrdd holds, published by the monitor every 5 s)
+    stats --watch [VM] [--count N]            every managed VM's containers, redrawn every 5 s with
+                                              a CPU sparkline (a plain table when not a terminal)
     start|stop|restart|pause|unpause VM CONTAINER
     register VM | deregister VM               switch container management on or off
     doctor VM                                 is the VM's engine reachable, and if not, why
@@ -100,8 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("container")
     logs.add_argument("--tail", type=int, help="number of lines (default: the plugin's, 100)")
     stats = verb("stats", "resource use of a VM's running containers (or one)")
-    stats.add_argument("vm")
+    stats.add_argument("vm", nargs="?")
     stats.add_argument("container", nargs="?")
+    stats.add_argument("--watch", action="store_true",
+                       help="every managed VM's recorded container metrics, redrawn every 5 s")
+    stats.add_argument("--count", type=int, help="with --watch: stop after N readings")
     stats.add_argument("--recorded", action="store_true",
                        help="the per-container data sources xcp-rrdd recorded, instead of asking the engine")
     for action in commands.LIFECYCLE:
@@ -216,6 +221,12 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
             raise InvalidArgument("--tail must be at least 1.")
         return commands.cmd_logs(ctx, args.vm, args.container, args.tail)
     if verb == "stats":
+        if args.watch:
+            if args.container or (args.count is not None and args.count < 1):
+                raise InvalidArgument("stats --watch takes at most a VM, and --count at least 1.")
+            return commands.cmd_stats_watch(ctx, args.vm, args.count)
+        if not args.vm:
+            raise InvalidArgument("stats needs a VM (or --watch).")
         return commands.cmd_stats(ctx, args.vm, args.container, args.recorded)
     if verb in commands.LIFECYCLE:
         return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)

@@ -43,7 +43,7 @@ def records(values: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return result
 
 
-def _pair(a: Any, b: Any) -> str:
+def pair(a: Any, b: Any) -> str:
     return "%s / %s" % (layout.format_bytes(None if a is None else int(a)),
                         layout.format_bytes(None if b is None else int(b)))
 
@@ -53,7 +53,7 @@ def table(rows: Sequence[Dict[str, Any]], width: Optional[int]) -> str:
     for r in rows:
         cpu = r.get("cpu_percent")
         cells.append([r["name"], "-" if cpu is None else "%.2f%%" % cpu,
-                      _pair(r.get("memory_usage"), r.get("memory_limit")),
-                      _pair(r.get("network_rx_per_s"), r.get("network_tx_per_s")),
-                      _pair(r.get("block_read_per_s"), r.get("block_write_per_s"))])
+                      pair(r.get("memory_usage"), r.get("memory_limit")),
+                      pair(r.get("network_rx_per_s"), r.get("network_tx_per_s")),
+                      pair(r.get("block_read_per_s"), r.get("block_write_per_s"))])
     return layout.render_table(COLUMNS, cells, width)
