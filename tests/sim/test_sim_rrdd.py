@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ElementTree
 
 import pytest
 import XenAPI
@@ -136,6 +139,25 @@ def test_derive_rates_missing_sources_and_non_default_ones(rrdd):
     assert {d["name_label"] for d in rrdd.vm_data_sources(VM)} == {"container_web_net_rx", "container_x_cpu", "memory"}
 
 
+def test_updates_keep_the_recorded_sources_newest_first(tmp_path):
+    wall = Clock()
+    rrdd = HostRrdd("h1", str(tmp_path), lambda: {VM: 1 << 30}, Clock(), wallclock=wall)
+    try:
+        publish(rrdd, "p", 10.0, [cpu(1.0), cpu(2.0, name="container_x_cpu", default=False)])
+        rrdd.register("p", "Five_Seconds", "V2")
+        rrdd.read_all()
+        wall.now += 5
+        publish(rrdd, "p", 15.0, [cpu(3.0)])
+        rrdd.read_all()
+        legend, rows = rrdd.updates(0, None)
+        assert legend == ["AVERAGE:vm:%s:container_web_cpu" % VM, "AVERAGE:vm:%s:memory" % VM]
+        assert rows == [(1005, [3.0, 1 << 30]), (1000, [1.0, 1 << 30])]
+        assert rrdd.updates(1001, None)[1] == [(1005, [3.0, 1 << 30])]
+        assert rrdd.updates(0, {OTHER_VM}) == ([], [(1005, []), (1000, [])])
+    finally:
+        rrdd.close()
+
+
 def test_the_plugin_interface_over_its_socket(tmp_path):
     hub = RrddHub(api=None)
     hub.hosts["h1"] = HostRrdd("h1", str(tmp_path / "metrics"), lambda: {VM: 1 << 30})
@@ -167,6 +189,19 @@ def xe(sim, *argv):
                           stdout=subprocess.PIPE, check=True).stdout.decode("utf-8")
 
 
+def rrd_updates(sim, query):
+    with urllib.request.urlopen(sim.url + "rrd_updates?" + query) as response:
+        return ElementTree.fromstring(response.read())
+
+
+def rrd_updates_status(sim, query):
+    try:
+        urllib.request.urlopen(sim.url + "rrd_updates?" + query).close()
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    return 200
+
+
 def test_vm_data_sources_through_xapi(sim, session):
     api = session.xenapi
     host = api.host.get_by_uuid(sim.info["hosts"][0]["uuid"])
@@ -193,6 +228,15 @@ def test_vm_data_sources_through_xapi(sim, session):
         with pytest.raises(XenAPI.Failure) as info:
             api.VM.query_data_source(vm, "nothing")
         assert info.value.details[0] == "INTERNAL_ERROR"
+        updates = rrd_updates(sim, "session_id=%s&start=0&cf=AVERAGE&interval=5" % session._session)
+        legend = [e.text for e in updates.iter("entry")]
+        column = legend.index("AVERAGE:vm:%s:container_web_cpu" % vm_uuid)
+        rows = list(updates.iter("row"))
+        assert int(updates.find("meta/rows").text) == len(rows) >= 1
+        assert rows[0].findall("v")[column].text == "33"
+        assert "AVERAGE:vm:%s:memory" % vm_uuid in legend
+        assert rrd_updates_status(sim, "start=0") == 401
+        assert rrd_updates_status(sim, "session_id=%s" % session._session) == 400
         listed = xe(sim, "vm-data-source-list", "uuid=" + vm_uuid)
         pairs = [tuple(part.strip() for part in line.split(":", 1)) for line in listed.splitlines() if ":" in line]
         assert pairs[:7] == [("name_label", "container_web_cpu"), ("name_description", "CPU"), ("enabled", "true"),

@@ -44,8 +44,8 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
 * xcp-rrdd (``xscontainer.sim.rrdd``): each host has one, its socket in the ready line
   (``hosts[].rrdd_socket``, instead of ``/var/lib/xcp/xcp-rrdd``) and its plugin files in
   ``DIR/hosts/<uuid>/metrics`` (instead of ``/dev/shm/metrics``); ``VM.get_data_sources``,
-  ``query_data_source``, ``record_data_source`` and ``forget_data_source_archives`` read it.
-  Its deviations are listed in that module.
+  ``query_data_source``, ``record_data_source``, ``forget_data_source_archives`` and
+  ``GET /rrd_updates`` read it. Its deviations are listed in that module.
 * Type errors in parameters raise ``FIELD_TYPE_ERROR [param]``; an unknown enum value raises
   ``INVALID_VALUE [param, value]``.
 """

@@ -29,8 +29,10 @@ Facts followed (xen-api HEAD e2ee48d688):
 
 Deviations: values are the last reading (gauge) or the rate since the previous reading
 (derive, per second; absolute divided by the interval) instead of rrdd's consolidated 5-second
-RRA; of rrdd's own VM statistics only ``memory`` (memory_dynamic_max) exists; the V1 protocol is not read (a V1 plugin's readings always fail); no inotify discovery of
-files dropped into the metrics directory; no ``/rrd_updates`` handler.
+RRA; of rrdd's own VM statistics only ``memory`` (memory_dynamic_max) exists; the V1 protocol is
+not read (a V1 plugin's readings always fail); no inotify discovery of files dropped into the
+metrics directory; ``/rrd_updates`` (``handle_rrd_updates``, rrd_updates.ml's XML, newest row
+first) answers for every simulated host at once, XML only, host-owned sources left out.
 """
 
 import hashlib
@@ -44,8 +46,11 @@ import threading
 import time
 import xmlrpc.client
 import zlib
+import urllib.parse
+from collections import deque
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set, Tuple
+from xml.sax.saxutils import escape
 
 from xscontainer.sim.failures import XapiFailure
 
@@ -54,6 +59,7 @@ log = logging.getLogger(__name__)
 HEADER = b"DATASOURCES"
 INTERVAL = 5.0
 SKIP_MAX = 256
+HISTORY_ROWS = 120  # readings kept for /rrd_updates: 10 minutes (rrdd's 5 s RRA holds 10 minutes too)
 MAX_SOCKET_PATH = 107
 MAX_BODY = 1 << 20
 
@@ -256,8 +262,11 @@ class HostRrdd:
     """One host's rrdd: registered plugins, and per running VM its live data sources."""
 
     def __init__(self, host_uuid: str, metrics_dir: str, resident_vms: Callable[[], Dict[str, int]],
-                 clock: Callable[[], float] = time.monotonic, interval: float = INTERVAL) -> None:
+                 clock: Callable[[], float] = time.monotonic, interval: float = INTERVAL,
+                 wallclock: Callable[[], float] = time.time) -> None:
         self.host_uuid = host_uuid
+        self._wallclock = wallclock
+        self._rows = deque(maxlen=HISTORY_ROWS)  # type: Deque[Tuple[int, Dict[Tuple[str, str], float]]]
         self.metrics_dir = metrics_dir
         self._resident_vms = resident_vms
         self._clock = clock
@@ -365,6 +374,10 @@ class HostRrdd:
                     if name not in seen.get(vm, set()):
                         live.value = math.nan
                         live.last_raw = None
+            step = int(self.interval)
+            self._rows.append((int(self._wallclock()) // step * step,
+                               {(vm, name): live.value for vm, lives in self._vms.items()
+                                for name, live in lives.items() if name in self._enabled.get(vm, set())}))
 
     def _update_ds(self, vm: str, ds: Ds, timestamp: float) -> None:
         lives = self._vms.setdefault(vm, {})
@@ -408,6 +421,15 @@ class HostRrdd:
     def forget_vm_ds(self, vm_uuid: str, name: str) -> None:
         with self._lock:
             self._enabled.get(vm_uuid, set()).discard(name)
+
+    def updates(self, start: int, vm_uuids: Optional[Set[str]]) -> Tuple[List[str], List[Tuple[int, List[float]]]]:
+        """(legend, rows newest first) of the recorded VM sources since ``start`` (rrd_updates)."""
+        with self._lock:
+            rows = [(t, values) for t, values in self._rows if t >= start]
+        keys = sorted({key for _, values in rows for key in values
+                       if vm_uuids is None or key[0] in vm_uuids})
+        legend = ["AVERAGE:vm:%s:%s" % key for key in keys]
+        return legend, [(t, [values.get(key, math.nan) for key in keys]) for t, values in reversed(rows)]
 
     def close(self) -> None:
         with self._lock:
@@ -643,6 +665,67 @@ def forget_data_source_archives(api: Any, ctx: Any, vm: Any, name: Any) -> None:
     row, rrdd = _vm_host_rrdd(api, vm)
     if rrdd is not None:
         rrdd.forget_vm_ds(row["uuid"], _name(name))
+
+
+# -- xapi's /rrd_updates ------------------------------------------------------------------------
+
+def f_to_s(value: float) -> str:
+    """rrd_utils.ml f_to_s."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return "0.0" if value == 0 else "%0.15g" % value
+
+
+def updates_xml(legend: List[str], rows: List[Tuple[int, List[float]]], step: int) -> bytes:
+    """rrd_updates.ml xml_of: <xport><meta>...</meta><data><row><t/><v/>...</row></data></xport>."""
+    times = [t for t, _ in rows]
+    parts = ['<?xml version="1.0" encoding="UTF-8"?><xport><meta>',
+             "<start>%d</start><step>%d</step><end>%d</end>" % (min(times or [0]), step, max(times or [0])),
+             "<rows>%d</rows><columns>%d</columns><legend>" % (len(rows), len(legend))]
+    parts.extend("<entry>%s</entry>" % escape(entry) for entry in legend)
+    parts.append("</legend></meta><data>")
+    for t, values in rows:
+        parts.append("<row><t>%d</t>%s</row>" % (t, "".join("<v>%s</v>" % f_to_s(v) for v in values)))
+    parts.append("</data></xport>")
+    return "".join(parts).encode("utf-8")
+
+
+def handle_rrd_updates(api: Any, handler: Any) -> None:
+    """GET /rrd_updates?session_id=&start=[&vm_uuid=...]: every simulated host's VMs at once (a
+    real host answers for its own VMs). ``cf``, ``interval`` and ``host`` are accepted and ignored
+    (one 5 s average; the simulator has no host data sources)."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(handler.path).query)
+    session = (query.get("session_id") or [""])[0]
+    with api.db.lock:
+        valid = bool(session) and api.db.exists("session", session)
+    if not valid:
+        handler.send_error(401, "Unauthorized")
+        return
+    try:
+        start = int((query.get("start") or [""])[0])
+    except ValueError:
+        handler.send_error(400, "get_rrd_updates: missing the 'start' parameter")
+        return
+    vm_uuids = set(query["vm_uuid"]) if "vm_uuid" in query else None
+    legend = []  # type: List[str]
+    rows = {}  # type: Dict[int, List[float]]
+    hub = getattr(api, "rrdd_hub", None)
+    for rrdd in (hub.hosts.values() if hub is not None else []):
+        host_legend, host_rows = rrdd.updates(start, vm_uuids)
+        for t, values in host_rows:
+            rows.setdefault(t, [math.nan] * len(legend)).extend(values)
+        for t in rows:
+            rows[t] += [math.nan] * (len(legend) + len(host_legend) - len(rows[t]))
+        legend += host_legend
+    body = updates_xml(legend, sorted(rows.items(), reverse=True), int(INTERVAL))
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/xml")
+    handler.send_header("Access-Control-Allow-Origin", "*")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def register(api: Any) -> None:
