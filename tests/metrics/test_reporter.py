@@ -190,3 +190,14 @@ def test_an_rrdd_that_forgot_us_gets_every_plugin_registered_again(rig):
     engines[VM1].containers_by_name["burner"] = stats_doc(2000 + 25000, 20000 + 50000)
     reading(clock, rrdd, reporter)
     assert ours(rrdd, VM1)["container_burner_cpu"] == 50.0
+
+
+def test_a_registration_left_by_a_killed_monitor_is_replaced(rig):
+    clock, rrdd, engines, reporter = rig
+    from xscontainer.metrics.protocol import encode_payload
+    for uid in ("xscontainer", "xscontainer-vm-" + VM1):  # files and registrations of a SIGKILLed monitor
+        with open(rrdd.get_path(uid), "wb") as handle:
+            handle.write(encode_payload(1.0, []).ljust(4096, b"\0"))
+        rrdd.register(uid, "Five_Seconds", "V2")
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM1)["container_burner_cpu"] == 10.0

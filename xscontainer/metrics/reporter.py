@@ -169,8 +169,10 @@ class Reporter:
         if plugin is None:
             plugin = self._plugins[uid] = _Plugin(PluginFile(os.path.join(self._directory or "", uid)))
         payload = encode_payload(self._wallclock(), datasources)
-        if plugin.file.write(payload, HEADER_SIZE) and plugin.registered:
-            # A new, larger file: rrdd still maps the old one until it registers the uid again.
+        if plugin.file.write(payload, HEADER_SIZE):
+            # A new file: rrdd maps a file when it registers the uid and ignores a second
+            # registration, so a uid it knows (ours before the file grew, or one a killed
+            # monitor left behind) must be deregistered first or rrdd keeps the old inode.
             self._rrdd.deregister(uid)
             plugin.registered = False
         if not plugin.registered:
