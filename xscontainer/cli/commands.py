@@ -3,9 +3,10 @@ views, write them out. Each verb returns its exit code; failures are raised as X
 
 import datetime
 import json
+import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO
 
-from xscontainer.cli import layout, views
+from xscontainer.cli import layout, recorded, views, watch
 from xscontainer.cli.failures import EXIT_OK, exit_code
 from xscontainer.cli.model import VmInfo
 from xscontainer.cli.resolve import Candidate, resolve
@@ -179,8 +180,10 @@ def cmd_logs(ctx: Context, vm_query: str, container_query: str, tail: Optional[i
     return EXIT_OK
 
 
-def cmd_stats(ctx: Context, vm_query: str, container_query: Optional[str] = None) -> int:
+def cmd_stats(ctx: Context, vm_query: str, container_query: Optional[str] = None, from_rrdd: bool = False) -> int:
     vm = find_vm(ctx, vm_query)
+    if from_rrdd:
+        return _recorded_stats(ctx, vm, container_query)
     args = {"vmuuid": vm.uuid}
     if container_query:
         args["container"] = find_container(ctx, vm, container_query).id
@@ -190,6 +193,43 @@ def cmd_stats(ctx: Context, vm_query: str, container_query: Optional[str] = None
         emit_json(ctx, {"vm": views.vm_json(vm), "containers": records})
     else:
         ctx.out.write(views.stats_table(records, ctx.width))
+    return EXIT_OK
+
+
+def _recorded_stats(ctx: Context, vm: VmInfo, container_query: Optional[str]) -> int:
+    """What xcp-rrdd recorded (the monitor's metrics reporter), instead of asking the engine."""
+    rows = recorded.records(ctx.client.data_source_values(vm.ref, recorded.wanted)) \
+        if vm.power_state in ("Running", "Paused") else []
+    if container_query:
+        rows = [r for r in rows if r["name"] == container_query]
+    if ctx.json:
+        emit_json(ctx, {"vm": views.vm_json(vm), "containers": rows})
+    else:
+        ctx.out.write(recorded.table(rows, ctx.width))
+    return EXIT_OK
+
+
+def cmd_stats_watch(ctx: Context, vm_query: Optional[str], count: Optional[int] = None,
+                    sleep: Callable[[float], None] = time.sleep) -> int:
+    """Every managed VM of the pool (or ``vm_query``), redrawn at each rrdd reading."""
+
+    def read():
+        readings = []
+        targets = [find_vm(ctx, vm_query)] if vm_query else [vm for vm in ctx.client.vms() if vm.managed]
+        for vm in targets:
+            if vm.power_state not in ("Running", "Paused"):
+                continue
+            try:
+                readings.append((vm, ctx.client.data_source_values(vm.ref, watch.wanted)))
+            except XSContainerError as exc:  # one VM (migrating, say) must not end the view
+                note(ctx, "%s: %s" % (vm.name_label, exc.message))
+        return readings
+
+    terminal = bool(getattr(ctx.out, "isatty", lambda: False)())
+    try:
+        watch.watch_loop(read, ctx.out, terminal, ctx.width, sleep, ctx.now, count)
+    except KeyboardInterrupt:
+        ctx.out.write("\n")
     return EXIT_OK
 
 

@@ -9,7 +9,10 @@ Verbs:
     logs VM CONTAINER [--tail N] [-f]         the container's last log lines (-f: and follow)
     attach VM CONTAINER                       our terminal on the container's main process
                                               (ctrl-p ctrl-q detaches, the container runs on)
-    stats VM [CONTAINER]                      CPU, memory, network and disk use
+    stats VM [CONTAINER] [--recorded]         CPU, memory, network and disk use (--recorded: what
+                                              xcp-rrdd holds, published by the monitor every 5 s)
+    stats --watch [VM] [--count N]            every managed VM's containers, redrawn every 5 s with
+                                              a CPU sparkline (a plain table when not a terminal)
     exec [-i] [-t] [-u USER] [-w DIR] [-e K=V] VM CONTAINER -- CMD [ARG...]
                                               run a command in a container (root in dom0 only;
                                               exit code: the command's)
@@ -113,8 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("vm")
     attach.add_argument("container")
     stats = verb("stats", "resource use of a VM's running containers (or one)")
-    stats.add_argument("vm")
+    stats.add_argument("vm", nargs="?")
     stats.add_argument("container", nargs="?")
+    stats.add_argument("--watch", action="store_true",
+                       help="every managed VM's recorded container metrics, redrawn every 5 s")
+    stats.add_argument("--count", type=int, help="with --watch: stop after N readings")
+    stats.add_argument("--recorded", action="store_true",
+                       help="the per-container data sources xcp-rrdd recorded, instead of asking the engine")
     execute = verbs.add_parser("exec", help="run a command in a container",
                                description="Run a command in a running container, through the VM's "
                                            "engine connection. The exit code is the command's.")
@@ -252,7 +260,13 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
     if verb == "attach":
         return run_engine_verb(ctx, args, stdin)
     if verb == "stats":
-        return commands.cmd_stats(ctx, args.vm, args.container)
+        if args.watch:
+            if args.container or (args.count is not None and args.count < 1):
+                raise InvalidArgument("stats --watch takes at most a VM, and --count at least 1.")
+            return commands.cmd_stats_watch(ctx, args.vm, args.count)
+        if not args.vm:
+            raise InvalidArgument("stats needs a VM (or --watch).")
+        return commands.cmd_stats(ctx, args.vm, args.container, args.recorded)
     if verb in commands.LIFECYCLE:
         return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)
     if verb == "exec":

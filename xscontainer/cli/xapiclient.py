@@ -94,6 +94,14 @@ class PoolClient:
         return sorted((Named(ref, r["uuid"], r["name_label"]) for ref, r in records.items()
                        if not r.get("is_a_snapshot")), key=lambda n: (n.name_label, n.uuid))
 
+    def data_source_values(self, vm_ref: str, wanted) -> Dict[str, float]:
+        """name -> value of the VM's enabled data sources whose name ``wanted(name)`` accepts
+        (xcp-rrdd's latest reading; NaN when unknown)."""
+        listed = self._xapi("listing the VM's data sources", self._api.VM.get_data_sources, vm_ref)
+        return {d["name_label"]: float(self._xapi("reading a data source", self._api.VM.query_data_source,
+                                                  vm_ref, d["name_label"]))
+                for d in listed if d.get("enabled") and wanted(d["name_label"])}
+
     def plugin_host(self, vm: Optional[VmInfo]) -> str:
         """Where to call the plugin for ``vm``: its resident host, else the pool coordinator (the
         plugin forwards to the right host either way)."""

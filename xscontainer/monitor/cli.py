@@ -2,6 +2,8 @@
 
 import argparse
 import logging
+import logging.handlers
+import os
 import signal
 import sys
 import threading
@@ -24,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds of failure before the xapi message about a VM (default 120)")
     parser.add_argument("--control-dir", default=DEFAULT_CONTROL_DIR,
                         help="directory of the local control socket")
+    parser.add_argument("--rrdd-socket", default=os.environ.get("XSCONTAINER_RRDD_SOCKET", "/var/lib/xcp/xcp-rrdd"),
+                        help="xcp-rrdd's socket, for per-container metrics ('' turns them off)")
     return parser
 
 
@@ -57,7 +61,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure_logging(args.log_file, args.debug)
     from xscontainer.monitor.service import Monitor, MonitorOptions
     from xscontainer.xapi.session import open_local_session
-    options = MonitorOptions(warn_after=args.warn_after, control_dir=args.control_dir)
+    options = MonitorOptions(warn_after=args.warn_after, control_dir=args.control_dir,
+                             rrdd_socket=args.rrdd_socket or None)
     try:
         monitor = Monitor(lambda: open_local_session(args.xapi_socket), args.inventory, options)
     except XSContainerError as exc:

@@ -11,6 +11,8 @@ import XenAPI
 from xscontainer.engine.connect import EngineConnections
 from xscontainer.engine.diagnose import diagnose
 from xscontainer.errors import InvalidArgument, NotFound
+from xscontainer.metrics.reporter import Reporter
+from xscontainer.metrics.rrddclient import RrddClient
 from xscontainer.monitor.alerts import Alerts
 from xscontainer.monitor.coalesce import ALL_KINDS, PS, RefreshScheduler
 from xscontainer.monitor.control import CONTROL_DIR, ControlServer, Splice, control_socket_path
@@ -36,6 +38,7 @@ class MonitorOptions(NamedTuple):
     backoff_initial: float = 0.5
     backoff_maximum: float = 30.0
     control_dir: str = CONTROL_DIR
+    rrdd_socket: Optional[str] = None  # xcp-rrdd's socket: containers' metrics beside the VMs' (None: off)
 
 
 class Services:
@@ -86,18 +89,28 @@ class Monitor:
         self.control_path = control_socket_path(self.host_uuid, options.control_dir)
         self._control = ControlServer(self.control_path, self.handle_control)
         self._started = threading.Event()
+        self.reporter = None  # type: Optional[Reporter]
+        if options.rrdd_socket:
+            self.reporter = Reporter(lambda: list(self.host.watchers()), self._engines.client,
+                                     RrddClient(options.rrdd_socket))
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
         self._scheduler.start()
         self._control.start()
+        if self.reporter is not None:
+            self.reporter.start()
         self._started.set()
         try:
             self.host.run()
         finally:
+            if self.reporter is not None:
+                self.reporter.stop()
             self._control.stop()
             self._scheduler.stop(10)
             self._engines.close_all()
+            if self.reporter is not None:
+                self.reporter.join()
             self._sessions.close()
 
     def stop(self) -> None:

@@ -81,6 +81,11 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   gives when the kernel refuses it (E2BIG: forkexecd's child exits 126 before the plugin runs):
   ``XENAPI_PLUGIN_FAILURE ["non-zero exit", "", ""]``. The simulator checks the size itself so
   that the answer does not depend on the machine it runs on.
+* xcp-rrdd (``xscontainer.sim.rrdd``): each host has one, its socket in the ready line
+  (``hosts[].rrdd_socket``, instead of ``/var/lib/xcp/xcp-rrdd``) and its plugin files in
+  ``DIR/hosts/<uuid>/metrics`` (instead of ``/dev/shm/metrics``); ``VM.get_data_sources``,
+  ``query_data_source``, ``record_data_source``, ``forget_data_source_archives`` and
+  ``GET /rrd_updates`` read it. Its deviations are listed in that module.
 * Type errors in parameters raise ``FIELD_TYPE_ERROR [param]``; an unknown enum value raises
   ``INVALID_VALUE [param, value]``.
 * Updates (``sim/pool_update.py``): of pool_update's messages only ``introduce`` exists (and

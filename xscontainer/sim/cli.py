@@ -18,6 +18,7 @@ from xscontainer.sim import datamodel as dm
 from xscontainer.sim import dom0 as sim_dom0
 from xscontainer.sim.api import Api, SimConfig
 from xscontainer.sim.db import CorruptDatabase, Database, Persister
+from xscontainer.sim.rrdd import start_hub
 from xscontainer.sim.seed import host_summaries, seed, write_inventories
 from xscontainer.sim.server import Servers
 
@@ -154,11 +155,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     servers.start()
+    rrdd_hub = start_hub(api, unix_path, directory)
     with db.lock:
         pool_uuid = db.tables["pool"][db.refs("pool")[0]]["uuid"]
         hosts = host_summaries(db, inventories)
-    for host in hosts:
+    for host in hosts:  # each host's dom0 tree and xcp-rrdd socket (xscontainer.sim.rrdd)
         host["dom0_root"] = roots[host["uuid"]]
+        host["rrdd_socket"] = rrdd_hub.sockets[host["uuid"]]
     ready = {
         "xapi_url": "http://127.0.0.1:%d/" % servers.port, "unix_socket": unix_path,
         "username": config.username, "password": config.password, "pool_uuid": pool_uuid,
@@ -176,6 +179,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         db.closing = True
         db.changed.notify_all()
     servers.stop()
+    rrdd_hub.stop()
     api.join_tasks(5.0)
     persister.stop()
     try:

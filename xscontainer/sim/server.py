@@ -9,7 +9,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any, List, Optional
 
-from xscontainer.sim import rpc, vdi_http
+from xscontainer.sim import rpc, rrdd, vdi_http
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(404, "Not found")
 
     def do_GET(self) -> None:
-        if urllib.parse.urlsplit(self.path).path == "/export_raw_vdi":
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/export_raw_vdi":
             vdi_http.handle_export(self.server.api, self)
+        elif path == "/rrd_updates":
+            rrdd.handle_rrd_updates(self.server.api, self)
         else:
             self.send_error(404, "Not found")
 

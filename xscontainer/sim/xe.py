@@ -635,6 +635,8 @@ OTHER_COMMANDS = {
     "update-upload": ("file-name",),
     "vm-start": (),
     "vm-shutdown": (),
+    "vm-data-source-list": (),
+    "vm-data-source-query": ("data-source",),
     "help": (),
 }
 
@@ -1026,6 +1028,28 @@ def cmd_update_upload(session, conn: ConnOptions, params: Params, out: Output) -
     out.lines([api.pool_update.get_uuid(update)])
 
 
+def ocaml_string_of_float(value: float) -> str:
+    """OCaml's string_of_float: %.12g, with a '.' when that looks like an integer."""
+    text = "%.12g" % value
+    return text + "." if text.lstrip("-").isdigit() else text
+
+
+def cmd_vm_data_source_list(session, params: Params, out: Output) -> None:
+    # cli_operations.ml vm_data_source_list / data_source_to_kvs
+    for ref in _select_vms(session, params):
+        out.table([[("name_label", d["name_label"]), ("name_description", d["name_description"]),
+                    ("enabled", str(d["enabled"]).lower()), ("standard", str(d["standard"]).lower()),
+                    ("min", ocaml_string_of_float(float(d["min"]))),
+                    ("max", ocaml_string_of_float(float(d["max"]))), ("units", d["units"])]
+                   for d in session.xenapi.VM.get_data_sources(ref)])
+
+
+def cmd_vm_data_source_query(session, params: Params, out: Output) -> None:
+    selectors = [(k, v) for k, v in params if k != "data-source"]
+    for ref in _select_vms(session, selectors):
+        out.lines(["%f" % float(session.xenapi.VM.query_data_source(ref, param(params, "data-source")))])
+
+
 PARAM_IMPLS = {
     "list": cmd_list, "param-list": cmd_param_list, "param-get": cmd_param_get,
     "param-set": cmd_param_set, "param-add": cmd_param_add, "param-remove": cmd_param_remove,
@@ -1033,7 +1057,8 @@ PARAM_IMPLS = {
 }
 OTHER_IMPLS = {
     "host-call-plugin": cmd_host_call_plugin, "vm-start": cmd_vm_start,
-    "vm-shutdown": cmd_vm_shutdown,
+    "vm-shutdown": cmd_vm_shutdown, "vm-data-source-list": cmd_vm_data_source_list,
+    "vm-data-source-query": cmd_vm_data_source_query,
 }
 
 

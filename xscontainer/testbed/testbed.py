@@ -277,7 +277,8 @@ class Testbed:
             log = self._path("logs", "monitor-%s.log" % host["name_label"].replace("/", "-"))
             pid = system.spawn(pool.monitor_argv(self._python, host["inventory"]), log,
                                env=system.child_env({"XSCONTAINER_XAPI_SOCKET": sim["unix_socket"],
-                                                     "XSCONTAINER_INVENTORY": host["inventory"]}))
+                                                     "XSCONTAINER_INVENTORY": host["inventory"],
+                                                     "XSCONTAINER_RRDD_SOCKET": host.get("rrdd_socket", "")}))
             self._track("monitor", pid)
 
     def xapi_session(self):
@@ -599,7 +600,8 @@ class Testbed:
             "username": sim.get("username"),
             "password": sim.get("password"),
             "pool_uuid": sim.get("pool_uuid"),
-            "hosts": [{"uuid": h["uuid"], "name_label": h["name_label"], "inventory": h.get("inventory")}
+            "hosts": [{"uuid": h["uuid"], "name_label": h["name_label"], "inventory": h.get("inventory"),
+                       "rrdd_socket": h.get("rrdd_socket")}
                       for h in sim.get("hosts", [])],
             "vms": vms,
             "xe": self._path("bin", "xe") if sim else None,

@@ -1,0 +1,203 @@
+"""The reporter against the simulator's rrdd (in this process, on a real socket) and engines
+faked at the DockerClient interface: what rrdd reads is what the engines said."""
+
+import math
+import os
+
+import pytest
+
+from xscontainer.errors import ConnectionFailure
+from xscontainer.metrics.reporter import Reporter, ReporterOptions
+from xscontainer.metrics.rrddclient import RrddClient
+from xscontainer.sim.rrdd import HostRrdd, RrddHub
+
+VM1 = "0b1d2c3e-0000-4000-8000-000000000001"
+VM2 = "0b1d2c3e-0000-4000-8000-000000000002"
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def stats_doc(total, system, memory=100, rx=0, precpu=None):
+    return {"cpu_stats": {"cpu_usage": {"total_usage": total}, "system_cpu_usage": system, "online_cpus": 1},
+            "precpu_stats": precpu or {}, "memory_stats": {"usage": memory, "limit": 1000},
+            "networks": {"eth0": {"rx_bytes": rx, "tx_bytes": 0}}, "blkio_stats": {}}
+
+
+class Engine:
+    """name -> stats document; the containers listed are the running ones."""
+
+    def __init__(self, containers):
+        self.containers_by_name = containers
+        self.calls = []
+        self.down = False
+
+    def containers(self, all=True):
+        if self.down:
+            raise ConnectionFailure("VM down")
+        return [{"Id": "%064x" % abs(hash(n)), "Names": ["/" + n]} for n in self.containers_by_name]
+
+    def stats(self, ident, one_shot=False):
+        """A document, or the next of a list of them (the last one repeats)."""
+        self.calls.append(one_shot)
+        for name, doc in self.containers_by_name.items():
+            if ident == "%064x" % abs(hash(name)):
+                return doc.pop(0) if isinstance(doc, list) and len(doc) > 1 else (doc[0] if isinstance(doc, list) else doc)
+        raise ConnectionFailure("no such container")
+
+
+@pytest.fixture
+def rig(tmp_path):
+    clock = Clock(1000.0)
+    hub = RrddHub(api=None)
+    rrdd = hub.hosts["h1"] = HostRrdd("h1", str(tmp_path / "metrics"), lambda: {VM1: 1 << 30, VM2: 1 << 30}, clock)
+    os.makedirs(str(tmp_path / "metrics"))
+    hub.listen("h1", str(tmp_path / "rrdd.sock"))
+    hub.start()  # its reading thread waits 5 s of this fake clock: never, readings are ours
+    engines = {VM1: Engine({"burner": stats_doc(2000, 20000, precpu={"cpu_usage": {"total_usage": 1000},
+                                                                     "system_cpu_usage": 10000})}),
+               VM2: Engine({})}
+    reporter = Reporter(lambda: list(engines), engines.__getitem__, RrddClient(str(tmp_path / "rrdd.sock")),
+                        ReporterOptions(), wallclock=Clock(50.0))
+    yield clock, rrdd, engines, reporter
+    reporter.stop()
+    reporter.join()
+    hub.stop()
+
+
+def reading(clock, rrdd, reporter, wallclock_step=5.0):
+    """One reporter cycle just before rrdd's reading, then that reading."""
+    clock.now += rrdd.next_reading() - 3.0  # the reporter's lead before the next reading
+    reporter._wallclock.now += wallclock_step
+    published = reporter.published
+    reporter.cycle()
+    assert reporter.published == published + 1
+    clock.now += 3.0
+    rrdd.read_all()
+
+
+def ours(rrdd, vm):
+    result = {}
+    for source in rrdd.vm_data_sources(vm):
+        if source["name_label"] != "memory":
+            value = rrdd.query_vm_ds(vm, source["name_label"])
+            result[source["name_label"]] = None if math.isnan(value) else value
+    return result
+
+
+def test_a_running_container_appears_at_the_first_reading_with_cpu(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM1) == {"container_burner_cpu": 10.0, "container_burner_memory": 100,
+                               "container_burner_memory_limit": 1000, "container_burner_net_rx": None,
+                               "container_burner_net_tx": None, "container_burner_blk_read": None,
+                               "container_burner_blk_write": None}
+    assert ours(rrdd, VM2) == {}
+    assert engines[VM1].calls == [True]  # the engine sent its previous sample: one read
+
+
+def test_a_new_container_without_the_engines_previous_sample_is_read_twice(rig):
+    clock, rrdd, engines, reporter = rig
+    engines[VM2].containers_by_name["fresh"] = [stats_doc(1000, 10000), stats_doc(1500, 12000)]
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM2)["container_fresh_cpu"] == 25.0  # 500 / 2000 * 1 cpu * 100
+    assert engines[VM2].calls == [True, True]
+
+
+def test_later_readings_use_one_shot_samples_and_our_previous_one(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    engines[VM1].containers_by_name["burner"] = stats_doc(2000 + 25000, 20000 + 50000, rx=5000)
+    reading(clock, rrdd, reporter)
+    values = ours(rrdd, VM1)
+    assert values["container_burner_cpu"] == 50.0  # 25000 / 50000 * 1 cpu * 100
+    assert values["container_burner_net_rx"] == 1000.0  # 5000 bytes in 5 s
+    assert engines[VM1].calls == [True, True]
+
+
+def test_a_container_that_goes_is_no_longer_published(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    del engines[VM1].containers_by_name["burner"]
+    reading(clock, rrdd, reporter)
+    assert set(ours(rrdd, VM1).values()) == {None}  # rrdd keeps listing them, unknown
+
+
+def test_an_unreachable_vm_is_left_out_and_the_others_published(rig):
+    clock, rrdd, engines, reporter = rig
+    engines[VM2].containers_by_name["web"] = stats_doc(1, 10, precpu={"cpu_usage": {"total_usage": 0},
+                                                                      "system_cpu_usage": 5})
+    engines[VM1].down = True
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM1) == {}
+    assert ours(rrdd, VM2)["container_web_memory"] == 100
+
+
+def test_no_reading_soon_means_no_write(rig):
+    clock, rrdd, engines, reporter = rig
+    clock.now += 5.0 - rrdd.next_reading()  # just after a reading: the next is 5 s away
+    assert reporter.cycle() == pytest.approx(2.0)
+    assert reporter.published == 0
+
+
+def test_more_containers_than_the_file_holds_means_a_new_file_registered_again(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    for index in range(40):
+        engines[VM2].containers_by_name["c%d" % index] = stats_doc(1, 10, memory=index)
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM2)["container_c39_memory"] == 39
+
+
+def test_stop_deregisters_and_removes_the_files(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    uids = ["xscontainer", "xscontainer-vm-" + VM1, "xscontainer-vm-" + VM2]
+    assert all(os.path.exists(rrdd.get_path(uid)) and rrdd.next_reading(uid) > 0 for uid in uids)
+    reporter.stop()
+    assert not any(os.path.exists(rrdd.get_path(uid)) for uid in uids)
+    assert [rrdd.next_reading(uid) for uid in uids] == [-1.0] * 3
+    assert os.listdir(os.path.dirname(rrdd.get_path("xscontainer"))) == []
+
+
+def test_two_vms_may_run_containers_of_the_same_name(rig):
+    clock, rrdd, engines, reporter = rig
+    engines[VM2].containers_by_name["burner"] = stats_doc(1, 10, memory=7)
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM1)["container_burner_memory"] == 100
+    assert ours(rrdd, VM2)["container_burner_memory"] == 7
+
+
+def test_a_vm_no_longer_watched_loses_its_plugin(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    del engines[VM1]
+    reading(clock, rrdd, reporter)
+    assert rrdd.next_reading("xscontainer-vm-" + VM1) == -1.0
+    assert not os.path.exists(rrdd.get_path("xscontainer-vm-" + VM1))
+
+
+def test_an_rrdd_that_forgot_us_gets_every_plugin_registered_again(rig):
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    for uid in ("xscontainer", "xscontainer-vm-" + VM1, "xscontainer-vm-" + VM2):
+        rrdd.deregister(uid)  # as after a restart of xcp-rrdd
+    engines[VM1].containers_by_name["burner"] = stats_doc(2000 + 25000, 20000 + 50000)
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM1)["container_burner_cpu"] == 50.0
+
+
+def test_a_registration_left_by_a_killed_monitor_is_replaced(rig):
+    clock, rrdd, engines, reporter = rig
+    from xscontainer.metrics.protocol import encode_payload
+    for uid in ("xscontainer", "xscontainer-vm-" + VM1):  # files and registrations of a SIGKILLed monitor
+        with open(rrdd.get_path(uid), "wb") as handle:
+            handle.write(encode_payload(1.0, []).ljust(4096, b"\0"))
+        rrdd.register(uid, "Five_Seconds", "V2")
+    reading(clock, rrdd, reporter)
+    assert ours(rrdd, VM1)["container_burner_cpu"] == 10.0
