@@ -6,6 +6,8 @@ automatically: a rebuilt or cloned VM needs an administrator's decision.
 """
 
 import base64
+import binascii
+import hashlib
 import struct
 from typing import Callable, List, Optional
 
@@ -40,6 +42,34 @@ def key_type_of_blob(b64: str) -> Optional[str]:
         return blob[4:4 + length].decode("ascii")
     except (ValueError, struct.error, UnicodeError):
         return None
+
+
+def fingerprint(b64: str) -> str:
+    """The key's fingerprint as OpenSSH prints it (``ssh-keygen -l``): ``SHA256:`` and the
+    unpadded base64 of the SHA-256 of the key blob."""
+    digest = hashlib.sha256(base64.b64decode(b64.encode("ascii"))).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def parse_fingerprint(text: str) -> Optional[str]:
+    """``text`` as ``fingerprint`` writes it (padding tolerated), or None when it is not a
+    SHA256 fingerprint (MD5 ones are too weak to pin a key with)."""
+    value = text.strip()
+    if not value.startswith("SHA256:"):
+        return None
+    body = value[len("SHA256:"):].rstrip("=")
+    try:
+        digest = base64.b64decode((body + "=" * (-len(body) % 4)).encode("ascii"), validate=True)
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    if len(digest) != 32:
+        return None
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def describe_key(b64: str) -> str:
+    """For people: "ssh-ed25519 SHA256:..."."""
+    return "%s %s" % (key_type_of_blob(b64) or "unknown-type", fingerprint(b64))
 
 
 def host_key_algorithms_for(pinned: Optional[str]) -> Optional[List[str]]:

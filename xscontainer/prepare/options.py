@@ -7,8 +7,10 @@ Exit codes (stable; also shown by --help):
     2  usage: bad or conflicting options, unreadable key/password/certificate files
     3  the VM was not found, or the name matches several VMs
     4  cannot connect to the VM or log in with the administrator's credentials
-       (no address, port closed, host key changed, authentication refused)
-    5  refused: the administrator said no, or no consent could be asked (no terminal, no --yes)
+       (no address, port closed, host key changed or not the --host-key-fingerprint given,
+       authentication refused)
+    5  refused: the administrator said no, or no consent could be asked (no terminal, no --yes,
+       or a host key that is neither pinned nor given with --host-key-fingerprint)
     6  xapi could not be reached or refused a call
     7  the VM or this machine refused a write (authorized_keys, certificate files)
     8  internal error (a bug: please report it with the traceback)
@@ -19,6 +21,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 from xscontainer.errors import (ConnectionFailure, InvalidArgument, NotFound, XapiError,
                                 XSContainerError)
+from xscontainer.hostkeys import parse_fingerprint
 
 PROG = "xscontainer-prepare-vm"
 
@@ -55,6 +58,7 @@ class PrepareOptions(NamedTuple):
     assume_yes: bool
     identity: Optional[str]
     password_file: Optional[str]
+    host_key_fingerprint: Optional[str]  # normalized "SHA256:..."
     ssh_port: int
     timeout: float
     url: Optional[str]
@@ -101,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--password-file", metavar="FILE",
                         help="ssh: a file holding USERNAME's password in the VM (first line). Without "
                              "--identity or this, the password is asked for on the terminal")
+    parser.add_argument("--host-key-fingerprint", metavar="SHA256:...",
+                        help="ssh: the fingerprint of the VM's SSH host key, as `ssh-keygen -lf "
+                             "/etc/ssh/ssh_host_ed25519_key.pub` prints it in the VM. Nothing is sent "
+                             "to the VM before its key is verified: without this (and without a key "
+                             "pinned already) the fingerprint is shown and must be confirmed on the "
+                             "terminal")
     parser.add_argument("--ssh-port", type=int, default=22, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the VM (default 10)")
     parser.add_argument("--url", help="xapi URL of a remote pool (default: this host's local socket)")
@@ -140,8 +150,16 @@ def parse_args(argv: Sequence[str]) -> PrepareOptions:
                                          ("--generate-certs", ns.generate_certs),
                                          ("--server-cert-dir", ns.server_cert_dir),
                                          ("--cert-ip", ns.cert_ip), ("--cert-dns", ns.cert_dns)) if value]
-    ssh_only = [name for name, value in (("--identity", ns.identity), ("--password-file", ns.password_file))
+    ssh_only = [name for name, value in (("--identity", ns.identity), ("--password-file", ns.password_file),
+                                         ("--host-key-fingerprint", ns.host_key_fingerprint))
                 if value]
+    host_key_fingerprint = None
+    if ns.host_key_fingerprint:
+        host_key_fingerprint = parse_fingerprint(ns.host_key_fingerprint)
+        if host_key_fingerprint is None:
+            raise InvalidArgument("--host-key-fingerprint %r is not a SHA256 fingerprint such as "
+                                  "ssh-keygen -l prints (SHA256: and 43 base64 characters)."
+                                  % ns.host_key_fingerprint, code="USAGE")
     if ns.verify_only:
         if ns.mode or tls_only or ssh_only or ns.username:
             raise InvalidArgument("--verify-only changes nothing: give it only --vm (and xapi options).",
@@ -186,7 +204,8 @@ def parse_args(argv: Sequence[str]) -> PrepareOptions:
     return PrepareOptions(
         vm=ns.vm.strip(), mode=ns.mode, verify_only=ns.verify_only,
         username=ns.username.strip() if ns.username else None, assume_yes=ns.assume_yes,
-        identity=ns.identity, password_file=ns.password_file, ssh_port=ns.ssh_port, timeout=ns.timeout,
+        identity=ns.identity, password_file=ns.password_file, host_key_fingerprint=host_key_fingerprint,
+        ssh_port=ns.ssh_port, timeout=ns.timeout,
         url=ns.url, username_xapi=ns.username_xapi or "root", password_file_xapi=ns.password_file_xapi,
         ca_cert=ns.ca_cert, client_cert=ns.client_cert, client_key=ns.client_key,
         generate_certs=ns.generate_certs, server_cert_dir=ns.server_cert_dir, cert_ips=list(ns.cert_ip),
