@@ -280,3 +280,7 @@ def test_prepare_vm_gets_the_connection_options_in_its_own_spelling():
     assert prepare_vm_argv(args, ["--vm", "vm1"]) == ["--url", "https://h/", "--username-xapi", "root",
                                                       "--password-file-xapi", "pw", "--vm", "vm1"]
     assert prepare_vm_argv(build_parser().parse_args(["prepare-vm"]), ["-h"]) == ["-h"]
+    args = build_parser().parse_args(["--url", "https://h/", "--insecure", "prepare-vm"])
+    assert prepare_vm_argv(args, ["--vm", "vm1"]) == ["--url", "https://h/", "--insecure-xapi", "--vm", "vm1"]
+    assert split_prepare_vm(["--url", "https://h/", "--insecure", "--ca-file", "c", "prepare-vm", "-x"]) == \
+        (["--url", "https://h/", "--insecure", "--ca-file", "c"], ["-x"])

@@ -1,6 +1,6 @@
 """xscontainer: containers of the pool's VMs, from dom0 or any machine that reaches xapi.
 
-    xscontainer [--url URL --username USER --password-file FILE] VERB ...
+    xscontainer [--url URL --username USER --password-file FILE [--ca-file FILE | --insecure]] VERB ...
 
 Verbs:
     ps [--vm VM] [--all-hosts] [--refresh]    containers of the managed VMs
@@ -19,7 +19,11 @@ Verbs:
 Every verb but prepare-vm takes --json (machine-readable output on stdout).
 
 Connection: the local xapi socket (dom0) by default; --url/--username/--password-file reach any
-pool member over HTTP(S) ("-" reads the password from stdin). Every container operation is a
+pool member over HTTP(S) ("-" reads the password from stdin). xapi's TLS certificate is verified
+against --ca-file (the pool's certificate, which `xe host-get-server-certificate` prints on a pool
+host, or its CA) or else the system's CA store; a certificate that does not verify is refused
+before the password is sent (exit 5, XAPI_CERTIFICATE_UNVERIFIED); --insecure skips the check,
+with a warning. Every container operation is a
 host.call_plugin of the xscontainer plugin on the VM's host (the pool coordinator when the VM
 does not run), so the command works from any host of the pool.
 
@@ -60,7 +64,8 @@ from xscontainer.cli.failures import EXIT_FAILED, EXIT_USAGE, exit_code
 from xscontainer.errors import InvalidArgument, XapiError, XSContainerError
 
 PROG = "xscontainer"
-GLOBAL_WITH_VALUE = ("--url", "--username", "--password-file")
+GLOBAL_WITH_VALUE = ("--url", "--username", "--password-file", "--ca-file")
+GLOBAL_FLAGS = ("--insecure",)
 
 
 def _usage_and_codes() -> Tuple[str, str]:
@@ -76,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="xapi URL of any pool member (default: the local xapi socket)")
     parser.add_argument("--username", help="user for --url")
     parser.add_argument("--password-file", help="file holding the password for --url ('-': stdin)")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--ca-file", help="with an https --url: verify xapi's certificate against this PEM file "
+                                       "(the pool's certificate or its CA; default: the system's CA store)")
+    tls.add_argument("--insecure", action="store_true",
+                     help="with --url: do not verify xapi's certificate (the password can then be read by "
+                          "anyone between here and the pool)")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     json_flag = argparse.ArgumentParser(add_help=False)
@@ -134,6 +145,8 @@ def split_prepare_vm(argv: List[str]) -> Optional[Tuple[List[str], List[str]]]:
             index += 2
         elif word.startswith("--") and word.split("=", 1)[0] in GLOBAL_WITH_VALUE:
             index += 1
+        elif word in GLOBAL_FLAGS:
+            index += 1
         elif word == "prepare-vm":
             return argv[:index], argv[index + 1:]
         else:
@@ -177,15 +190,23 @@ def output_width(stream: TextIO) -> Optional[int]:
     return None
 
 
-def open_session(args: argparse.Namespace, stdin: TextIO):
+def open_session(args: argparse.Namespace, stdin: TextIO, err: TextIO):
     from xscontainer.xapi.session import open_local_session, open_url_session
     if args.url:
         if not args.username or not args.password_file:
             raise InvalidArgument("--url needs --username and --password-file.")
-        return open_url_session(args.url, args.username, read_secret(args.password_file, stdin))
-    if args.username or args.password_file:
-        raise InvalidArgument("--username and --password-file only go with --url.")
+        password = read_secret(args.password_file, stdin)
+        if args.insecure:
+            err.write(insecure_warning(args.url))
+        return open_url_session(args.url, args.username, password, ca_file=args.ca_file, insecure=args.insecure)
+    if args.username or args.password_file or args.ca_file or args.insecure:
+        raise InvalidArgument("--username, --password-file, --ca-file and --insecure only go with --url.")
     return open_local_session()
+
+
+def insecure_warning(url: str) -> str:
+    return ("%s: warning: --insecure: the TLS certificate of xapi at %s is not verified; whoever sits "
+            "between here and the pool can read the password and act as root in the pool.\n" % (PROG, url))
 
 
 def local_host_uuid(args: argparse.Namespace, err: TextIO, wanted: bool) -> Optional[str]:
@@ -246,6 +267,10 @@ def prepare_vm_argv(args: argparse.Namespace, own: List[str]) -> List[str]:
         extra += ["--username-xapi", args.username]
     if args.password_file:
         extra += ["--password-file-xapi", args.password_file]
+    if args.ca_file:
+        extra += ["--ca-file-xapi", args.ca_file]
+    if args.insecure:
+        extra += ["--insecure-xapi"]
     return extra + list(own)
 
 
@@ -278,7 +303,7 @@ def main(argv: Optional[List[str]] = None, stdin: Optional[TextIO] = None, stdou
     try:
         if delegated:
             return prepare_vm(prepare_vm_argv(args, delegated[1]))
-        session = open_session(args, stdin)
+        session = open_session(args, stdin, err)
         from xscontainer.cli.xapiclient import PoolClient
         ctx = commands.Context(PoolClient(session), out, err, json=as_json, width=output_width(out),
                                this_host=local_host_uuid(args, err, args.verb == "ps" and not args.all_hosts))

@@ -64,6 +64,8 @@ class PrepareOptions(NamedTuple):
     url: Optional[str]
     username_xapi: str
     password_file_xapi: Optional[str]
+    ca_file_xapi: Optional[str]
+    insecure_xapi: bool
     ca_cert: Optional[str]
     client_cert: Optional[str]
     client_key: Optional[str]
@@ -117,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--username-xapi", help="user for --url (default root)")
     parser.add_argument("--password-file-xapi", metavar="FILE",
                         help="a file holding the password for --url (asked for when absent)")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--ca-file-xapi", metavar="FILE",
+                     help="with an https --url: verify xapi's certificate against this PEM file (the pool's "
+                          "certificate, as `xe host-get-server-certificate` prints it, or its CA; default: "
+                          "the system's CA store)")
+    tls.add_argument("--insecure-xapi", action="store_true",
+                     help="with --url: do not verify xapi's certificate (the password can then be read by "
+                          "anyone between here and the pool)")
     parser.add_argument("--ca-cert", metavar="FILE", help="tls: the CA certificate of the engine (PEM)")
     parser.add_argument("--client-cert", metavar="FILE", help="tls: dom0's client certificate (PEM)")
     parser.add_argument("--client-key", metavar="FILE", help="tls: dom0's client key (PEM)")
@@ -195,8 +205,9 @@ def parse_args(argv: Sequence[str]) -> PrepareOptions:
         for ip in ns.cert_ip:
             if not _is_ip(ip):
                 raise InvalidArgument("--cert-ip %r is not an IP address." % ip, code="USAGE")
-    if not ns.url and (ns.username_xapi or ns.password_file_xapi):
-        raise InvalidArgument("--username-xapi and --password-file-xapi only apply with --url.", code="USAGE")
+    if not ns.url and (ns.username_xapi or ns.password_file_xapi or ns.ca_file_xapi or ns.insecure_xapi):
+        raise InvalidArgument("--username-xapi, --password-file-xapi, --ca-file-xapi and --insecure-xapi only "
+                              "apply with --url.", code="USAGE")
     if not 0 < ns.ssh_port < 65536:
         raise InvalidArgument("--ssh-port must be between 1 and 65535.", code="USAGE")
     if not ns.timeout > 0:
@@ -207,6 +218,7 @@ def parse_args(argv: Sequence[str]) -> PrepareOptions:
         identity=ns.identity, password_file=ns.password_file, host_key_fingerprint=host_key_fingerprint,
         ssh_port=ns.ssh_port, timeout=ns.timeout,
         url=ns.url, username_xapi=ns.username_xapi or "root", password_file_xapi=ns.password_file_xapi,
+        ca_file_xapi=ns.ca_file_xapi, insecure_xapi=ns.insecure_xapi,
         ca_cert=ns.ca_cert, client_cert=ns.client_cert, client_key=ns.client_key,
         generate_certs=ns.generate_certs, server_cert_dir=ns.server_cert_dir, cert_ips=list(ns.cert_ip),
         cert_dns=list(ns.cert_dns), remote_cert_dir=ns.remote_cert_dir, verbose=ns.verbose)
