@@ -160,3 +160,21 @@ def test_terminal_yes_pins_and_logs_in(simpool, sim_session, sshd, vm, password_
     assert rc == 7, text
     assert sshd.attempts() == [("password", "core", sshd.password)]
     assert sim_session.xenapi.VM.get_other_config(ref)[HOSTKEY] == sshd.host_key_b64
+
+
+def test_a_key_pinned_for_another_vm_is_refused_before_any_password(simpool, sim_session, sshd, vm,
+                                                                   password_file):
+    """The guest of the VM being prepared reports the address of another VM whose key is pinned:
+    even the administrator's (mistaken) fingerprint cannot make one key vouch for two VMs."""
+    uuid, ref = vm
+    api = sim_session.xenapi
+    other = api.VM.create({"name_label": "pinned-elsewhere"})
+    api.VM.add_to_other_config(other, HOSTKEY, sshd.host_key_b64)
+    api.VM.add_to_other_config(other, "xscontainer-sshhostkey-vm", api.VM.get_uuid(other))
+    run = run_prepare(ssh_args(uuid, sshd, password_file, "--yes", "--host-key-fingerprint",
+                               openssh_fingerprint(sshd.host_key_b64)), simpool.info["unix_socket"])
+    assert run.returncode == 4 and "SSH_HOSTKEY_DUPLICATE" in run.stderr, run
+    assert api.VM.get_uuid(other) in run.stderr
+    assert sshd.attempts() == []
+    assert HOSTKEY not in api.VM.get_other_config(ref)
+    api.VM.destroy(other)

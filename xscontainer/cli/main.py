@@ -9,7 +9,9 @@ Verbs:
     logs VM CONTAINER [--tail N]              the container's last log lines
     stats VM [CONTAINER]                      CPU, memory, network and disk use
     start|stop|restart|pause|unpause VM CONTAINER
-    register VM | deregister VM               switch container management on or off
+    register VM [--host-key-fingerprint SHA256:...] | deregister VM
+                                              switch container management on or off (and say
+                                              which SSH host key is the VM's)
     doctor VM                                 is the VM's engine reachable, and if not, why
     config-drive default TEMPLATE             the default cloud-config of a template
     config-drive create VM --sr SR --file F   make a config drive for VM from the file F
@@ -116,8 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verb(action, "%s a container" % action)
         sub.add_argument("vm")
         sub.add_argument("container")
-    for name, help_text in (("register", "switch container management on for a VM"),
-                            ("deregister", "switch container management off for a VM"),
+    register = verb("register", "switch container management on for a VM")
+    register.add_argument("vm")
+    register.add_argument("--host-key-fingerprint", metavar="SHA256:...",
+                          help="the fingerprint of the VM's SSH host key, as `ssh-keygen -lf "
+                               "/etc/ssh/ssh_host_ed25519_key.pub` prints it on the VM's console: the only key "
+                               "the first connection accepts (it then replaces any key pinned before)")
+    for name, help_text in (("deregister", "switch container management off for a VM"),
                             ("doctor", "can the VM's engine be reached? if not, why, and what to do")):
         verb(name, help_text).add_argument("vm")
     drive = verbs.add_parser("config-drive", help="cloud-config drives (default, create, show)")
@@ -237,8 +244,10 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
         return commands.cmd_stats(ctx, args.vm, args.container)
     if verb in commands.LIFECYCLE:
         return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)
-    if verb in ("register", "deregister"):
-        return commands.cmd_register(ctx, args.vm, verb == "register")
+    if verb == "register":
+        return commands.cmd_register(ctx, args.vm, True, host_key_fingerprint(args.host_key_fingerprint))
+    if verb == "deregister":
+        return commands.cmd_register(ctx, args.vm, False)
     if verb == "doctor":
         return commands.cmd_doctor(ctx, args.vm)
     if verb == "config-drive":
@@ -249,6 +258,17 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
         if args.drive_verb == "show":
             return commands.cmd_config_drive_show(ctx, args.vdi)
     raise InvalidArgument("Unknown verb %r." % verb)
+
+
+def host_key_fingerprint(text: Optional[str]) -> Optional[str]:
+    if text is None:
+        return None
+    from xscontainer.hostkeys import parse_fingerprint
+    value = parse_fingerprint(text)
+    if value is None:
+        raise InvalidArgument("--host-key-fingerprint %r is not a SHA256 fingerprint such as ssh-keygen -l "
+                              "prints (SHA256: and 43 base64 characters)." % text)
+    return value
 
 
 def report_error(exc: XSContainerError, as_json: bool, err: TextIO) -> None:

@@ -119,18 +119,20 @@ def host_key_checker(options: PrepareOptions, console: Console, vm: VmChoice, pi
     pinned already, else the fingerprint given, else the administrator's answer. A key verified
     here is pinned (a dom0-side act), so the monitor trusts it afterwards."""
     def check(offered: str, address: str) -> None:
-        pinned = pin.get()
-        if pinned is not None:
-            if pinned.strip() != offered:
-                raise mismatch_error(vm.uuid, pinned, offered)
+        state = pin.state()
+        if state.pinned is not None:
+            if state.pinned != offered:
+                raise mismatch_error(vm.uuid, state.pinned, offered)
             return
         seen = describe_key(offered)
-        if options.host_key_fingerprint:
-            if fingerprint(offered) != options.host_key_fingerprint:
+        expected = options.host_key_fingerprint or state.expected
+        if expected:
+            if fingerprint(offered) != expected:
                 raise ConnectionFailure(
-                    "The SSH host key of %s at %s is %s, not the %s you gave: nothing was sent to it. "
+                    "The SSH host key of %s at %s is %s, not the %s %s: nothing was sent to it. "
                     "Something else answers at that address, or the fingerprint is of another key."
-                    % (_describe(vm), address, seen, options.host_key_fingerprint),
+                    % (_describe(vm), address, seen, expected,
+                       "you gave" if options.host_key_fingerprint else "registered for it"),
                     code="HOSTKEY_FINGERPRINT_MISMATCH", vm_uuid=vm.uuid)
         elif not console.interactive:
             raise Refused(
@@ -147,19 +149,13 @@ def host_key_checker(options: PrepareOptions, console: Console, vm: VmChoice, pi
             if answer.strip().lower() not in ("y", "yes"):
                 raise Refused("Nothing was sent to %s: you did not confirm its host key." % _describe(vm),
                               code="HOSTKEY_NOT_VERIFIED", vm_uuid=vm.uuid)
-        _xapi("pin the SSH host key of VM %s" % vm.uuid, lambda: _pin_verified(pin, offered))
+        pin.pin_verified(offered)
     return check
 
 
 def _key_file_type(b64: str) -> str:
     kind = key_type_of_blob(b64) or ""
     return {"ssh-rsa": "rsa", "ssh-dss": "dsa"}.get(kind, "ecdsa" if kind.startswith("ecdsa") else "ed25519")
-
-
-def _pin_verified(pin, offered: str) -> None:
-    pinned = pin.claim(offered)
-    if pinned.strip() != offered:  # someone pinned another key meanwhile
-        raise mismatch_error(pin.vm_uuid, pinned, offered)
 
 
 def prepare_ssh(options: PrepareOptions, session: "XenAPI.Session", console: Console,
