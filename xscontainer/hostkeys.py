@@ -163,7 +163,8 @@ def duplicate_error(vm_uuid: str, key_b64: str, others: List[str]) -> Connection
     return ConnectionFailure(
         "The SSH host key %s is pinned for VM %s already, so it cannot vouch for VM %s too: two VMs "
         "with one host key cannot be told apart (a clone keeps its source's keys: give it new ones "
-        "with ssh-keygen -A after removing /etc/ssh/ssh_host_*)." % (describe_key(key_b64), ", ".join(others), vm_uuid),
+        "with ssh-keygen -A after removing /etc/ssh/ssh_host_*)."
+        % (describe_key(key_b64), ", ".join(others), vm_uuid),
         code=DUPLICATE, vm_uuid=vm_uuid, others=others)
 
 

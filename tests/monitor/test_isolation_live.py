@@ -285,3 +285,16 @@ def test_register_with_another_vms_fingerprint_is_refused(bed, victim):
         assert HOSTKEY_KEY not in bed.other_config(attacker)
     finally:
         bed.remove(attacker)
+
+
+def test_register_without_a_pinned_key_says_it_will_not_connect(bed, victim):
+    record, ref = victim
+    uuid, unpinned = bed.attacker(record["ip"])
+    try:
+        code, out, err = run_cli(bed, "register", uuid)
+        assert code == 0 and "registered" in out, (out, err)
+        assert "no SSH host key is pinned" in err and "--host-key-fingerprint" in err
+        code, out, err = run_cli(bed, "register", record["uuid"])
+        assert code == 0 and "no SSH host key" not in err, (out, err)
+    finally:
+        bed.remove(unpinned)

@@ -76,6 +76,16 @@ def _usage_and_codes() -> Tuple[str, str]:
     return head.strip(), "Exit codes:" + codes.rstrip()
 
 
+def fingerprint_argument(text: str) -> str:
+    """argparse type of --host-key-fingerprint: normalized, or a usage error (exit 2)."""
+    from xscontainer.hostkeys import parse_fingerprint
+    value = parse_fingerprint(text)
+    if value is None:
+        raise argparse.ArgumentTypeError("%r is not a SHA256 fingerprint such as ssh-keygen -l prints "
+                                         "(SHA256: and 43 base64 characters)" % text)
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     description, codes = _usage_and_codes()
     parser = argparse.ArgumentParser(prog=PROG, description=description,
@@ -120,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("container")
     register = verb("register", "switch container management on for a VM")
     register.add_argument("vm")
-    register.add_argument("--host-key-fingerprint", metavar="SHA256:...",
+    register.add_argument("--host-key-fingerprint", metavar="SHA256:...", type=fingerprint_argument,
                           help="the fingerprint of the VM's SSH host key, as `ssh-keygen -lf "
                                "/etc/ssh/ssh_host_ed25519_key.pub` prints it on the VM's console: the only key "
                                "the first connection accepts (it then replaces any key pinned before)")
@@ -245,7 +255,7 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
     if verb in commands.LIFECYCLE:
         return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)
     if verb == "register":
-        return commands.cmd_register(ctx, args.vm, True, host_key_fingerprint(args.host_key_fingerprint))
+        return commands.cmd_register(ctx, args.vm, True, args.host_key_fingerprint)
     if verb == "deregister":
         return commands.cmd_register(ctx, args.vm, False)
     if verb == "doctor":
@@ -258,17 +268,6 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
         if args.drive_verb == "show":
             return commands.cmd_config_drive_show(ctx, args.vdi)
     raise InvalidArgument("Unknown verb %r." % verb)
-
-
-def host_key_fingerprint(text: Optional[str]) -> Optional[str]:
-    if text is None:
-        return None
-    from xscontainer.hostkeys import parse_fingerprint
-    value = parse_fingerprint(text)
-    if value is None:
-        raise InvalidArgument("--host-key-fingerprint %r is not a SHA256 fingerprint such as ssh-keygen -l "
-                              "prints (SHA256: and 43 base64 characters)." % text)
-    return value
 
 
 def report_error(exc: XSContainerError, as_json: bool, err: TextIO) -> None:

@@ -9,7 +9,7 @@ from xscontainer.cli.failures import from_xapi_failure
 from xscontainer.cli.model import Named, VmInfo
 from xscontainer.errors import XapiError
 from xscontainer.hostkeys import fingerprint, pin_state
-from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY
+from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MODE_KEY
 from xscontainer.xapi.maps import remove_map_key, set_map_key
 
 PLUGIN = "xscontainer"
@@ -95,6 +95,14 @@ class PoolClient:
         if HOSTKEY_KEY in config:
             self._xapi("removing a VM's old host key", remove_map_key, api, vm.ref, HOSTKEY_KEY)
         return False
+
+    def host_key_vouched(self, vm: VmInfo) -> bool:
+        """Will the VM's engine be connected to: TLS mode, or an SSH host key that vouches for it."""
+        config = self._xapi("reading a VM's other-config", self._api.VM.get_other_config, vm.ref)
+        if (config.get(MODE_KEY) or "ssh").strip().lower() == "tls":
+            return True
+        state = pin_state(vm.uuid, config)
+        return state.pinned is not None or state.expected is not None
 
     def srs(self) -> List[Named]:
         records = self._xapi("listing the SRs", self._api.SR.get_all_records)

@@ -2,8 +2,8 @@
 
 The administrator logs in as the target user with their own key or password, and only after the
 VM's host key was verified (``check_host_key``, given by the caller: against the pin, a
-fingerprint or the administrator's word), so a password never reaches an unverified host. The key goes in over SFTP: no user input is ever
-put into a remote shell command.
+fingerprint or the administrator's word), so a password never reaches an unverified host. The
+key goes in over SFTP: no user input is ever put into a remote shell command.
 """
 
 import errno
