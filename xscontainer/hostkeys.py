@@ -13,6 +13,7 @@ is never accepted automatically.
 import base64
 import binascii
 import hashlib
+import logging
 import struct
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
@@ -21,6 +22,8 @@ import XenAPI
 from xscontainer.errors import ConnectionFailure, XapiError
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY
 from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
+
+LOG = logging.getLogger(__name__)
 
 MISMATCH = "SSH_HOSTKEY_MISMATCH"
 UNVERIFIED = "SSH_HOSTKEY_UNVERIFIED"
@@ -230,7 +233,11 @@ def check_host_key(pin, offered: str) -> None:
     if needs_pinning(pin.vm_uuid, state, offered):
         pin.pin_verified(offered)
     elif not state.bound:
-        pin.bind()
+        try:
+            pin.bind()
+        except XapiError as exc:  # only protects against later clones: no reason to refuse now
+            LOG.warning("VM %s: could not record which VM its pinned SSH host key belongs to: %s",
+                        pin.vm_uuid, exc)
 
 
 class MemoryHostKeyPin(object):

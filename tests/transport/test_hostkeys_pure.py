@@ -3,8 +3,9 @@ never a clone's copy; a registered fingerprint; never a key seen for the first t
 
 import pytest
 
-from xscontainer.errors import ConnectionFailure
-from xscontainer.hostkeys import (fingerprint, needs_pinning, parse_fingerprint, pin_state, pinned_elsewhere)
+from xscontainer.errors import ConnectionFailure, XapiError
+from xscontainer.hostkeys import (check_host_key, fingerprint, needs_pinning, parse_fingerprint, pin_state,
+                                  pinned_elsewhere)
 from xscontainer.poolkeys import generate_keypair
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY
 
@@ -68,3 +69,28 @@ def test_pinned_elsewhere_ignores_copies_templates_and_snapshots():
     assert pinned_elsewhere("vm-a", KEY_A, records) == ["vm-b"]
     assert pinned_elsewhere("vm-new", KEY_A, records) == ["vm-a", "vm-b"]
     assert pinned_elsewhere("vm-new", KEY_B, records) == ["vm-c"]
+
+
+class _LegacyPin(object):
+    """A pin as the original product left it; recording its VM fails (xapi refused)."""
+
+    vm_uuid = "vm-a"
+
+    def __init__(self):
+        self.binds = 0
+
+    def state(self):
+        return pin_state("vm-a", {HOSTKEY_KEY: KEY_A})
+
+    def bind(self):
+        self.binds += 1
+        raise XapiError("refused")
+
+    def pin_verified(self, offered):
+        raise AssertionError("a legacy pin is kept, never re-pinned")
+
+
+def test_a_legacy_pin_is_bound_and_a_failure_to_bind_does_not_refuse():
+    pin = _LegacyPin()
+    check_host_key(pin, KEY_A)
+    assert pin.binds == 1
