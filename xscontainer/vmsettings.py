@@ -12,6 +12,8 @@ from xscontainer.errors import InvalidArgument, NotFound, XapiError
 USERNAME_KEY = "xscontainer-username"
 MODE_KEY = "xscontainer-mode"
 HOSTKEY_KEY = "xscontainer-sshhostkey"
+HOSTKEY_VM_KEY = "xscontainer-sshhostkey-vm"  # the VM the pin was made for (clones copy other_config)
+HOSTKEY_FINGERPRINT_KEY = "xscontainer-sshhostkey-fingerprint"  # registered, for a key not seen yet
 TLS_CLIENT_CERT_KEY = "xscontainer-tls-client-cert"
 TLS_CLIENT_KEY_KEY = "xscontainer-tls-client-key"
 TLS_CA_CERT_KEY = "xscontainer-tls-ca-cert"
@@ -28,7 +30,7 @@ class VmSettings(NamedTuple):
     addresses: List[str]  # best first; empty when the guest reports none
     username: str
     mode: str  # "ssh" or "tls"
-    pinned_hostkey: Optional[str]  # base64 key blob, or None before first contact
+    pinned_hostkey: Optional[str]  # the raw pin (base64 key blob); what vouches is hostkeys.pin_state
     tls_secrets: Dict[str, str]  # other_config key -> secret uuid, for the TLS keys present
 
     @property

@@ -263,6 +263,15 @@ def test_usage_errors_exit_2_and_help_exits_0(capsys):
     assert code == 2 and '"code": "INVALID_ARGUMENT"' in err
 
 
+def test_register_takes_a_sha256_fingerprint(capsys):
+    from xscontainer.hostkeys import fingerprint
+    from xscontainer.poolkeys import generate_keypair
+    fp = fingerprint(generate_keypair().public_line.split()[1])
+    assert build_parser().parse_args(["register", "vm1", "--host-key-fingerprint", fp + "="]).host_key_fingerprint == fp
+    assert main(["register", "vm1", "--host-key-fingerprint", "MD5:12:34"]) == 2
+    assert "not a SHA256 fingerprint" in capsys.readouterr().err
+
+
 def test_every_verb_is_in_the_parser():
     parser = build_parser()
     for argv in (["ps"], ["top", "v", "c"], ["inspect", "v", "c"], ["logs", "v", "c", "--tail", "3"],
@@ -280,6 +289,10 @@ def test_prepare_vm_gets_the_connection_options_in_its_own_spelling():
     assert prepare_vm_argv(args, ["--vm", "vm1"]) == ["--url", "https://h/", "--username-xapi", "root",
                                                       "--password-file-xapi", "pw", "--vm", "vm1"]
     assert prepare_vm_argv(build_parser().parse_args(["prepare-vm"]), ["-h"]) == ["-h"]
+    args = build_parser().parse_args(["--url", "https://h/", "--insecure", "prepare-vm"])
+    assert prepare_vm_argv(args, ["--vm", "vm1"]) == ["--url", "https://h/", "--insecure-xapi", "--vm", "vm1"]
+    assert split_prepare_vm(["--url", "https://h/", "--insecure", "--ca-file", "c", "prepare-vm", "-x"]) == \
+        (["--url", "https://h/", "--insecure", "--ca-file", "c"], ["-x"])
 
 
 def test_xapi_refusals_of_the_users_role_and_of_the_pool_have_their_exit_codes():

@@ -30,6 +30,7 @@ def _adopt_testbed_vm(session, testbed):
     ref = api.VM.create({"name_label": "adopted-vm1"})
     api.VM.start_on(ref, api.host.get_all()[0], False, False)
     api.sim.set_guest_networks(ref, {"0/ip": vm1["ip"], "0/ipv4/0": vm1["ip"]})
+    api.VM.add_to_other_config(ref, "xscontainer-sshhostkey", vm1["ssh_host_key"])  # verified by its admin
     api.VM.add_to_other_config(ref, "xscontainer-monitor", "True")
     return ref, vm1
 

@@ -11,6 +11,7 @@ import pwd
 import pytest
 
 from xscontainer.engine.diagnose import diagnose
+from xscontainer.hostkeys import fingerprint
 from xscontainer.poolkeys import generate_keypair
 from xscontainer.xapi.maps import remove_map_key, set_map_key
 from xscontainer.xapi.session import close_session
@@ -56,8 +57,10 @@ class Target(object):
         return self.session.xenapi.VM.get_other_config(self.ref)
 
     def prepare(self, *extra, **kwargs):
+        # The administrator read the fingerprint on the VM's console (the testbed knows the key).
         args = ["--vm", kwargs.get("vm", self.name), "--mode", "ssh", "--username", "core",
-                "--identity", kwargs.get("identity", self.admin_key), "--yes", "--timeout", "10"] + list(extra)
+                "--identity", kwargs.get("identity", self.admin_key), "--yes", "--timeout", "10",
+                "--host-key-fingerprint", fingerprint(self.vm["ssh_host_key"])] + list(extra)
         return run_prepare(args, self.socket)
 
 

@@ -20,21 +20,27 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
 class MemoryPin(object):
-    """The pin store interface (get/claim) kept in memory: the xapi one is tested on the testbed."""
+    """The pin store interface kept in memory: the xapi one is tested on the testbed.
+    ``pinned`` is the verified key; None refuses every key (no trust on first use)."""
 
     def __init__(self, vm_uuid="vm-test", pinned=None):
         self.vm_uuid = vm_uuid
         self.pinned = pinned
-        self.claims = 0
+        self.pins = 0
+
+    def state(self):
+        from xscontainer.hostkeys import PinState
+        return PinState(self.pinned, None, None, True)
 
     def get(self):
         return self.pinned
 
-    def claim(self, offered):
-        self.claims += 1
-        if self.pinned is None:
-            self.pinned = offered
-        return self.pinned
+    def pin_verified(self, offered):
+        self.pins += 1
+        self.pinned = offered
+
+    def bind(self):
+        pass
 
 
 def free_port():

@@ -10,9 +10,11 @@ import pytest
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool
 from xscontainer.errors import ConnectionFailure
+from xscontainer.hostkeys import fingerprint
 from xscontainer.transport.ssh import DIAL_STDIO, NCAT, SOCAT, STREAMLOCAL, SshTunnel
 
 from engine.unixserver import UnixServer, json_response, read_request
+
 from .sshrig import MemoryPin, SshRig
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"),
@@ -60,12 +62,28 @@ class Clock(object):
 
 
 def tunnel_for(rig, server, pin=None, clock=None, **kw):
-    return SshTunnel("vm-test", rig.settings, rig.pkey, pin or MemoryPin(), socket_path=server.path,
+    return SshTunnel("vm-test", rig.settings, rig.pkey, pin or MemoryPin(pinned=rig.host_key_b64()),
+                     socket_path=server.path,
                      port=rig.port, clock=clock or Clock(), connect_timeout=5, **kw)
 
 
-def test_first_connection_pins_and_channels_are_reused(rig, engine_socket):
+def test_an_unpinned_key_is_never_trusted_on_first_use(rig, engine_socket):
     pin = MemoryPin()
+    tunnel = tunnel_for(rig, engine_socket, pin)
+    before_log = len(rig.log_text())
+    before = engine_socket.connections
+    with pytest.raises(ConnectionFailure) as info:
+        tunnel.open_stream()
+    assert info.value.code == "SSH_HOSTKEY_UNVERIFIED"
+    assert fingerprint(rig.host_key_b64()) in info.value.message and "--host-key-fingerprint" in info.value.message
+    assert pin.pinned is None and pin.pins == 0 and engine_socket.connections == before
+    new_log = rig.log_text()[before_log:]
+    assert "userauth" not in new_log.lower() and "Accepted" not in new_log
+    tunnel.close()
+
+
+def test_pinned_connection_and_channels_are_reused(rig, engine_socket):
+    pin = MemoryPin(pinned=rig.host_key_b64())
     tunnel = tunnel_for(rig, engine_socket, pin)
     client = DockerClient(HttpPool(tunnel.open_stream))
     before = engine_socket.connections
@@ -93,7 +111,7 @@ def test_changed_host_key_is_refused_before_anything_is_sent(rig, engine_socket)
     assert info.value.code == "SSH_HOSTKEY_MISMATCH"
     assert "xe vm-param-remove uuid=vm-test param-name=other-config param-key=xscontainer-sshhostkey" \
         in info.value.message
-    assert pin.claims == 0 and engine_socket.connections == before
+    assert pin.pins == 0 and engine_socket.connections == before
     new_log = rig.log_text()[before_log:]
     assert "userauth" not in new_log.lower() and "Accepted" not in new_log
     tunnel.close()

@@ -38,7 +38,7 @@ def client(bed):
     with open(os.path.join(testbed.directory, "testbed_key")) as handle:
         pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(handle.read()))
     settings = VmSettings(vm["name_label"], "", [vm["ip"]], vm["ssh_user"], "ssh", None, {})
-    pin = MemoryHostKeyPin(vm["name_label"])
+    pin = MemoryHostKeyPin(vm["name_label"], vm["ssh_host_key"])  # the testbed made the key
     tunnel = SshTunnel(vm["name_label"], lambda: settings, lambda: pkey, pin, connect_timeout=5)
     client = DockerClient(HttpPool(tunnel.open_stream), vm["name_label"])
     yield client

@@ -253,14 +253,31 @@ def _ident(row: ContainerRow) -> Dict[str, str]:
 
 # -- VM level --------------------------------------------------------------------------------------------
 
-def cmd_register(ctx: Context, vm_query: str, register: bool = True) -> int:
+def cmd_register(ctx: Context, vm_query: str, register: bool = True,
+                 host_key_fingerprint: Optional[str] = None) -> int:
     vm = find_vm(ctx, vm_query)
     fn = "register" if register else "deregister"
+    pinned = None
+    if host_key_fingerprint:  # before registering, so the first connection already checks it
+        pinned = ctx.client.expect_host_key(vm, host_key_fingerprint)
     _plugin(ctx, None, fn, {"vmuuid": vm.uuid})
     if ctx.json:
-        emit_json(ctx, {"vm": views.vm_json(vm), "managed": register})
+        document = {"vm": views.vm_json(vm), "managed": register}
+        if host_key_fingerprint:
+            document["host_key_fingerprint"] = host_key_fingerprint
+        emit_json(ctx, document)
     elif register:
+        if host_key_fingerprint:
+            ctx.out.write("%s: SSH host key %s %s.\n" % (
+                vm.name_label, host_key_fingerprint,
+                "is the one pinned already" if pinned else "recorded; the first connection accepts only it"))
         ctx.out.write("%s: registered; the monitor on its host will show its containers.\n" % vm.name_label)
+        if not host_key_fingerprint and not ctx.client.host_key_vouched(vm):
+            ctx.err.write("%s: no SSH host key is pinned for it, so it will not be connected to until "
+                          "you check the key on its console (ssh-keygen -lf "
+                          "/etc/ssh/ssh_host_ed25519_key.pub) and run: xscontainer register %s "
+                          "--host-key-fingerprint SHA256:... (xscontainer doctor %s shows the key that "
+                          "answers).\n" % (vm.name_label, vm.uuid, vm.uuid))
     else:
         ctx.out.write("%s: deregistered; its containers are no longer monitored.\n" % vm.name_label)
     return EXIT_OK

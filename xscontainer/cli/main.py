@@ -1,6 +1,6 @@
 """xscontainer: containers of the pool's VMs, from dom0 or any machine that reaches xapi.
 
-    xscontainer [--url URL --username USER --password-file FILE] VERB ...
+    xscontainer [--url URL --username USER --password-file FILE [--ca-file FILE | --insecure]] VERB ...
 
 Verbs:
     ps [--vm VM] [--all-hosts] [--refresh]    containers of the managed VMs
@@ -17,7 +17,9 @@ Verbs:
                                               run a command in a container (root in dom0 only;
                                               exit code: the command's)
     start|stop|restart|pause|unpause VM CONTAINER
-    register VM | deregister VM               switch container management on or off
+    register VM [--host-key-fingerprint SHA256:...] | deregister VM
+                                              switch container management on or off (and say
+                                              which SSH host key is the VM's)
     doctor VM                                 is the VM's engine reachable, and if not, why
     config-drive default TEMPLATE             the default cloud-config of a template
     config-drive create VM --sr SR --file F   make a config drive for VM from the file F
@@ -27,7 +29,11 @@ Verbs:
 Every verb but prepare-vm takes --json (machine-readable output on stdout).
 
 Connection: the local xapi socket (dom0) by default; --url/--username/--password-file reach any
-pool member over HTTP(S) ("-" reads the password from stdin). Every container operation is a
+pool member over HTTP(S) ("-" reads the password from stdin). xapi's TLS certificate is verified
+against --ca-file (the pool's certificate, which `xe host-get-server-certificate` prints on a pool
+host, or its CA) or else the system's CA store; a certificate that does not verify is refused
+before the password is sent (exit 5, XAPI_CERTIFICATE_UNVERIFIED); --insecure skips the check,
+with a warning. Every container operation is a
 host.call_plugin of the xscontainer plugin on the VM's host (the pool coordinator when the VM
 does not run), so the command works from any host of the pool.
 
@@ -71,13 +77,24 @@ from xscontainer.cli.failures import EXIT_FAILED, EXIT_USAGE, exit_code
 from xscontainer.errors import InvalidArgument, XapiError, XSContainerError
 
 PROG = "xscontainer"
-GLOBAL_WITH_VALUE = ("--url", "--username", "--password-file")
+GLOBAL_WITH_VALUE = ("--url", "--username", "--password-file", "--ca-file")
+GLOBAL_FLAGS = ("--insecure",)
 
 
 def _usage_and_codes() -> Tuple[str, str]:
     doc = __doc__ or ""
     head, _, codes = doc.partition("Exit codes:")
     return head.strip(), "Exit codes:" + codes.rstrip()
+
+
+def fingerprint_argument(text: str) -> str:
+    """argparse type of --host-key-fingerprint: normalized, or a usage error (exit 2)."""
+    from xscontainer.hostkeys import parse_fingerprint
+    value = parse_fingerprint(text)
+    if value is None:
+        raise argparse.ArgumentTypeError("%r is not a SHA256 fingerprint such as ssh-keygen -l prints "
+                                         "(SHA256: and 43 base64 characters)" % text)
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="xapi URL of any pool member (default: the local xapi socket)")
     parser.add_argument("--username", help="user for --url")
     parser.add_argument("--password-file", help="file holding the password for --url ('-': stdin)")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--ca-file", help="with an https --url: verify xapi's certificate against this PEM file "
+                                       "(the pool's certificate or its CA; default: the system's CA store)")
+    tls.add_argument("--insecure", action="store_true",
+                     help="with --url: do not verify xapi's certificate (the password can then be read by "
+                          "anyone between here and the pool)")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     json_flag = argparse.ArgumentParser(add_help=False)
@@ -139,8 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verb(action, "%s a container" % action)
         sub.add_argument("vm")
         sub.add_argument("container")
-    for name, help_text in (("register", "switch container management on for a VM"),
-                            ("deregister", "switch container management off for a VM"),
+    register = verb("register", "switch container management on for a VM")
+    register.add_argument("vm")
+    register.add_argument("--host-key-fingerprint", metavar="SHA256:...", type=fingerprint_argument,
+                          help="the fingerprint of the VM's SSH host key, as `ssh-keygen -lf "
+                               "/etc/ssh/ssh_host_ed25519_key.pub` prints it on the VM's console: the only key "
+                               "the first connection accepts (it then replaces any key pinned before)")
+    for name, help_text in (("deregister", "switch container management off for a VM"),
                             ("doctor", "can the VM's engine be reached? if not, why, and what to do")):
         verb(name, help_text).add_argument("vm")
     drive = verbs.add_parser("config-drive", help="cloud-config drives (default, create, show)")
@@ -167,6 +195,8 @@ def split_prepare_vm(argv: List[str]) -> Optional[Tuple[List[str], List[str]]]:
         if word in GLOBAL_WITH_VALUE:
             index += 2
         elif word.startswith("--") and word.split("=", 1)[0] in GLOBAL_WITH_VALUE:
+            index += 1
+        elif word in GLOBAL_FLAGS:
             index += 1
         elif word == "prepare-vm":
             return argv[:index], argv[index + 1:]
@@ -220,15 +250,23 @@ def output_width(stream: TextIO) -> Optional[int]:
     return None
 
 
-def open_session(args: argparse.Namespace, stdin: TextIO):
+def open_session(args: argparse.Namespace, stdin: TextIO, err: TextIO):
     from xscontainer.xapi.session import open_local_session, open_url_session
     if args.url:
         if not args.username or not args.password_file:
             raise InvalidArgument("--url needs --username and --password-file.")
-        return open_url_session(args.url, args.username, read_secret(args.password_file, stdin))
-    if args.username or args.password_file:
-        raise InvalidArgument("--username and --password-file only go with --url.")
+        password = read_secret(args.password_file, stdin)
+        if args.insecure:
+            err.write(insecure_warning(args.url))
+        return open_url_session(args.url, args.username, password, ca_file=args.ca_file, insecure=args.insecure)
+    if args.username or args.password_file or args.ca_file or args.insecure:
+        raise InvalidArgument("--username, --password-file, --ca-file and --insecure only go with --url.")
     return open_local_session()
+
+
+def insecure_warning(url: str) -> str:
+    return ("%s: warning: --insecure: the TLS certificate of xapi at %s is not verified; whoever sits "
+            "between here and the pool can read the password and act as root in the pool.\n" % (PROG, url))
 
 
 def local_host_uuid(args: argparse.Namespace, err: TextIO, wanted: bool) -> Optional[str]:
@@ -271,8 +309,10 @@ def run_verb(ctx: commands.Context, args: argparse.Namespace, stdin: TextIO) -> 
         return commands.cmd_lifecycle(ctx, verb, args.vm, args.container)
     if verb == "exec":
         return run_engine_verb(ctx, args, stdin)
-    if verb in ("register", "deregister"):
-        return commands.cmd_register(ctx, args.vm, verb == "register")
+    if verb == "register":
+        return commands.cmd_register(ctx, args.vm, True, args.host_key_fingerprint)
+    if verb == "deregister":
+        return commands.cmd_register(ctx, args.vm, False)
     if verb == "doctor":
         return commands.cmd_doctor(ctx, args.vm)
     if verb == "config-drive":
@@ -332,6 +372,10 @@ def prepare_vm_argv(args: argparse.Namespace, own: List[str]) -> List[str]:
         extra += ["--username-xapi", args.username]
     if args.password_file:
         extra += ["--password-file-xapi", args.password_file]
+    if args.ca_file:
+        extra += ["--ca-file-xapi", args.ca_file]
+    if args.insecure:
+        extra += ["--insecure-xapi"]
     return extra + list(own)
 
 
@@ -370,7 +414,7 @@ def main(argv: Optional[List[str]] = None, stdin: Optional[TextIO] = None, stdou
     try:
         if delegated:
             return prepare_vm(prepare_vm_argv(args, delegated[1]))
-        session = open_session(args, stdin)
+        session = open_session(args, stdin, err)
         from xscontainer.cli.xapiclient import PoolClient
         ctx = commands.Context(PoolClient(session), out, err, json=as_json, width=output_width(out),
                                this_host=local_host_uuid(args, err, args.verb == "ps" and not args.all_hosts))

@@ -180,6 +180,11 @@ ADVICE = {
     "SSH_HOSTKEY_MISMATCH": "If the VM was rebuilt on purpose, remove its other-config:xscontainer-sshhostkey "
                             "(xe vm-param-remove ... param-key=xscontainer-sshhostkey); otherwise "
                             "investigate: something else answers at its address.",
+    "SSH_HOSTKEY_UNVERIFIED": "Check the fingerprint shown against the VM's own (on its console: ssh-keygen -lf "
+                              "/etc/ssh/ssh_host_ed25519_key.pub), then xscontainer register VM "
+                              "--host-key-fingerprint SHA256:... (or run xscontainer prepare-vm).",
+    "SSH_HOSTKEY_DUPLICATE": "Give the VM its own host keys (a clone keeps its source's: remove "
+                             "/etc/ssh/ssh_host_* in it and run ssh-keygen -A), then pin the new one.",
     "NO_DOCKER_SOCKET": "Install and start the Docker engine in the VM (systemctl start docker).",
     "DOCKER_SOCKET_DENIED": "Add the VM's user to the docker group (usermod -aG docker USER).",
     "ENGINE_NOT_ANSWERING": "Restart the Docker engine in the VM (systemctl restart docker) and read its log.",

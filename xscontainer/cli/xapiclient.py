@@ -8,7 +8,10 @@ import XenAPI
 from xscontainer.cli.failures import from_xapi_failure
 from xscontainer.cli.model import Named, VmInfo
 from xscontainer.errors import XapiError, XSContainerError
+from xscontainer.hostkeys import fingerprint, pin_state
 from xscontainer.plugin.routing import forwarding_error
+from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MODE_KEY
+from xscontainer.xapi.maps import remove_map_key, set_map_key
 
 PLUGIN = "xscontainer"
 NULL_REF = "OpaqueRef:NULL"
@@ -83,6 +86,32 @@ class PoolClient:
 
     def other_config_value(self, vm_ref: str, key: str) -> Optional[str]:
         return self._xapi("reading a VM's other-config", self._api.VM.get_other_config, vm_ref).get(key)
+
+    def expect_host_key(self, vm: VmInfo, host_key_fingerprint: str) -> bool:
+        """Record, as the administrator's verified word, that the VM's SSH host key has this
+        fingerprint (bound to the VM, see ``xscontainer.hostkeys``); a pinned key with another
+        fingerprint is removed. True when the pinned key already is that one."""
+        api = self._api.VM
+        config = self._xapi("reading a VM's other-config", api.get_other_config, vm.ref)
+        state = pin_state(vm.uuid, config)
+        if state.pinned is not None and fingerprint(state.pinned) == host_key_fingerprint:
+            if not state.bound:
+                self._xapi("pinning a VM's host key", set_map_key, api, vm.ref, HOSTKEY_VM_KEY, vm.uuid)
+            return True
+        self._xapi("recording a VM's host key", set_map_key, api, vm.ref, HOSTKEY_FINGERPRINT_KEY,
+                   host_key_fingerprint)
+        self._xapi("recording a VM's host key", set_map_key, api, vm.ref, HOSTKEY_VM_KEY, vm.uuid)
+        if HOSTKEY_KEY in config:
+            self._xapi("removing a VM's old host key", remove_map_key, api, vm.ref, HOSTKEY_KEY)
+        return False
+
+    def host_key_vouched(self, vm: VmInfo) -> bool:
+        """Will the VM's engine be connected to: TLS mode, or an SSH host key that vouches for it."""
+        config = self._xapi("reading a VM's other-config", self._api.VM.get_other_config, vm.ref)
+        if (config.get(MODE_KEY) or "ssh").strip().lower() == "tls":
+            return True
+        state = pin_state(vm.uuid, config)
+        return state.pinned is not None or state.expected is not None
 
     def srs(self) -> List[Named]:
         records = self._xapi("listing the SRs", self._api.SR.get_all_records)

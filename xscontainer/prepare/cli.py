@@ -24,7 +24,12 @@ def open_session(options: PrepareOptions, console: steps.Console):
     else:
         raise InvalidArgument("There is no terminal to ask for the xapi password: give --password-file-xapi.",
                               code="USAGE")
-    return open_url_session(options.url, options.username_xapi, password)
+    if options.insecure_xapi:
+        console.error("%s: warning: --insecure-xapi: the TLS certificate of xapi at %s is not verified; whoever "
+                      "sits between here and the pool can read the password and act as root in the pool."
+                      % (PROG, options.url))
+    return open_url_session(options.url, options.username_xapi, password, ca_file=options.ca_file_xapi,
+                            insecure=options.insecure_xapi, options=("--ca-file-xapi", "--insecure-xapi"))
 
 
 def run(options: PrepareOptions, console: steps.Console) -> int:

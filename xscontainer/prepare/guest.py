@@ -1,9 +1,9 @@
 """The administrator's SSH connection to a VM (paramiko), used once to install the pool's key.
 
-The administrator logs in as the target user with their own key or password; the VM's host key
-is checked and pinned exactly as the engine layer does (``xscontainer.hostkeys``), so the
-monitor's later connections see the same pin. The key goes in over SFTP: no user input is ever
-put into a remote shell command.
+The administrator logs in as the target user with their own key or password, and only after the
+VM's host key was verified (``check_host_key``, given by the caller: against the pin, a
+fingerprint or the administrator's word), so a password never reaches an unverified host. The
+key goes in over SFTP: no user input is ever put into a remote shell command.
 """
 
 import errno
@@ -16,7 +16,7 @@ import paramiko
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XSContainerError
 from xscontainer.prepare import authkeys
 from xscontainer.prepare.options import WriteFailed
-from xscontainer.transport.ssh import handshake_failed, start_pinned_client, tcp_connect
+from xscontainer.transport.ssh import handshake_failed, start_client_for, tcp_connect
 
 LOG = logging.getLogger(__name__)
 
@@ -69,12 +69,16 @@ def _is_missing(exc: BaseException) -> bool:
 class AdminConnection(object):
     """A logged-in SSH connection as the administrator; ``close()`` it (or use ``with``)."""
 
-    def __init__(self, vm_uuid: str, addresses: List[str], credentials: AdminCredentials, pin,
+    def __init__(self, vm_uuid: str, addresses: List[str], credentials: AdminCredentials,
+                 check_host_key: Callable[[str, str], None], pinned: Optional[str] = None,
                  port: int = 22, timeout: float = 10.0) -> None:
+        """``check_host_key(offered_b64, address)`` raises unless the key is the VM's;
+        ``pinned`` (the key pinned already, if any) chooses the host key algorithm to offer."""
         self.vm_uuid = vm_uuid
         self._addresses = addresses
         self._credentials = credentials
-        self._pin = pin
+        self._check_host_key = check_host_key
+        self._pinned = pinned
         self._port = port
         self._timeout = timeout
         self._transport = None  # type: Optional[paramiko.Transport]
@@ -84,7 +88,8 @@ class AdminConnection(object):
         sock, address = tcp_connect(self._addresses, self._port, self._timeout, self.vm_uuid, "sshd")
         transport = paramiko.Transport(sock)
         try:
-            start_pinned_client(transport, self._pin, self._timeout)
+            offered = start_client_for(transport, self._pinned, self._timeout)
+            self._check_host_key(offered, address)  # before any credential leaves this host
             self._authenticate(transport, address)
         except XSContainerError:
             transport.close()

@@ -7,8 +7,10 @@ Exit codes (stable; also shown by --help):
     2  usage: bad or conflicting options, unreadable key/password/certificate files
     3  the VM was not found, or the name matches several VMs
     4  cannot connect to the VM or log in with the administrator's credentials
-       (no address, port closed, host key changed, authentication refused)
-    5  refused: the administrator said no, or no consent could be asked (no terminal, no --yes)
+       (no address, port closed, host key changed or not the --host-key-fingerprint given,
+       authentication refused)
+    5  refused: the administrator said no, or no consent could be asked (no terminal, no --yes,
+       or a host key that is neither pinned nor given with --host-key-fingerprint)
     6  xapi could not be reached or refused a call
     7  the VM or this machine refused a write (authorized_keys, certificate files)
     8  internal error (a bug: please report it with the traceback)
@@ -19,6 +21,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 from xscontainer.errors import (ConnectionFailure, InvalidArgument, NotFound, XapiError,
                                 XSContainerError)
+from xscontainer.hostkeys import parse_fingerprint
 
 PROG = "xscontainer-prepare-vm"
 
@@ -55,11 +58,14 @@ class PrepareOptions(NamedTuple):
     assume_yes: bool
     identity: Optional[str]
     password_file: Optional[str]
+    host_key_fingerprint: Optional[str]  # normalized "SHA256:..."
     ssh_port: int
     timeout: float
     url: Optional[str]
     username_xapi: str
     password_file_xapi: Optional[str]
+    ca_file_xapi: Optional[str]
+    insecure_xapi: bool
     ca_cert: Optional[str]
     client_cert: Optional[str]
     client_key: Optional[str]
@@ -101,12 +107,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--password-file", metavar="FILE",
                         help="ssh: a file holding USERNAME's password in the VM (first line). Without "
                              "--identity or this, the password is asked for on the terminal")
+    parser.add_argument("--host-key-fingerprint", metavar="SHA256:...",
+                        help="ssh: the fingerprint of the VM's SSH host key, as `ssh-keygen -lf "
+                             "/etc/ssh/ssh_host_ed25519_key.pub` prints it in the VM. Nothing is sent "
+                             "to the VM before its key is verified: without this (and without a key "
+                             "pinned already) the fingerprint is shown and must be confirmed on the "
+                             "terminal")
     parser.add_argument("--ssh-port", type=int, default=22, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the VM (default 10)")
     parser.add_argument("--url", help="xapi URL of a remote pool (default: this host's local socket)")
     parser.add_argument("--username-xapi", help="user for --url (default root)")
     parser.add_argument("--password-file-xapi", metavar="FILE",
                         help="a file holding the password for --url (asked for when absent)")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--ca-file-xapi", metavar="FILE",
+                     help="with an https --url: verify xapi's certificate against this PEM file (the pool's "
+                          "certificate, as `xe host-get-server-certificate` prints it, or its CA; default: "
+                          "the system's CA store)")
+    tls.add_argument("--insecure-xapi", action="store_true",
+                     help="with --url: do not verify xapi's certificate (the password can then be read by "
+                          "anyone between here and the pool)")
     parser.add_argument("--ca-cert", metavar="FILE", help="tls: the CA certificate of the engine (PEM)")
     parser.add_argument("--client-cert", metavar="FILE", help="tls: dom0's client certificate (PEM)")
     parser.add_argument("--client-key", metavar="FILE", help="tls: dom0's client key (PEM)")
@@ -140,8 +160,16 @@ def parse_args(argv: Sequence[str]) -> PrepareOptions:
                                          ("--generate-certs", ns.generate_certs),
                                          ("--server-cert-dir", ns.server_cert_dir),
                                          ("--cert-ip", ns.cert_ip), ("--cert-dns", ns.cert_dns)) if value]
-    ssh_only = [name for name, value in (("--identity", ns.identity), ("--password-file", ns.password_file))
+    ssh_only = [name for name, value in (("--identity", ns.identity), ("--password-file", ns.password_file),
+                                         ("--host-key-fingerprint", ns.host_key_fingerprint))
                 if value]
+    host_key_fingerprint = None
+    if ns.host_key_fingerprint:
+        host_key_fingerprint = parse_fingerprint(ns.host_key_fingerprint)
+        if host_key_fingerprint is None:
+            raise InvalidArgument("--host-key-fingerprint %r is not a SHA256 fingerprint such as "
+                                  "ssh-keygen -l prints (SHA256: and 43 base64 characters)."
+                                  % ns.host_key_fingerprint, code="USAGE")
     if ns.verify_only:
         if ns.mode or tls_only or ssh_only or ns.username:
             raise InvalidArgument("--verify-only changes nothing: give it only --vm (and xapi options).",
@@ -177,8 +205,9 @@ def parse_args(argv: Sequence[str]) -> PrepareOptions:
         for ip in ns.cert_ip:
             if not _is_ip(ip):
                 raise InvalidArgument("--cert-ip %r is not an IP address." % ip, code="USAGE")
-    if not ns.url and (ns.username_xapi or ns.password_file_xapi):
-        raise InvalidArgument("--username-xapi and --password-file-xapi only apply with --url.", code="USAGE")
+    if not ns.url and (ns.username_xapi or ns.password_file_xapi or ns.ca_file_xapi or ns.insecure_xapi):
+        raise InvalidArgument("--username-xapi, --password-file-xapi, --ca-file-xapi and --insecure-xapi only "
+                              "apply with --url.", code="USAGE")
     if not 0 < ns.ssh_port < 65536:
         raise InvalidArgument("--ssh-port must be between 1 and 65535.", code="USAGE")
     if not ns.timeout > 0:
@@ -186,8 +215,10 @@ def parse_args(argv: Sequence[str]) -> PrepareOptions:
     return PrepareOptions(
         vm=ns.vm.strip(), mode=ns.mode, verify_only=ns.verify_only,
         username=ns.username.strip() if ns.username else None, assume_yes=ns.assume_yes,
-        identity=ns.identity, password_file=ns.password_file, ssh_port=ns.ssh_port, timeout=ns.timeout,
+        identity=ns.identity, password_file=ns.password_file, host_key_fingerprint=host_key_fingerprint,
+        ssh_port=ns.ssh_port, timeout=ns.timeout,
         url=ns.url, username_xapi=ns.username_xapi or "root", password_file_xapi=ns.password_file_xapi,
+        ca_file_xapi=ns.ca_file_xapi, insecure_xapi=ns.insecure_xapi,
         ca_cert=ns.ca_cert, client_cert=ns.client_cert, client_key=ns.client_key,
         generate_certs=ns.generate_certs, server_cert_dir=ns.server_cert_dir, cert_ips=list(ns.cert_ip),
         cert_dns=list(ns.cert_dns), remote_cert_dir=ns.remote_cert_dir, verbose=ns.verbose)

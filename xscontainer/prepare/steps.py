@@ -13,7 +13,7 @@ import XenAPI
 
 from xscontainer.engine.diagnose import diagnose
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XapiError
-from xscontainer.hostkeys import XapiHostKeyPin
+from xscontainer.hostkeys import XapiHostKeyPin, describe_key, fingerprint, key_type_of_blob, mismatch_error
 from xscontainer.poolkeys import ensure_pool_keypair
 from xscontainer.prepare import tls as tlsfiles
 from xscontainer.prepare.guest import AdminConnection, AdminCredentials, load_identity, read_secret_file
@@ -114,6 +114,50 @@ def _describe(vm: VmChoice) -> str:
     return "VM %s (%s)" % (vm.name_label, vm.uuid) if vm.name_label else "VM %s" % vm.uuid
 
 
+def host_key_checker(options: PrepareOptions, console: Console, vm: VmChoice, pin) -> Callable[[str, str], None]:
+    """The check AdminConnection runs on the VM's host key before sending any credential: the key
+    pinned already, else the fingerprint given, else the administrator's answer. A key verified
+    here is pinned (a dom0-side act), so the monitor trusts it afterwards."""
+    def check(offered: str, address: str) -> None:
+        state = pin.state()
+        if state.pinned is not None:
+            if state.pinned != offered:
+                raise mismatch_error(vm.uuid, state.pinned, offered)
+            return
+        seen = describe_key(offered)
+        expected = options.host_key_fingerprint or state.expected
+        if expected:
+            if fingerprint(offered) != expected:
+                raise ConnectionFailure(
+                    "The SSH host key of %s at %s is %s, not the %s %s: nothing was sent to it. "
+                    "Something else answers at that address, or the fingerprint is of another key."
+                    % (_describe(vm), address, seen, expected,
+                       "you gave" if options.host_key_fingerprint else "registered for it"),
+                    code="HOSTKEY_FINGERPRINT_MISMATCH", vm_uuid=vm.uuid)
+        elif not console.interactive:
+            raise Refused(
+                "The SSH host key of %s at %s is %s and nothing vouches for it, so nothing was sent to "
+                "it. Check it in the VM (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub, on its console) and "
+                "run this again with --host-key-fingerprint %s."
+                % (_describe(vm), address, seen, _key_file_type(offered), fingerprint(offered)),
+                code="HOSTKEY_NOT_VERIFIED", vm_uuid=vm.uuid)
+        else:
+            console.say("The SSH host key of %s at %s is:\n  %s" % (_describe(vm), address, seen))
+            console.say("Compare it with the VM's own, on its console: ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub"
+                        % _key_file_type(offered))
+            answer = console.ask("Is it the same? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise Refused("Nothing was sent to %s: you did not confirm its host key." % _describe(vm),
+                              code="HOSTKEY_NOT_VERIFIED", vm_uuid=vm.uuid)
+        pin.pin_verified(offered)
+    return check
+
+
+def _key_file_type(b64: str) -> str:
+    kind = key_type_of_blob(b64) or ""
+    return {"ssh-rsa": "rsa", "ssh-dss": "dsa"}.get(kind, "ecdsa" if kind.startswith("ecdsa") else "ed25519")
+
+
 def prepare_ssh(options: PrepareOptions, session: "XenAPI.Session", console: Console,
                 credentials: Optional[AdminCredentials]) -> int:
     user = options.username
@@ -127,7 +171,8 @@ def prepare_ssh(options: PrepareOptions, session: "XenAPI.Session", console: Con
         "This will, for %s:" % _describe(vm),
         "  - log in to it as '%s' with your credentials and add this pool's SSH public key to "
         "~%s/.ssh/authorized_keys (once: a key already there is left alone);" % (user, user),
-        "  - pin its SSH host key (if none is pinned yet) and record user '%s' and mode 'ssh' in its "
+        "  - before sending anything, check its SSH host key (against the key pinned already, or "
+        "--host-key-fingerprint, or your answer) and pin it; record user '%s' and mode 'ssh' in its "
         "other-config;" % user,
         "  - enable container monitoring for it, then check that monitoring works.",
         "The pool's key lets every host of this pool run Docker commands in the VM as '%s'." % user,
@@ -137,7 +182,8 @@ def prepare_ssh(options: PrepareOptions, session: "XenAPI.Session", console: Con
                                        "the password typed")
     public_line = _xapi("read or create the pool's SSH key", lambda: ensure_pool_keypair(session)).public_line
     pin = XapiHostKeyPin(lambda: session, vm.uuid)
-    with AdminConnection(vm.uuid, addresses, credentials, pin, port=options.ssh_port,
+    check = host_key_checker(options, console, vm, pin)
+    with AdminConnection(vm.uuid, addresses, credentials, check, pinned=pin.get(), port=options.ssh_port,
                          timeout=options.timeout) as connection:
         added = connection.install_authorized_key(public_line)
         address = connection.address

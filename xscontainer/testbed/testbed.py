@@ -212,6 +212,8 @@ class Testbed:
             public_line = pair.public_line
         for name in owners:
             self.authorize_key(name, public_line)
+        if xapi:
+            self._pin_host_keys()
         if xapi and monitor:
             self._start_monitors()
 
@@ -261,6 +263,14 @@ class Testbed:
                              for created in result.vms})
         self._write_xe(sim)
         return result.public_key_line
+
+    def _pin_host_keys(self) -> None:
+        keys = {}
+        for record in self._state.get("vms", {}).values():
+            owner = self._state.vm(record.get("ns_owner") or record["name"]) or record
+            if record.get("uuid") and owner.get("ssh_host_key"):
+                keys[record["uuid"]] = owner["ssh_host_key"]
+        pool.pin_host_keys(self._state.get("xapi"), keys)
 
     def _write_xe(self, sim: Dict[str, Any]) -> None:
         path = self._path("bin", "xe")

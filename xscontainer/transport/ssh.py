@@ -169,21 +169,26 @@ def handshake_failed(vm_uuid: str, address: str, exc: BaseException) -> Connecti
                              code="SSH_HANDSHAKE_FAILED", vm_uuid=vm_uuid)
 
 
-def start_pinned_client(transport: paramiko.Transport, pin, timeout: float) -> None:
-    """SSH handshake that accepts only the pinned host key (pinning it on first contact).
+def start_client_for(transport: paramiko.Transport, pinned: Optional[str], timeout: float) -> str:
+    """SSH handshake (no authentication yet); returns the server's host key (base64 blob).
 
     When a key is pinned we offer only its algorithm: a pool upgraded from the original product
-    pinned RSA keys, and negotiating Ed25519 would look like a changed key. The check runs
-    before any credential is sent, so a wrong host never learns who we are.
+    pinned RSA keys, and negotiating Ed25519 would look like a changed key.
     """
-    algorithms = host_key_algorithms_for(pin.get())
+    algorithms = host_key_algorithms_for(pinned)
     if algorithms:
         options = transport.get_security_options()
         supported = [a for a in algorithms if a in options.key_types]
         if supported:
             options.key_types = supported
     transport.start_client(timeout=timeout)
-    check_host_key(pin, transport.get_remote_server_key().get_base64())
+    return transport.get_remote_server_key().get_base64()
+
+
+def start_pinned_client(transport: paramiko.Transport, pin, timeout: float) -> None:
+    """SSH handshake that accepts only the pinned host key. The check runs before any
+    credential is sent, so a wrong host never learns who we are."""
+    check_host_key(pin, start_client_for(transport, pin.get(), timeout))
 
 
 class SshTunnel(object):

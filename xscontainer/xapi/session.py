@@ -1,11 +1,13 @@
 """Opening XenAPI sessions: the local Unix socket (as in dom0) or a URL with credentials."""
 
 import os
-from typing import Optional
+import ssl
+import xmlrpc.client
+from typing import Optional, Tuple
 
 import XenAPI
 
-from xscontainer.errors import XapiError
+from xscontainer.errors import InvalidArgument, XapiError
 
 DEFAULT_SOCKET = "/var/lib/xcp/xapi"
 # Points the monitor, the CLI or the demo at a simulator; a real dom0 never sets it, and plugins
@@ -38,10 +40,56 @@ def open_local_session(socket_path: Optional[str] = None) -> "XenAPI.Session":
     return session
 
 
-def open_url_session(url: str, username: str, password: str) -> "XenAPI.Session":
-    session = XenAPI.Session(url, ignore_ssl=True)
+CERT_UNVERIFIED = "XAPI_CERTIFICATE_UNVERIFIED"
+
+
+def tls_context(ca_file: Optional[str] = None, insecure: bool = False) -> ssl.SSLContext:
+    """Verify xapi's certificate and name against ``ca_file`` (the pool's certificate or its CA)
+    or else the system's CA store; ``insecure`` (asked for explicitly) verifies nothing."""
+    if insecure:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise InvalidArgument("Cannot use %s as xapi's CA certificate: %s." % (ca_file, getattr(exc, "strerror", None)
+                                                                               or exc)) from exc
+
+
+def url_session_object(url: str, ca_file: Optional[str] = None, insecure: bool = False) -> "XenAPI.Session":
+    """A Session for ``url``, not logged in; https is verified (XenAPI.Session takes no SSL
+    context, but its ServerProxy takes a transport that carries one)."""
+    if url.lower().startswith("https:"):
+        transport = xmlrpc.client.SafeTransport(context=tls_context(ca_file, insecure))
+        return XenAPI.Session(url, transport=transport)
+    return XenAPI.Session(url)
+
+
+def _unverified(url: str, exc: BaseException, options: Tuple[str, str]) -> XapiError:
+    return XapiError(
+        "The TLS certificate of xapi at %s does not verify (%s), so nothing was sent to it. Give the "
+        "pool's certificate with %s FILE (on a pool host, `xe host-get-server-certificate` prints it; "
+        "or its CA's certificate), or, knowing that anyone between here and the pool could then read "
+        "the password, %s." % (url, getattr(exc, "verify_message", None) or exc, options[0], options[1]),
+        code=CERT_UNVERIFIED)
+
+
+def open_url_session(url: str, username: str, password: str, ca_file: Optional[str] = None,
+                     insecure: bool = False,
+                     options: Tuple[str, str] = ("--ca-file", "--insecure")) -> "XenAPI.Session":
+    """Log in over ``url``; an https certificate that does not verify is refused before the
+    password is sent (``options`` name the caller's CA and insecure options, for the message)."""
+    session = url_session_object(url, ca_file, insecure)
     try:
         session.xenapi.login_with_password(username, password, "1.0", ORIGINATOR)
+    except ssl.CertificateError as exc:  # a name mismatch (3.6: a ValueError, not an SSLError)
+        raise _unverified(url, exc, options) from exc
+    except ssl.SSLError as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc) or getattr(exc, "reason", "") == "CERTIFICATE_VERIFY_FAILED":
+            raise _unverified(url, exc, options) from exc
+        raise XapiError("Cannot reach xapi at %s: %s" % (url, exc), code="XAPI_UNREACHABLE") from exc
     except XenAPI.Failure as exc:
         raise XapiError("xapi at %s refused the login: %s" % (url, exc.details),
                         code="XAPI_AUTH_FAILED") from exc
