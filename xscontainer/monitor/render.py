@@ -13,7 +13,9 @@ Generic encoding (the original's ``converttoxml``, made always well-formed):
   scalar becomes text: ``True``/``False`` for booleans, ``None`` for null, ``str()`` otherwise.
 * A key becomes ``<SPECIAL_XS_ENCODED_ELEMENT name="the key">`` when it is not a plain XML name
   (ASCII ``[A-Za-z_][A-Za-z0-9_.-]*``), starts with ``xml`` in any case, is the literal
-  ``SPECIAL_XS_ENCODED_ELEMENT``, or is reserved at that depth: the document's root name anywhere
+  ``SPECIAL_XS_ENCODED_ELEMENT`` or a member of JavaScript's ``Object.prototype``
+  (``hasOwnProperty``, ``constructor``, ``__proto__`` ...: Xen Orchestra's parser throws on them),
+  or is reserved at that depth: the document's root name anywhere
   below the root (XenCenter looks ``docker_info`` up by descendant search), and ``entry``/``item``
   anywhere below a ``docker_ps`` entry (XenCenter collects every descendant ``entry``). Labels such
   as ``traefik.frontend.rule`` are plain names and stay elements; ``traefik...domains[0].main``,
@@ -51,7 +53,8 @@ Docker's own key names. ``SystemTime`` is left out of ``docker_info``: it change
 nobody reads it, and it would make an unchanged engine rewrite the key.
 
 ``docker_top``: ``<item><Process><TITLE>value</TITLE>...</Process></item>`` per process, the
-children in the engine's column order (XenCenter reads ``PID``, ``CMD``, ``TIME``).
+children in the engine's column order (XenCenter reads ``PID``, ``CMD``, ``TIME``); a missing or
+blank value is written ``-``, never an empty element.
 """
 
 import collections.abc
@@ -66,6 +69,16 @@ STARTED_AT = "started_at"
 VOLATILE_INFO_KEYS = ("SystemTime",)
 ENTRY_ORDER = ("id", "names", "status", "container", "created", "image", "command", STARTED_AT,
                "ports")
+
+# Xen Orchestra's fast-xml-parser builds plain JS objects: an element named after a member of
+# Object.prototype (``hasOwnProperty`` followed by any other key) makes it throw, parseXml returns
+# '' and the whole VM object fails. Such names are encoded like invalid ones.
+JS_OBJECT_MEMBERS = frozenset([
+    "constructor", "__proto__", "toString", "valueOf", "hasOwnProperty", "isPrototypeOf",
+    "propertyIsEnumerable", "toLocaleString", "__defineGetter__", "__defineSetter__",
+    "__lookupGetter__", "__lookupSetter__"])
+# XenCenter reads ``child.FirstChild.Value`` of these docker_top columns: an empty element throws.
+EMPTY_PROCESS_VALUE = "-"
 
 _NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -103,7 +116,7 @@ def scalar_text(value: Any) -> str:
 def is_plain_name(key: str) -> bool:
     """True when ``key`` can be written as an element name that every consumer accepts."""
     return (bool(_NAME_RE.match(key)) and not key.lower().startswith("xml")
-            and key != SPECIAL_ELEMENT)
+            and key != SPECIAL_ELEMENT and key not in JS_OBJECT_MEMBERS)
 
 
 # -- generic encoding ----------------------------------------------------------------------
@@ -301,7 +314,8 @@ def render_docker_inspect(inspect_record: Mapping) -> str:
 def render_docker_top(top: Mapping) -> str:
     """``docker_top`` for the record of ``GET /containers/{id}/top`` (``get_top``).
 
-    A row shorter than ``Titles`` gets empty values for the missing columns; extra values are
+    A row shorter than ``Titles`` gets ``-`` for the missing columns, and so does a blank value
+    (XenCenter's Processes tab fails on an empty ``PID``, ``CMD`` or ``TIME``); extra values are
     dropped. Columns keep the engine's order (a title that is not a plain name, such as Windows'
     ``Private Working Set``, is encoded like any other key)."""
     titles = [scalar_text(t) for t in (top.get("Titles") or [])]
@@ -320,7 +334,10 @@ def render_docker_top(top: Mapping) -> str:
         parts.append("<item><Process>")
         for index, title in enumerate(titles):
             start, end = _open_tag(title, reserved)
-            _content(parts, start, end, row[index] if index < len(row) else "", reserved)
+            value = row[index] if index < len(row) else None
+            if value is None or not scalar_text(value).strip():
+                value = EMPTY_PROCESS_VALUE
+            _content(parts, start, end, value, reserved)
         parts.append("</Process></item>")
     parts.append("</docker_top>")
     return "".join(parts)
