@@ -252,6 +252,53 @@ def test_deregistration_shutdown_and_migration_remove_the_keys(bed):
     wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="keys gone")
 
 
+def _keys_present(bed, ref):
+    config = bed.other_config(ref)
+    return all(key in config for key in ("docker_ps", "docker_info", "docker_version"))
+
+
+def test_migration_with_monitors_on_both_hosts_keeps_the_keys_present_and_current(bed):
+    # The real set-up: a monitor per host. The destination must not trust the source's values
+    # (the source removes them when it stops watching), and keys removed behind a monitor's back
+    # come back.
+    api = bed.session.xenapi
+    record, ref = bed.vm(2)  # vm3, on host 1
+    uuid, vm = record["uuid"], record["name_label"]
+    host1 = api.host.get_by_uuid(bed.host1["uuid"])
+    host2 = api.host.get_by_uuid(bed.host2["uuid"])
+    options = MonitorOptions(control_dir=bed.control_dir, poll_timeout=1.0, backoff_initial=0.2, backoff_maximum=1.0)
+    second = Monitor(lambda: open_local_session(bed.socket), bed.host2["inventory"], options)
+    thread = threading.Thread(target=second.run, name="test-monitor-host2")
+    thread.start()
+    try:
+        wait_for(second.host.connected.is_set, what="the second monitor to read xapi")
+        bed.set_monitor(ref, "True")
+        wait_for(lambda: _keys_present(bed, ref), what="vm3 reflected on host 1")
+        for source, target, destination in ((bed.monitor, host2, second), (second, host1, bed.monitor)):
+            api.VM.pool_migrate(ref, target, {})
+            wait_for(lambda: uuid in destination.host.watchers() and uuid not in source.host.watchers(),
+                     what="the destination's monitor to take vm3 over")
+            bed.testbed.docker(vm, ["pause", "web"])
+            wait_for(lambda: status_of(bed, ref, "web") == "Up (Paused)", what="a pause after the migration")
+            wait_for(lambda: _keys_present(bed, ref), what="every key present after the migration")
+            bed.testbed.docker(vm, ["unpause", "web"])
+            wait_for(lambda: status_of(bed, ref, "web") == "Up", what="the unpause")
+            driver = xencenter_docker_info(bed.other_config(ref)["docker_info"])["Driver"]
+            api.VM.remove_from_other_config(ref, "docker_info")  # as a late source monitor would
+            # (a fresh read, so counters such as NFd may differ: the engine's Driver does not)
+            wait_for(lambda: "docker_info" in bed.other_config(ref), what="docker_info written again")
+            assert xencenter_docker_info(bed.other_config(ref)["docker_info"])["Driver"] == driver
+        assert _keys_present(bed, ref) and view_matches_engine(bed, ref, vm)
+    finally:
+        bed.set_monitor(ref, None)
+        if api.VM.get_resident_on(ref) != host1:
+            api.VM.pool_migrate(ref, host1, {})
+        wait_for(lambda: not any(k.startswith("docker_") for k in bed.other_config(ref)), what="keys gone")
+        second.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
 def _alerts(bed, vm_uuid):
     return [m for m in bed.session.xenapi.message.get_all_records().values()
             if m["name"] == MESSAGE_NAME and m["obj_uuid"] == vm_uuid]

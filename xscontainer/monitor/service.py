@@ -81,7 +81,8 @@ class Monitor:
         self._scheduler = RefreshScheduler(self._refresh, options.refresh_workers, on_error=self._refresh_failed)
         self.services = Services(self._sessions, self._engines, self._scheduler, options, clock, self._pool_keys)
         self.host = HostMonitor(session_factory, self._start_watcher, inventory_path, options.poll_timeout,
-                                on_pool_change=self._pool_keys.invalidate, cleanup_secrets=_destroy_secrets)
+                                on_pool_change=self._pool_keys.invalidate, cleanup_secrets=_destroy_secrets,
+                                on_vm_changes=self._audit_keys)
         self.host_uuid = this_host_uuid(inventory_path)
         self.control_path = control_socket_path(self.host_uuid, options.control_dir)
         self._control = ControlServer(self.control_path, self.handle_control)
@@ -108,6 +109,20 @@ class Monitor:
         # What xapi already holds is not written again (after a monitor restart, say).
         self.services.writer.seed(target.vm_ref, self.host.vm_other_config(target.vm_ref))
         return Watcher(target, self.services).start()
+
+    def _audit_keys(self, vm_refs) -> None:
+        """Write again the keys that xapi's events show removed or replaced behind our back (the
+        source host's monitor removes them after a migration, an administrator may)."""
+        writer = self.services.writer
+        watched = dict((w.target.vm_ref, w) for w in self.host.watchers().values())
+        for vm_ref in set(vm_refs) | writer.suspects():
+            watcher = watched.get(vm_ref)
+            if watcher is None:
+                continue
+            lost = writer.audit(vm_ref, self.host.vm_other_config(vm_ref))
+            if lost:
+                LOG.info("VM %s: %s no longer as written; writing again", watcher.target.vm_uuid, ", ".join(lost))
+                self._scheduler.request(watcher.target.vm_uuid, lost)
 
     def _watcher(self, vm_uuid: str) -> Optional[Watcher]:
         return self.host.watchers().get(vm_uuid)
