@@ -16,7 +16,6 @@ from xscontainer.monitor.coalesce import ALL_KINDS, PS, RefreshScheduler
 from xscontainer.monitor.control import CONTROL_DIR, ControlServer, control_socket_path
 from xscontainer.monitor.daemon import HostMonitor
 from xscontainer.monitor.pooled import PooledSession
-from xscontainer.monitor.state import StartTimes, render_state
 from xscontainer.monitor.watcher import Watcher
 from xscontainer.monitor.writer import OtherConfigWriter
 from xscontainer.monitor.xapipool import SessionPool
@@ -159,10 +158,7 @@ class Monitor:
                 self._engines.close(vm_uuid)
 
     def _refresh_now(self, vm_uuid: str, watcher: Optional[Watcher], kinds) -> None:
+        # Only a watcher writes a VM's keys: it is what removes them when monitoring stops, and
+        # keys on a VM nobody watches would stay stale for good (XenCenter shows them anyway).
         if watcher is not None:
             watcher.refresh(kinds)
-            return
-        with self._sessions.session() as session:
-            vm_ref = session.xenapi.VM.get_by_uuid(vm_uuid)
-        for key, value in render_state(self._engines.client(vm_uuid), kinds, StartTimes()).items():
-            self.services.writer.write(vm_ref, key, value)
