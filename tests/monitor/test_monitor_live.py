@@ -268,12 +268,12 @@ class _EngineHTTP(http.client.HTTPConnection):
     """HTTP to a VM's Docker socket: a thousand creates without a thousand docker CLI processes."""
 
     def __init__(self, path):
-        super().__init__("localhost", timeout=120)
+        super().__init__("localhost", timeout=600)
         self._path = path
 
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(120)
+        self.sock.settimeout(600)  # removing a thousand containers on a loaded machine takes minutes
         self.sock.connect(self._path)
 
     def call(self, method, path, body=None):
