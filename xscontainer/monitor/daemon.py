@@ -103,8 +103,12 @@ class HostMonitor:
             self._vms_changed(changes.changed_vms)
 
     def _vms_changed(self, refs: List[str]) -> None:
-        if self._on_vm_changes is not None:
+        if self._on_vm_changes is None:
+            return
+        try:
             self._on_vm_changes(refs)
+        except Exception:  # a bug there must not stop the xapi loop, hence every watcher
+            LOG.exception("handling changed VMs failed")
 
     def _drop_session(self) -> None:
         if self._session is not None:
