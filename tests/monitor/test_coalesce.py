@@ -262,3 +262,19 @@ def test_stop_joins_every_worker_and_drops_queued_work():
 def test_workers_must_be_positive():
     with pytest.raises(ValueError):
         RefreshScheduler(lambda key, kinds: None, workers=0)
+
+
+def test_a_delayed_request_runs_later_unless_forgotten(scheduler_factory):
+    calls = []
+    done = threading.Event()
+
+    def refresh(key, kinds):
+        calls.append((key, kinds))
+        done.set()
+    scheduler = scheduler_factory(refresh, workers=2)
+    scheduler.request_later("b", [INFO], 0.02)
+    scheduler.request_later("a", [PS], 0.05)
+    scheduler.forget("b")
+    assert not scheduler.wait_idle(0)  # a delayed request is work still to do
+    assert done.wait(WAIT) and scheduler.wait_idle(WAIT)
+    assert calls == [("a", frozenset([PS]))]

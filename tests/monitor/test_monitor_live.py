@@ -4,8 +4,13 @@ One monitor for the testbed's first host runs in this process (so its threads ca
 the VMs it must watch are registered through xapi exactly as the plugin does it.
 """
 
+import http.client
 import json
+import socket
 import threading
+import urllib.parse
+import xml.dom.minidom
+import xmlrpc.client
 
 import pytest
 import XenAPI
@@ -13,6 +18,7 @@ import XenAPI
 from waiting import wait_for
 from consumer_xml import xencenter_containers, xencenter_docker_info, xencenter_docker_version
 from xscontainer.monitor.alerts import MESSAGE_NAME
+from xscontainer.monitor.control import control_call
 from xscontainer.monitor.service import Monitor, MonitorOptions
 from xscontainer.xapi.session import close_session, open_local_session
 
@@ -257,6 +263,122 @@ def test_deregistration_shutdown_and_migration_remove_the_keys(bed):
     wait_for(lambda: "docker_ps" in bed.other_config(ref), what="vm3 reflected after restart")
     bed.set_monitor(ref, None)
     wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="keys gone")
+
+
+def _request_bytes(key, value):
+    """The body of the XML-RPC request that writes ``value`` (xapi refuses more than 300 KiB)."""
+    params = ("OpaqueRef:" + "0" * 36, "OpaqueRef:" + "1" * 36, key, value)
+    return len(xmlrpc.client.dumps(params, "VM.add_to_other_config").encode("utf-8"))
+
+
+class _EngineHTTP(http.client.HTTPConnection):
+    """HTTP to a VM's Docker socket: a thousand creates without a thousand docker CLI processes."""
+
+    def __init__(self, path):
+        super().__init__("localhost", timeout=600)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(600)  # removing a thousand containers on a loaded machine takes minutes
+        self.sock.connect(self._path)
+
+    def call(self, method, path, body=None):
+        self.request(method, path, body=None if body is None else json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        response = self.getresponse()
+        data = response.read()
+        assert response.status < 300, (path, response.status, data[:200])
+        return data
+
+
+def test_a_thousand_containers_in_one_vm_stay_current_within_xapis_request_limit(bed, watched):
+    record, ref = watched
+    vm, uuid = record["name_label"], record["uuid"]
+    labels = dict(("com.example.service.label%d" % i, "v" * 60) for i in range(6))
+    labels["xscontainer.test.bulk"] = "1"
+    engine = _EngineHTTP(bed.testbed.docker_socket(vm))
+    seen = []
+
+    def docker_ps():
+        value = bed.other_config(ref).get("docker_ps")
+        if value is not None:
+            seen.append(_request_bytes("docker_ps", value))
+        return value
+
+    def total_listed():
+        value = docker_ps()
+        root = xml.dom.minidom.parseString(value).documentElement if value else None
+        return root is not None and root.getAttribute("total") == "1004"
+
+    try:
+        for index in range(1000):
+            engine.call("POST", "/containers/create?name=bulk%d" % index, {
+                "Image": "xscontainer/busybox:latest", "Cmd": ["sleep", "1000"], "Labels": labels})
+        wait_for(total_listed, timeout=120, what="docker_ps to count the 1004 containers")
+        bed.testbed.docker(vm, ["pause", "web"])
+        wait_for(lambda: status_of(bed, ref, "web") == "Up (Paused)", what="the pause among 1004 containers")
+        shown = xencenter_containers(docker_ps())
+        assert 0 < len(shown) < 1004
+        assert {"web", "burner", "sleeper"} <= set(c.name for c in shown)  # running ones first
+        note = control_call(bed.monitor.control_path, "status", {"vm": uuid})["docker_ps_note"]
+        assert note.startswith("docker_ps lists ") and " of 1004 containers (running ones first)" in note
+        bed.testbed.docker(vm, ["unpause", "web"])
+        wait_for(lambda: status_of(bed, ref, "web") == "Up", what="the unpause")
+        assert seen and max(seen) < 300 * 1024
+    finally:
+        engine.call("POST", "/containers/prune?filters=" + urllib.parse.quote(
+            json.dumps({"label": ["xscontainer.test.bulk=1"]})))
+        engine.close()
+    wait_for(lambda: view_matches_engine(bed, ref, vm), timeout=60, what="the view without the bulk containers")
+    assert control_call(bed.monitor.control_path, "status", {"vm": uuid})["docker_ps_note"] is None
+
+
+def _keys_present(bed, ref):
+    config = bed.other_config(ref)
+    return all(key in config for key in ("docker_ps", "docker_info", "docker_version"))
+
+
+def test_migration_with_monitors_on_both_hosts_keeps_the_keys_present_and_current(bed):
+    # The real set-up: a monitor per host. The destination must not trust the source's values
+    # (the source removes them when it stops watching), and keys removed behind a monitor's back
+    # come back.
+    api = bed.session.xenapi
+    record, ref = bed.vm(2)  # vm3, on host 1
+    uuid, vm = record["uuid"], record["name_label"]
+    host1 = api.host.get_by_uuid(bed.host1["uuid"])
+    host2 = api.host.get_by_uuid(bed.host2["uuid"])
+    options = MonitorOptions(control_dir=bed.control_dir, poll_timeout=1.0, backoff_initial=0.2, backoff_maximum=1.0)
+    second = Monitor(lambda: open_local_session(bed.socket), bed.host2["inventory"], options)
+    thread = threading.Thread(target=second.run, name="test-monitor-host2")
+    thread.start()
+    try:
+        wait_for(second.host.connected.is_set, what="the second monitor to read xapi")
+        bed.set_monitor(ref, "True")
+        wait_for(lambda: _keys_present(bed, ref), what="vm3 reflected on host 1")
+        for source, target, destination in ((bed.monitor, host2, second), (second, host1, bed.monitor)):
+            api.VM.pool_migrate(ref, target, {})
+            wait_for(lambda: uuid in destination.host.watchers() and uuid not in source.host.watchers(),
+                     what="the destination's monitor to take vm3 over")
+            bed.testbed.docker(vm, ["pause", "web"])
+            wait_for(lambda: status_of(bed, ref, "web") == "Up (Paused)", what="a pause after the migration")
+            wait_for(lambda: _keys_present(bed, ref), what="every key present after the migration")
+            bed.testbed.docker(vm, ["unpause", "web"])
+            wait_for(lambda: status_of(bed, ref, "web") == "Up", what="the unpause")
+            driver = xencenter_docker_info(bed.other_config(ref)["docker_info"])["Driver"]
+            api.VM.remove_from_other_config(ref, "docker_info")  # as a late source monitor would
+            # (a fresh read, so counters such as NFd may differ: the engine's Driver does not)
+            wait_for(lambda: "docker_info" in bed.other_config(ref), what="docker_info written again")
+            assert xencenter_docker_info(bed.other_config(ref)["docker_info"])["Driver"] == driver
+        assert _keys_present(bed, ref) and view_matches_engine(bed, ref, vm)
+    finally:
+        bed.set_monitor(ref, None)
+        if api.VM.get_resident_on(ref) != host1:
+            api.VM.pool_migrate(ref, host1, {})
+        wait_for(lambda: not any(k.startswith("docker_") for k in bed.other_config(ref)), what="keys gone")
+        second.stop()
+        thread.join(30)
+        assert not thread.is_alive()
 
 
 def _alerts(bed, vm_uuid):

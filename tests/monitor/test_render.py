@@ -433,7 +433,7 @@ def test_docker_top_odd_shapes():
                "Processes": [["nginx.exe", "4", "00:00:01.000", "1.2MB"], ["short"]]}
     rows = cx.xencenter_top(well_formed(render.render_docker_top(windows)))
     assert rows[0]["Private Working Set"] == "1.2MB"
-    assert rows[1] == {"Name": "short", "PID": "", "CPU": "", "Private Working Set": ""}
+    assert rows[1] == {"Name": "short", "PID": "-", "CPU": "-", "Private Working Set": "-"}
     assert render.render_docker_top({"Titles": ["PID"], "Processes": []}) == \
         '<?xml version="1.0" ?><docker_top/>'
 
@@ -513,3 +513,38 @@ def test_any_container_list_reads_back_in_both_consumers(containers):
         assert container.created == str(source["Created"])
     docker = cx.xo_vm_docker({"xscontainer-monitor": "True", "docker_ps": xml})
     assert len(docker["containers"]) == len(containers)
+
+
+# -- what the consumers' own parsers choke on (issue 13, items 12 and 13) -----------------------
+
+JS_OBJECT_MEMBERS = ("constructor", "__proto__", "toString", "valueOf", "hasOwnProperty", "isPrototypeOf",
+                     "propertyIsEnumerable", "toLocaleString", "__defineGetter__", "__defineSetter__",
+                     "__lookupGetter__", "__lookupSetter__")
+
+
+@pytest.mark.parametrize("name", JS_OBJECT_MEMBERS)
+def test_object_prototype_names_are_never_element_names(name):
+    # XO's fast-xml-parser throws on <hasOwnProperty> followed by another key: parseXml returns ''
+    # and the whole VM object fails. Encoded, the name only ever appears as an attribute value.
+    record = dict(JOB, Labels={name: "x", "zzz": "y"}, **{name: "top-level"})
+    xml = well_formed(render.render_docker_ps([record]))
+    info = well_formed(render.render_docker_info({name: "1", "Driver": "overlay2"}))
+    for document in (xml, info, render.render_docker_inspect({"Config": {"Labels": {name: "1", "b": "2"}}})):
+        assert "<%s>" % name not in document and "<%s/>" % name not in document
+        assert '<SPECIAL_XS_ENCODED_ELEMENT name="%s">' % name in document
+    docker = cx.xo_vm_docker({"xscontainer-monitor": "True", "docker_ps": xml, "docker_info": info})
+    assert [c["entry"]["names"] for c in docker["containers"]] == ["job"]
+    assert docker["info"]["Driver"] == "overlay2"
+
+
+def test_process_columns_xencenter_reads_are_never_empty():
+    # XenCenter reads child.FirstChild.Value of PID, CMD and TIME: an empty element throws and the
+    # whole Processes tab shows "The information is not available".
+    top = {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+           "Processes": [["root", "", "1", "0", "10:00", "?", " ", ""], ["root", "7"]]}
+    xml = well_formed(render.render_docker_top(top))
+    doc = cx.load_xml(xml)
+    for process in doc.getElementsByTagName("Process"):
+        for child in process.childNodes:
+            assert child.firstChild is not None and child.firstChild.nodeValue.strip(), child.tagName
+    assert [(r["PID"], r["TIME"], r["CMD"]) for r in cx.xencenter_top(xml)] == [("-", "-", "-"), ("7", "-", "-")]

@@ -399,3 +399,39 @@ def test_inspect_and_top_of_a_container_with_non_ascii_and_escapes(pool, registe
     shown = next(c for c in commands if c.startswith("sh -c sleep 1000; : "))
     # ps itself shows a control character as '?'; whatever else it shows arrives intact.
     assert shown.replace("\\x1b", "?") == ("sh -c " + script).replace("\x1b", "?")
+
+
+def test_calls_about_an_unregistered_vm_write_no_docker_keys(pool):
+    # Nothing removes docker_* from a VM nobody monitors, and XenCenter lists them whatever
+    # xscontainer-monitor says (issue 13 item 14): refresh and lifecycle calls must not write them,
+    # through the monitor or directly.
+    host = pool.info["hosts"][0]
+    vm = [v for v in pool.info["vms"] if v["host_uuid"] == host["uuid"]][1]
+    api = pool.session.xenapi
+    ref = api.VM.get_by_uuid(vm["uuid"])
+
+    def calls_leave_no_keys():
+        assert pool.call("refresh", {"vmuuid": vm["uuid"]}) == "True"
+        assert pool.call("pause", {"vmuuid": vm["uuid"], "container": "web"}) == "True"
+        assert pool.call("unpause", {"vmuuid": vm["uuid"], "container": "web"}) == "True"
+        assert not [k for k in api.VM.get_other_config(ref) if k.startswith("docker_")]
+
+    assert "xscontainer-monitor" not in api.VM.get_other_config(ref)
+    calls_leave_no_keys()
+    api.VM.add_to_other_config(ref, "xscontainer-monitor", "False")
+    try:
+        calls_leave_no_keys()
+        proc = pool.monitors[0]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        try:
+            calls_leave_no_keys()
+        finally:
+            env = dict(os.environ, XSCONTAINER_XAPI_SOCKET=pool.info["unix_socket"])
+            pool.monitors[0] = subprocess.Popen([sys.executable, "-m", "xscontainer.monitor.cli", "--inventory",
+                                                 host["inventory"], "--log-file", "-"], env=env,
+                                                stderr=subprocess.DEVNULL)
+            control = "/run/xscontainer/monitor-%s.sock" % host["uuid"]
+            wait_for(lambda: os.path.exists(control), what="the restarted monitor's control socket")
+    finally:
+        api.VM.remove_from_other_config(ref, "xscontainer-monitor")

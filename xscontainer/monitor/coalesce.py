@@ -11,8 +11,11 @@ keys (a thousand VMs need not mean a thousand refresh threads).
 """
 
 import collections
+import heapq
+import itertools
 import logging
 import threading
+import time
 from typing import Callable, Dict, FrozenSet, Hashable, Iterable, List, Mapping, Optional, Set, Tuple
 
 LOG = logging.getLogger(__name__)
@@ -122,13 +125,15 @@ class RefreshScheduler:
 
     ``refresh`` exceptions go to ``on_error(key, kinds, exc)`` (or are logged) and are not
     retried here: a failed refresh means a broken engine connection, whose owner reconnects and
-    requests a full refresh. ``stop()`` lets running refreshes end (their owners close the
-    connections to unblock them), drops queued ones and joins every worker.
+    requests a full refresh. A refresh that must be tried again later (xapi refused a write)
+    asks for it with ``request_later``; the workers themselves wait for the due time, so no timer
+    thread exists. ``stop()`` lets running refreshes end (their owners close the connections to
+    unblock them), drops queued and delayed ones and joins every worker.
     """
 
     def __init__(self, refresh: Callable[[Hashable, FrozenSet[str]], None], workers: int = 4,
                  on_error: Optional[Callable[[Hashable, FrozenSet[str], BaseException], None]] = None,
-                 name: str = "xscontainer-refresh") -> None:
+                 name: str = "xscontainer-refresh", clock: Callable[[], float] = time.monotonic) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._refresh = refresh
@@ -140,6 +145,9 @@ class RefreshScheduler:
         self._ready = collections.deque()  # type: collections.deque
         self._threads = []  # type: List[threading.Thread]
         self._stopping = False
+        self._clock = clock
+        self._delayed = []  # type: List[Tuple[float, int, Hashable, FrozenSet[str]]]  # a heap
+        self._sequence = itertools.count()
 
     def start(self) -> "RefreshScheduler":
         with self._cond:
@@ -162,20 +170,37 @@ class RefreshScheduler:
                 self._ready.append(key)
                 self._cond.notify_all()
 
+    def request_later(self, key: Hashable, kinds: Iterable[str], delay: float) -> None:
+        """``request(key, kinds)`` in ``delay`` seconds (unless ``forget(key)`` comes first)."""
+        kinds = frozenset(kinds)
+        if delay <= 0:
+            self.request(key, kinds)
+            return
+        with self._cond:
+            if self._stopping or not kinds:
+                return
+            heapq.heappush(self._delayed, (self._clock() + delay, next(self._sequence), key, kinds))
+            self._cond.notify_all()
+
     def forget(self, key: Hashable) -> None:
         with self._cond:
             self._state.forget(key)
+            if any(entry[2] == key for entry in self._delayed):
+                self._delayed = [entry for entry in self._delayed if entry[2] != key]
+                heapq.heapify(self._delayed)
             self._cond.notify_all()
 
     def wait_idle(self, timeout: Optional[float] = None) -> bool:
-        """Block until nothing is pending, queued or running; False on timeout."""
+        """Block until nothing is pending, queued, delayed or running; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._state.idle() or self._stopping, timeout)
+            return self._cond.wait_for(lambda: (self._state.idle() and not self._delayed) or self._stopping,
+                                       timeout)
 
     def stop(self, timeout: Optional[float] = None) -> None:
         with self._cond:
             self._stopping = True
             self._ready.clear()
+            self._delayed = []
             self._cond.notify_all()
             threads = list(self._threads)
         for thread in threads:
@@ -184,11 +209,23 @@ class RefreshScheduler:
     def alive_threads(self) -> int:
         return sum(1 for thread in self._threads if thread.is_alive())
 
+    def _next_ready(self) -> bool:
+        """Wait (the condition held) until a key is ready or the scheduler stops; True if ready."""
+        while not self._stopping:
+            now = self._clock()
+            while self._delayed and self._delayed[0][0] <= now:
+                _, _, key, kinds = heapq.heappop(self._delayed)
+                if self._state.mark(key, kinds):
+                    self._ready.append(key)
+            if self._ready:
+                return True
+            self._cond.wait(self._delayed[0][0] - now if self._delayed else None)
+        return False
+
     def _work(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._ready or self._stopping)
-                if self._stopping:
+                if not self._next_ready():
                     return
                 key = self._ready.popleft()
                 kinds = self._state.begin(key)

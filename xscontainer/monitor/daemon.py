@@ -8,7 +8,7 @@ import concurrent.futures
 import logging
 import threading
 import xmlrpc.client
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import XenAPI
 
@@ -28,7 +28,8 @@ class HostMonitor:
     def __init__(self, session_factory: Callable[[], "XenAPI.Session"], start_watcher: Callable,
                  inventory_path: Optional[str] = None, poll_timeout: float = 5.0,
                  retry_initial: float = 0.5, retry_maximum: float = 10.0, on_pool_change: Optional[Callable[[], None]] = None,
-                 cleanup_secrets: Optional[Callable] = None) -> None:
+                 cleanup_secrets: Optional[Callable] = None,
+                 on_vm_changes: Optional[Callable[[List[str]], None]] = None) -> None:
         self._session_factory = session_factory
         self._start_watcher = start_watcher  # (Target) -> watcher with .stop(remove_keys) and .target
         self._inventory_path = inventory_path
@@ -36,6 +37,7 @@ class HostMonitor:
         self._retry = (retry_initial, retry_maximum)
         self._on_pool_change = on_pool_change
         self._cleanup_secrets = cleanup_secrets
+        self._on_vm_changes = on_vm_changes  # (refs of VMs a batch changed), after reconcile
         self._stop = threading.Event()
         self._watchers = {}  # type: Dict[str, object]
         self._lock = threading.Lock()
@@ -85,6 +87,7 @@ class HostMonitor:
         self._view.apply(batch["events"])
         self.connected.set()
         self._reconcile(host_ref)
+        self._vms_changed(list(self._view.vms))
         token = batch["token"]
         while not self._stop.is_set():
             batch = api.event_from(CLASSES, token, self._poll_timeout)
@@ -97,6 +100,15 @@ class HostMonitor:
                 if orphans:
                     self._cleanup_secrets(self._session, orphans)
             self._reconcile(host_ref)
+            self._vms_changed(changes.changed_vms)
+
+    def _vms_changed(self, refs: List[str]) -> None:
+        if self._on_vm_changes is None:
+            return
+        try:
+            self._on_vm_changes(refs)
+        except Exception:  # a bug there must not stop the xapi loop, hence every watcher
+            LOG.exception("handling changed VMs failed")
 
     def _drop_session(self) -> None:
         if self._session is not None:

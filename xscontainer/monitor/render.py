@@ -13,7 +13,9 @@ Generic encoding (the original's ``converttoxml``, made always well-formed):
   scalar becomes text: ``True``/``False`` for booleans, ``None`` for null, ``str()`` otherwise.
 * A key becomes ``<SPECIAL_XS_ENCODED_ELEMENT name="the key">`` when it is not a plain XML name
   (ASCII ``[A-Za-z_][A-Za-z0-9_.-]*``), starts with ``xml`` in any case, is the literal
-  ``SPECIAL_XS_ENCODED_ELEMENT``, or is reserved at that depth: the document's root name anywhere
+  ``SPECIAL_XS_ENCODED_ELEMENT`` or a member of JavaScript's ``Object.prototype``
+  (``hasOwnProperty``, ``constructor``, ``__proto__`` ...: Xen Orchestra's parser throws on them),
+  or is reserved at that depth: the document's root name anywhere
   below the root (XenCenter looks ``docker_info`` up by descendant search), and ``entry``/``item``
   anywhere below a ``docker_ps`` entry (XenCenter collects every descendant ``entry``). Labels such
   as ``traefik.frontend.rule`` are plain names and stay elements; ``traefik...domains[0].main``,
@@ -52,14 +54,15 @@ Docker's own key names. ``SystemTime`` is left out of ``docker_info``: it change
 nobody reads it, and it would make an unchanged engine rewrite the key.
 
 ``docker_top``: ``<item><Process><TITLE>value</TITLE>...</Process></item>`` per process, the
-children in the engine's column order (XenCenter reads ``PID``, ``CMD``, ``TIME``).
+children in the engine's column order (XenCenter reads ``PID``, ``CMD``, ``TIME``); a missing or
+blank value is written ``-``, never an empty element.
 """
 
 import collections.abc
 import datetime
 import json
 import re
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from xscontainer.xmltext import xml_clean
 
@@ -69,6 +72,24 @@ STARTED_AT = "started_at"
 VOLATILE_INFO_KEYS = ("SystemTime",)
 ENTRY_ORDER = ("id", "names", "status", "container", "created", "image", "command", STARTED_AT,
                "ports")
+
+# Xen Orchestra's fast-xml-parser builds plain JS objects: an element named after a member of
+# Object.prototype (``hasOwnProperty`` followed by any other key) makes it throw, parseXml returns
+# '' and the whole VM object fails. Such names are encoded like invalid ones.
+JS_OBJECT_MEMBERS = frozenset([
+    "constructor", "__proto__", "toString", "valueOf", "hasOwnProperty", "isPrototypeOf",
+    "propertyIsEnumerable", "toLocaleString", "__defineGetter__", "__defineSetter__",
+    "__lookupGetter__", "__lookupSetter__"])
+# XenCenter reads ``child.FirstChild.Value`` of these docker_top columns: an empty element throws.
+EMPTY_PROCESS_VALUE = "-"
+
+# What XenCenter reads of docker_info and docker_version (consumers-detail.md §1.4): kept first
+# when a document must be cut to fit in one xapi request.
+XENCENTER_INFO_FIELDS = ("Driver", "IndexServerAddress", "ExecutionDriver", "IPv4Forwarding", "Containers",
+                         "Images", "NCPU", "MemTotal", "Name", "ID", "OperatingSystem", "KernelVersion",
+                         "DockerRootDir", "NGoroutines", "NFd", "NEventsListener", "Debug", "InitPath",
+                         "InitSha1", "MemoryLimit", "SwapLimit", "DriverStatus", "Labels")
+XENCENTER_VERSION_FIELDS = ("ApiVersion", "Version", "GitCommit", "GoVersion", "Os", "Arch", "KernelVersion")
 
 _NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _EXITED_RE = re.compile(r"\AExited \((-?\d+)\)")
@@ -105,7 +126,7 @@ def scalar_text(value: Any) -> str:
 def is_plain_name(key: str) -> bool:
     """True when ``key`` can be written as an element name that every consumer accepts."""
     return (bool(_NAME_RE.match(key)) and not key.lower().startswith("xml")
-            and key != SPECIAL_ELEMENT)
+            and key != SPECIAL_ELEMENT and key not in JS_OBJECT_MEMBERS)
 
 
 # -- generic encoding ----------------------------------------------------------------------
@@ -257,42 +278,145 @@ def entry_fields(container: Mapping, started_at: Optional[str] = None) -> List[T
     return ordered + sorted(fields.items())
 
 
-def render_docker_ps(containers: Iterable[Mapping],
-                     started_at: Optional[Mapping[str, str]] = None) -> str:
-    """``docker_ps`` for the records of ``GET /containers/json?all=1``.
+def _entry_fragments(container: Mapping, started_at: Mapping[str, str],
+                     reserved: FrozenSet[str]) -> Tuple[str, str]:
+    """(the consumers' fields, the rest of the record) of one entry, as XML fragments."""
+    when = normalise_timestamp(started_at.get(scalar_text(container.get("Id", "") or "")))
+    head = []  # type: List[str]
+    tail = []  # type: List[str]
+    for name, value in entry_fields(container, when):
+        start, end = _open_tag(name, reserved)
+        _content(head if name in ENTRY_ORDER else tail, start, end, value, reserved)
+    return "".join(head), "".join(tail)
+
+
+class PsDocument(NamedTuple):
+    """A ``docker_ps`` value and what it leaves out."""
+
+    xml: str
+    total: int  # containers the engine listed
+    listed: int  # entries in the document
+    abridged: int  # listed entries that carry only the consumers' fields (ENTRY_ORDER)
+
+    @property
+    def complete(self) -> bool:
+        return self.listed == self.total and not self.abridged
+
+
+def _is_live(container: Mapping) -> bool:
+    state = scalar_text(container.get("State", "") or "").lower()
+    return state in ("running", "paused", "restarting") or normalise_status(container.get("Status")).startswith("Up")
+
+
+def _byte_length(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def fit_docker_ps(containers: Iterable[Mapping], started_at: Optional[Mapping[str, str]] = None,
+                  budget: Optional[int] = None, cost: Callable[[str], int] = _byte_length) -> PsDocument:
+    """``docker_ps`` for the records of ``GET /containers/json?all=1``, at most ``budget`` in
+    ``cost`` units (None: no limit).
 
     ``started_at`` maps a container's full ``Id`` to its start time, either Docker's raw
     ``State.StartedAt`` or an already normalised value (both go through ``normalise_timestamp``);
-    containers missing from it get no ``started_at`` child."""
+    containers missing from it get no ``started_at`` child.
+
+    When everything fits, the document is the whole record of every container, unmarked. When it
+    does not, every container first gets the fields consumers read (``ENTRY_ORDER``), running
+    (and paused) containers first, then newest first; the rest of a record is added, in the same
+    order, to the entries it fits in. Entries stay in document order (newest first), and the root
+    says what was left out: ``<docker_ps total="N" listed="M" abridged="K">`` (XenCenter reads
+    only ``entry`` elements, Xen Orchestra only ``docker_ps.item``; both ignore these)."""
     started_at = started_at or {}
     reserved = frozenset(["docker_ps"]) | _ENTRY_RESERVED
-    parts = [XML_DECLARATION]
     records = sorted(containers, key=_created_key)
     if not records:
-        parts.append("<docker_ps/>")
-        return "".join(parts)
-    parts.append("<docker_ps>")
-    for container in records:
-        when = normalise_timestamp(started_at.get(scalar_text(container.get("Id", "") or "")))
-        parts.append("<item><entry>")
-        for name, value in entry_fields(container, when):
-            start, end = _open_tag(name, reserved)
-            _content(parts, start, end, value, reserved)
-        parts.append("</entry></item>")
+        return PsDocument(XML_DECLARATION + "<docker_ps/>", 0, 0, 0)
+    fragments = [_entry_fragments(c, started_at, reserved) for c in records]
+    whole = "".join("<item><entry>%s%s</entry></item>" % pair for pair in fragments)
+    document = XML_DECLARATION + "<docker_ps>" + whole + "</docker_ps>"
+    if budget is None or cost(document) <= budget:
+        return PsDocument(document, len(records), len(records), 0)
+    total = len(records)
+    # The counts are not known yet: reserve room for the largest they can be.
+    widest = '<docker_ps total="%d" listed="%d" abridged="%d">' % (total, total, total)
+    room = budget - cost(XML_DECLARATION + widest + "</docker_ps>")
+    live = [_is_live(record) for record in records]
+    order = sorted(range(total), key=lambda i: (not live[i], i))
+    listed, room = _take(order, live, [cost("<item><entry>%s</entry></item>" % f[0]) for f in fragments], room)
+    sizes = [cost(f[1]) if i in listed else room + 1 for i, f in enumerate(fragments)]
+    detailed, room = _take([i for i in order if i in listed], live, sizes, room)
+    parts = [XML_DECLARATION, '<docker_ps total="%d" listed="%d" abridged="%d">'
+             % (total, len(listed), len(listed) - len(detailed))]
+    for index in sorted(listed):
+        head, tail = fragments[index]
+        parts.append("<item><entry>%s%s</entry></item>" % (head, tail if index in detailed else ""))
     parts.append("</docker_ps>")
-    return "".join(parts)
+    return PsDocument("".join(parts), total, len(listed), len(listed) - len(detailed))
+
+
+def _take(order: Sequence[int], live: Sequence[bool], sizes: Sequence[int], room: int) -> Tuple[set, int]:
+    """The indexes, in ``order``, whose sizes fit in ``room`` one after another, and the room
+    left. A smaller live container may take the place of a larger one, a stopped one never does."""
+    taken = set()
+    live_refused = False
+    for index in order:
+        if sizes[index] <= room and (live[index] or not live_refused):
+            taken.add(index)
+            room -= sizes[index]
+        elif live[index]:
+            live_refused = True
+    return taken, room
+
+
+def render_docker_ps(containers: Iterable[Mapping],
+                     started_at: Optional[Mapping[str, str]] = None) -> str:
+    """``docker_ps`` with every container's whole record, whatever its size (see ``fit_docker_ps``)."""
+    return fit_docker_ps(containers, started_at).xml
+
+
+def fit_document(root: str, value: Mapping, budget: Optional[int] = None,
+                 cost: Callable[[str], int] = _byte_length, first: Sequence[str] = ()) -> str:
+    """``render_document(root, value)`` when it fits in ``budget``; else the top-level keys named in
+    ``first`` (in that order), then the others by name, each while it fits, and the root says how
+    many were left out: ``<root omitted="N">``."""
+    document = render_document(root, value)
+    if budget is None or cost(document) <= budget:
+        return document
+    reserved = frozenset([root])
+    pieces = {}  # type: Dict[Any, str]
+    for key, child in value.items():
+        parts = []  # type: List[str]
+        start, end = _open_tag(key, reserved)
+        _content(parts, start, end, child, reserved)
+        pieces[key] = "".join(parts)
+    names = [k for k in first if k in pieces] + [k for k, _ in _sorted_items(value) if k not in first]
+    opening = '<%s omitted="%d">' % (root, len(names))
+    room = budget - cost(XML_DECLARATION + opening + "</%s>" % root)
+    kept = set()
+    for key in names:
+        size = cost(pieces[key])
+        if size <= room:
+            kept.add(key)
+            room -= size
+    body = "".join(pieces[k] for k, _ in _sorted_items(value) if k in kept)
+    return '%s<%s omitted="%d">%s</%s>' % (XML_DECLARATION, root, len(names) - len(kept), body, root)
 
 
 # -- the other documents -------------------------------------------------------------------
 
-def render_docker_info(info: Mapping, drop: Sequence[str] = VOLATILE_INFO_KEYS) -> str:
-    """``docker_info`` for the record of ``GET /info`` (``drop``: keys left out)."""
-    return render_document("docker_info", dict((k, v) for k, v in info.items() if k not in drop))
+def render_docker_info(info: Mapping, drop: Sequence[str] = VOLATILE_INFO_KEYS, budget: Optional[int] = None,
+                       cost: Callable[[str], int] = _byte_length) -> str:
+    """``docker_info`` for the record of ``GET /info`` (``drop``: keys left out), within
+    ``budget`` (see ``fit_document``; the fields XenCenter reads come first)."""
+    return fit_document("docker_info", dict((k, v) for k, v in info.items() if k not in drop),
+                        budget, cost, XENCENTER_INFO_FIELDS)
 
 
-def render_docker_version(version: Mapping) -> str:
-    """``docker_version`` for the record of ``GET /version``."""
-    return render_document("docker_version", version)
+def render_docker_version(version: Mapping, budget: Optional[int] = None,
+                          cost: Callable[[str], int] = _byte_length) -> str:
+    """``docker_version`` for the record of ``GET /version``, within ``budget``."""
+    return fit_document("docker_version", version, budget, cost, XENCENTER_VERSION_FIELDS)
 
 
 def render_docker_inspect(inspect_record: Mapping) -> str:
@@ -303,7 +427,8 @@ def render_docker_inspect(inspect_record: Mapping) -> str:
 def render_docker_top(top: Mapping) -> str:
     """``docker_top`` for the record of ``GET /containers/{id}/top`` (``get_top``).
 
-    A row shorter than ``Titles`` gets empty values for the missing columns; extra values are
+    A row shorter than ``Titles`` gets ``-`` for the missing columns, and so does a blank value
+    (XenCenter's Processes tab fails on an empty ``PID``, ``CMD`` or ``TIME``); extra values are
     dropped. Columns keep the engine's order (a title that is not a plain name, such as Windows'
     ``Private Working Set``, is encoded like any other key)."""
     titles = [scalar_text(t) for t in (top.get("Titles") or [])]
@@ -322,7 +447,10 @@ def render_docker_top(top: Mapping) -> str:
         parts.append("<item><Process>")
         for index, title in enumerate(titles):
             start, end = _open_tag(title, reserved)
-            _content(parts, start, end, row[index] if index < len(row) else "", reserved)
+            value = row[index] if index < len(row) else None
+            if value is None or not scalar_text(value).strip():
+                value = EMPTY_PROCESS_VALUE
+            _content(parts, start, end, value, reserved)
         parts.append("</Process></item>")
     parts.append("</docker_top>")
     return "".join(parts)

@@ -18,7 +18,6 @@ from xscontainer.monitor.coalesce import ALL_KINDS, PS, RefreshScheduler
 from xscontainer.monitor.control import CONTROL_DIR, ControlServer, Splice, control_socket_path
 from xscontainer.monitor.daemon import HostMonitor
 from xscontainer.monitor.pooled import PooledSession
-from xscontainer.monitor.state import StartTimes, render_state
 from xscontainer.monitor.watcher import Watcher
 from xscontainer.monitor.writer import OtherConfigWriter
 from xscontainer.monitor.xapipool import SessionPool
@@ -84,7 +83,8 @@ class Monitor:
         self._scheduler = RefreshScheduler(self._refresh, options.refresh_workers, on_error=self._refresh_failed)
         self.services = Services(self._sessions, self._engines, self._scheduler, options, clock, self._pool_keys)
         self.host = HostMonitor(session_factory, self._start_watcher, inventory_path, options.poll_timeout,
-                                on_pool_change=self._pool_keys.invalidate, cleanup_secrets=_destroy_secrets)
+                                on_pool_change=self._pool_keys.invalidate, cleanup_secrets=_destroy_secrets,
+                                on_vm_changes=self._audit_keys)
         self.host_uuid = this_host_uuid(inventory_path)
         self.control_path = control_socket_path(self.host_uuid, options.control_dir)
         self._control = ControlServer(self.control_path, self.handle_control)
@@ -121,6 +121,20 @@ class Monitor:
         # What xapi already holds is not written again (after a monitor restart, say).
         self.services.writer.seed(target.vm_ref, self.host.vm_other_config(target.vm_ref))
         return Watcher(target, self.services).start()
+
+    def _audit_keys(self, vm_refs) -> None:
+        """Write again the keys that xapi's events show removed or replaced behind our back (the
+        source host's monitor removes them after a migration, an administrator may)."""
+        writer = self.services.writer
+        watched = dict((w.target.vm_ref, w) for w in self.host.watchers().values())
+        for vm_ref in set(vm_refs) | writer.suspects():
+            watcher = watched.get(vm_ref)
+            if watcher is None:
+                continue
+            lost = writer.audit(vm_ref, self.host.vm_other_config(vm_ref))
+            if lost:
+                LOG.info("VM %s: %s no longer as written; writing again", watcher.target.vm_uuid, ", ".join(lost))
+                self._scheduler.request(watcher.target.vm_uuid, lost)
 
     def _watcher(self, vm_uuid: str) -> Optional[Watcher]:
         return self.host.watchers().get(vm_uuid)
@@ -161,10 +175,7 @@ class Monitor:
                 self._engines.close(vm_uuid)
 
     def _refresh_now(self, vm_uuid: str, watcher: Optional[Watcher], kinds) -> None:
+        # Only a watcher writes a VM's keys: it is what removes them when monitoring stops, and
+        # keys on a VM nobody watches would stay stale for good (XenCenter shows them anyway).
         if watcher is not None:
             watcher.refresh(kinds)
-            return
-        with self._sessions.session() as session:
-            vm_ref = session.xenapi.VM.get_by_uuid(vm_uuid)
-        for key, value in render_state(self._engines.client(vm_uuid), kinds, StartTimes()).items():
-            self.services.writer.write(vm_ref, key, value)

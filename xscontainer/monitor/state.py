@@ -8,6 +8,7 @@ from typing import Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor import render
 from xscontainer.monitor.coalesce import INFO, PS, VERSION
+from xscontainer.xapi import maps
 
 RUNNING_STATES = ("running", "paused", "restarting")
 
@@ -58,15 +59,24 @@ class Settle(NamedTuple):
     sleep: Callable[[float], None] = time.sleep
 
 
-def render_state(client, kinds: Iterable[str], start_times: StartTimes,
-                 expectations: Optional[Dict[str, Callable]] = None, settle: Settle = Settle()) -> Dict[str, str]:
-    """``{"docker_ps": xml, ...}`` for the requested kinds."""
+class Rendered(NamedTuple):
+    values: Dict[str, str]  # key -> value, for the kinds asked
+    ps: Optional[render.PsDocument]  # what docker_ps left out (None when not asked)
+
+
+def render_values(client, kinds: Iterable[str], start_times: StartTimes,
+                  expectations: Optional[Dict[str, Callable]] = None, settle: Settle = Settle()) -> Rendered:
+    """The values of the requested kinds, each small enough for one xapi request (the request is
+    what xapi limits, so values are measured escaped as they travel: ``maps.xmlrpc_text_bytes``)."""
     kinds = frozenset(kinds)
     values = {}
+    cost = maps.xmlrpc_text_bytes
     if VERSION in kinds:
-        values["docker_version"] = render.render_docker_version(client.version())
+        values[VERSION] = render.render_docker_version(client.version(), budget=maps.value_budget("VM", VERSION),
+                                                       cost=cost)
     if INFO in kinds:
-        values["docker_info"] = render.render_docker_info(client.info())
+        values[INFO] = render.render_docker_info(client.info(), budget=maps.value_budget("VM", INFO), cost=cost)
+    document = None
     if PS in kinds:
         containers = client.containers(all=True)
         for delay in settle.delays:
@@ -74,8 +84,16 @@ def render_state(client, kinds: Iterable[str], start_times: StartTimes,
                 break
             settle.sleep(delay)
             containers = client.containers(all=True)
-        values["docker_ps"] = render.render_docker_ps(containers, start_times.lookup(client, containers))
-    return values
+        document = render.fit_docker_ps(containers, start_times.lookup(client, containers),
+                                        budget=maps.value_budget("VM", PS), cost=cost)
+        values[PS] = document.xml
+    return Rendered(values, document)
+
+
+def render_state(client, kinds: Iterable[str], start_times: StartTimes,
+                 expectations: Optional[Dict[str, Callable]] = None, settle: Settle = Settle()) -> Dict[str, str]:
+    """``{"docker_ps": xml, ...}`` for the requested kinds (see ``render_values``)."""
+    return render_values(client, kinds, start_times, expectations, settle).values
 
 
 def _state(container: Optional[Dict]) -> str:

@@ -26,6 +26,7 @@ class Target(NamedTuple):
 class Changes(NamedTuple):
     pool_changed: bool
     deleted_vms: List[Dict]  # the last records of VMs that were destroyed
+    changed_vms: List[str]  # refs of VMs added or modified
 
 
 class XapiView:
@@ -40,6 +41,7 @@ class XapiView:
     def apply(self, events: Iterable[Dict]) -> Changes:
         pool_changed = False
         deleted = []  # type: List[Dict]
+        changed = []  # type: List[str]
         for event in events:
             cls, ref, op = event.get("class"), event.get("ref"), event.get("operation")
             table = {"vm": self.vms, "vm_guest_metrics": self.metrics}.get(cls)
@@ -53,7 +55,9 @@ class XapiView:
                     deleted.append(record)
             elif "snapshot" in event:
                 table[ref] = event["snapshot"]
-        return Changes(pool_changed, deleted)
+                if cls == "vm":
+                    changed.append(ref)
+        return Changes(pool_changed, deleted, changed)
 
     def metrics_of(self, vm: Dict) -> Optional[Dict]:
         ref = vm.get("guest_metrics", NULL_REF)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor.backoff import CLEAR, RAISE, Backoff, FailureAlarm
 from xscontainer.monitor.coalesce import ALL_KINDS, refreshes_for
-from xscontainer.monitor.state import StartTimes, expected_state, render_state
+from xscontainer.monitor.state import StartTimes, expected_state, render_values
 from xscontainer.monitor.view import Target
 
 LOG = logging.getLogger(__name__)
@@ -33,9 +33,10 @@ class Watcher:
         self._expectations = {}  # type: Dict[str, Callable]
         self._alarm = FailureAlarm(services.warn_after, services.clock)
         self._backoff = Backoff(**services.backoff)
+        self._write_backoff = Backoff(**services.backoff)
         self._status = {"vm": target.vm_uuid, "state": "connecting", "since": None,
                         "last_error": None, "last_error_code": None, "diagnosis": None,
-                        "addresses": list(target.addresses)}  # type: Dict[str, Any]
+                        "addresses": list(target.addresses), "docker_ps_note": None}  # type: Dict[str, Any]
         self._thread = threading.Thread(target=self._run, name="watch-%s" % target.vm_uuid[:8], daemon=True)
 
     # -- owner's side --------------------------------------------------------------------
@@ -151,19 +152,37 @@ class Watcher:
         services = self._services
         with self._state_lock:
             expectations = dict(self._expectations)
-        values = render_state(services.engines.client(self.target.vm_uuid), kinds, self.start_times, expectations)
+        rendered = render_values(services.engines.client(self.target.vm_uuid), kinds, self.start_times, expectations)
+        values = rendered.values
         with self._state_lock:  # met or given up; a newer one for the same container stays
             for cid, check in expectations.items():
                 if self._expectations.get(cid) is check:
                     del self._expectations[cid]
+            if rendered.ps is not None:
+                self._status["docker_ps_note"] = ps_note(rendered.ps)
         LOG.debug("VM %s: refreshed %s", self.target.vm_uuid, ", ".join(sorted(values)))
         with self._write_lock:
             if not self._active:
                 return
-            for key in ("docker_version", "docker_info", "docker_ps"):
-                if key in values:
-                    services.writer.write(self.target.vm_ref, key, values[key])
+            try:
+                for key in ("docker_version", "docker_info", "docker_ps"):
+                    if key in values:
+                        services.writer.write(self.target.vm_ref, key, values[key])
+            except Exception as exc:  # xapi's failure, not the engine's: keep the connection
+                self._write_failed(kinds, exc)
+                return
+        self._write_backoff.reset()
         self._succeeded()
+
+    def _write_failed(self, kinds, exc: Exception) -> None:
+        """Read and write again after a back-off: the writer no longer believes the keys written."""
+        uuid = self.target.vm_uuid
+        delay = self._write_backoff.next_delay()
+        message = "Could not write the VM's docker_* keys into xapi: %s" % (exc,)
+        with self._state_lock:
+            self._status.update(state="failing", last_error=message, last_error_code="XAPI_WRITE_FAILED")
+        LOG.warning("VM %s: %s; retrying in %.1fs", uuid, message, delay)
+        self._services.scheduler.request_later(uuid, kinds, delay)
 
     def _succeeded(self) -> None:
         self._backoff.reset()
@@ -180,3 +199,16 @@ class Watcher:
         self._services.engines.close(self.target.vm_uuid)
         if stream is not None:
             stream.close()
+
+
+def ps_note(document) -> Optional[str]:
+    """What ``get_status`` says about a ``docker_ps`` that had to be cut to fit in one xapi
+    request; None when it lists every container whole."""
+    if document.complete:
+        return None
+    note = "docker_ps lists %d of %d containers" % (document.listed, document.total)
+    if document.listed < document.total:
+        note += " (running ones first)"
+    if document.abridged:
+        note += ", %d of them with only the fields XenCenter and Xen Orchestra read" % document.abridged
+    return note + ": xapi accepts at most 300 KiB per request."

@@ -43,9 +43,12 @@ class EngineAccess:
 
     def _write_state(self, engines, vm_uuid: str, kinds) -> None:
         from xscontainer.monitor.coalesce import ALL_KINDS
+        from xscontainer.monitor.policy import monitor_enabled
         from xscontainer.monitor.state import StartTimes, render_state
         from xscontainer.xapi.maps import set_map_key
         vm_ref = self._session.xenapi.VM.get_by_uuid(vm_uuid)
+        if not monitor_enabled(self._session.xenapi.VM.get_other_config(vm_ref)):
+            return  # nothing would ever remove docker_* from a VM that is not monitored
         values = render_state(engines.client(vm_uuid), kinds or ALL_KINDS, StartTimes())
         for key, value in values.items():
             set_map_key(self._session.xenapi.VM, vm_ref, key, value)
