@@ -134,7 +134,10 @@ class Monitor:
             self._refresh_now(vm_uuid, watcher, ALL_KINDS)
             return None
         try:
-            result = run_operation(self._engines.client(vm_uuid), op, params)
+            # Borrowed: a watcher's failure closing the VM's connection meanwhile does not cut
+            # this call short (the connection ends when the call does).
+            with self._engines.borrowed(vm_uuid) as client:
+                result = run_operation(client, op, params)
             if op in LIFECYCLE:
                 # Engines that send no pause/unpause events still show the new state at once.
                 self._refresh_now(vm_uuid, watcher, frozenset([PS]))
@@ -149,5 +152,7 @@ class Monitor:
             return
         with self._sessions.session() as session:
             vm_ref = session.xenapi.VM.get_by_uuid(vm_uuid)
-        for key, value in render_state(self._engines.client(vm_uuid), kinds, StartTimes()).items():
+        with self._engines.borrowed(vm_uuid) as client:
+            values = render_state(client, kinds, StartTimes())
+        for key, value in values.items():
             self.services.writer.write(vm_ref, key, value)

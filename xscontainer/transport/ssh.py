@@ -207,8 +207,10 @@ class SshTunnel(object):
         self._keepalive = keepalive
         self._nodelay_session = nodelay_session
         self._methods = methods
-        self._lock = threading.Lock()
+        self._connect_lock = threading.Lock()  # one (re)connection at a time
+        self._lock = threading.Lock()  # guards _transport and _closed; never held across I/O
         self._transport = None  # type: Optional[paramiko.Transport]
+        self._closed = False
         self.address = None  # type: Optional[str]
         self.method = None  # type: Optional[str]  # the remembered way to the socket
         self.connects = 0
@@ -216,23 +218,38 @@ class SshTunnel(object):
 
     # -- the SSH connection -------------------------------------------------------------------
     def transport(self) -> paramiko.Transport:
-        with self._lock:
-            if self._transport is not None and self._transport.is_active():
-                return self._transport
-            if self._transport is not None:
-                LOG.info("VM %s: SSH connection to %s lost (%s); reconnecting", self.vm_uuid, self.address,
-                         self._transport.get_exception())
-                self._transport.close()
+        with self._connect_lock:
+            with self._lock:
+                self._check_open()
+                current = self._transport
+                if current is not None and current.is_active():
+                    return current
                 self._transport = None
+            if current is not None:
+                LOG.info("VM %s: SSH connection to %s lost (%s); reconnecting", self.vm_uuid, self.address,
+                         current.get_exception())
+                current.close()
             self.backoff.check()
             try:
-                self._transport = self._connect()
+                transport = self._connect()
             except ConnectionFailure as exc:
                 self.backoff.failed(exc)
                 raise
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._transport = transport
+            if closed:  # closed while we connected: nobody would ever close this one
+                _shut(transport)
+                self._check_open()
             self.backoff.succeeded()
             self.connects += 1
-            return self._transport
+            return transport
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConnectionFailure("The SSH connection to VM %s was closed." % self.vm_uuid,
+                                    code="CONNECTION_LOST", vm_uuid=self.vm_uuid)
 
     def _connect(self) -> paramiko.Transport:
         settings = self._settings()
@@ -419,11 +436,17 @@ class SshTunnel(object):
             code="ENGINE_UNREACHABLE", vm_uuid=self.vm_uuid, failures=failures)
 
     def close(self) -> None:
+        """Close for good (the owner is done): a later use fails instead of reconnecting."""
         with self._lock:
+            self._closed = True
             transport, self._transport = self._transport, None
         if transport is not None:
-            try:
-                transport.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread now
-            except (OSError, AttributeError):
-                pass
-            transport.close()
+            _shut(transport)
+
+
+def _shut(transport: paramiko.Transport) -> None:
+    try:
+        transport.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread now
+    except (OSError, AttributeError):
+        pass
+    transport.close()
