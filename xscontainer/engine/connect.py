@@ -13,7 +13,7 @@ from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
 from xscontainer.hostkeys import XapiHostKeyPin
 from xscontainer.tlscerts import read_client_tls
-from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
+from xscontainer.transport.ssh import DOCKER_SOCKET, KEEPALIVE, SshTunnel
 from xscontainer.transport.tls import TlsTunnel, client_context
 from xscontainer.vmsettings import VmSettings, read_vm_settings
 
@@ -50,7 +50,7 @@ class EngineConnections(object):
 
     def __init__(self, session_factory: Callable[[], "XenAPI.Session"], pool_keys,
                  clock: Callable[[], float] = time.monotonic, limits: Limits = Limits(),
-                 connect_timeout: float = 10.0, keepalive: float = 10.0, max_idle: int = 4,
+                 connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
                  nodelay_session: bool = True) -> None:
         self._session_factory = session_factory
