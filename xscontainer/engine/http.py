@@ -356,7 +356,8 @@ class HttpPool(object):
     def _take(self) -> Tuple[HttpConnection, bool]:
         with self._lock:
             if self._closed:  # its owner is done with it: open nothing nobody would close
-                raise ConnectionFailure("The connection to the Docker engine was closed.", code=CONNECTION_LOST)
+                raise ConnectionFailure("The connection to the Docker engine was closed.", code=CONNECTION_LOST,
+                                        closed=True)
             while self._idle:
                 conn = self._idle.pop()
                 if conn.stream.alive():

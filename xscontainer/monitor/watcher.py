@@ -188,10 +188,13 @@ class Watcher:
         if not isinstance(exc, XSContainerError):
             exc = XSContainerError("%s: %s" % (type(exc).__name__, exc))
         LOG.info("VM %s: refresh failed (%s: %s); reconnecting", self.target.vm_uuid, exc.code, exc)
-        with self._state_lock:
-            if self._cause is None:  # the first failure is the cause; later ones are its echoes
-                self._cause = exc
         stream = self._stream
+        # Only while the stream is open (else the watcher is failing already, with its own
+        # reason), and not an echo: a refresh whose connection was closed under it (closed=True).
+        if stream is not None and not exc.details.get("closed"):
+            with self._state_lock:
+                if self._cause is None:  # the first failure is the cause
+                    self._cause = exc
         self._services.engines.close(self.target.vm_uuid)
         if stream is not None:
             stream.close()

@@ -260,7 +260,7 @@ class SshTunnel(object):
     def _check_open(self) -> None:
         if self._closed:
             raise ConnectionFailure("The SSH connection to VM %s was closed." % self.vm_uuid,
-                                    code="CONNECTION_LOST", vm_uuid=self.vm_uuid)
+                                    code="CONNECTION_LOST", vm_uuid=self.vm_uuid, closed=True)
 
     def _connect(self) -> paramiko.Transport:
         settings = self._settings()
