@@ -259,8 +259,8 @@ def may_resend(method: str, sent: bool, received: int) -> bool:
 
 
 def _lost_request(method: str, sent: bool, received: int, exc: BaseException) -> ConnectionFailure:
-    if isinstance(exc, ConnectionFailure) and (received or not sent):
-        return exc  # its message already says what broke
+    if isinstance(exc, ConnectionFailure) and (received or not sent or exc.code != CONNECTION_LOST):
+        return exc  # its message already says what broke (e.g. the engine refused our certificate)
     if not sent:
         return ConnectionFailure("The connection to the Docker engine broke before the request was sent.",
                                  code=CONNECTION_LOST)
