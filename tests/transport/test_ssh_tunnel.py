@@ -3,13 +3,15 @@ pinning, fallback when stream-local forwarding is forbidden, reconnection, auth,
 
 import os
 import shutil
+import socket
 import tempfile
+import threading
 
 import pytest
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool
-from xscontainer.errors import ConnectionFailure
+from xscontainer.errors import ConnectionFailure, EngineError
 from xscontainer.hostkeys import fingerprint
 from xscontainer.transport.ssh import DIAL_STDIO, NCAT, SOCAT, STREAMLOCAL, SshTunnel
 
@@ -193,3 +195,45 @@ def test_backoff_uses_the_injected_clock(engine_socket):
     finally:
         tunnel.close()
         rig.close()
+
+
+class SteppingClock(object):
+    """Advances one second each time it is read: deadlines pass after a few reads."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_exec_is_bounded_as_a_whole_not_per_read(rig, engine_socket):
+    tunnel = tunnel_for(rig, engine_socket, clock=SteppingClock())
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(tunnel.exec("yes", timeout=5))  # output without end, never a silent read
+        except EngineError as exc:
+            outcome.append(exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)  # bounds a failing test only
+    tunnel.close()
+    assert outcome, "exec of an endless command did not end"
+    assert isinstance(outcome[0], EngineError) and outcome[0].code == "ENGINE_TIMEOUT"
+
+
+def test_a_dead_peer_is_noticed_within_a_few_seconds(rig, engine_socket):
+    """On a quiet connection (an idle event stream) data is in flight at least every keepalive
+    period, and unacknowledged data is given up after TCP_USER_TIMEOUT: together, the longest
+    a VM whose network is cut can still look connected. It was 10 + 30 s (seen: 41 s)."""
+    tunnel = tunnel_for(rig, engine_socket)
+    try:
+        sock = tunnel.transport().sock
+        user_timeout = sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", 18)) / 1000.0
+        keepalive_period = sock.gettimeout()  # paramiko sends its keepalives on these wake-ups
+        assert 0 < keepalive_period + user_timeout <= 8.0
+    finally:
+        tunnel.close()

@@ -127,22 +127,32 @@ class DockerClient(object):
         return "%d.%d" % self._negotiate()
 
     def _negotiate(self) -> Tuple[int, int]:
+        # No lock across the requests: one engine that never answers must not block every other
+        # thread of this client behind it. Two first calls may both ask; they get one answer.
+        with self._lock:
+            if self._api is not None:
+                return self._api
+        api = self._ask_api_version()
         with self._lock:
             if self._api is None:
-                response = self._pool.request("GET", "/_ping")
-                header = response.header("api-version")
-                if response.status == 200 and header:
-                    self._api = choose_api_version(header, vm_uuid=self.vm_uuid)
-                else:
-                    version = self._pool.request("GET", "/version")
-                    if version.status != 200:
-                        raise EngineError("The Docker engine answered /version with %d: %s"
-                                          % (version.status, _engine_message(version)), code="ENGINE_ERROR")
-                    record = self._json(version)
-                    self._api = choose_api_version(record.get("ApiVersion"), record.get("MinAPIVersion"),
-                                                   self.vm_uuid)
-                LOG.debug("VM %s: Docker API %d.%d", self.vm_uuid, self._api[0], self._api[1])
+                self._api = api
+                LOG.debug("VM %s: Docker API %d.%d", self.vm_uuid, api[0], api[1])
             return self._api
+
+    def _ask_api_version(self) -> Tuple[int, int]:
+        response = self._pool.request("GET", "/_ping")
+        header = response.header("api-version")
+        if response.status == 200 and header:
+            return choose_api_version(header, vm_uuid=self.vm_uuid)
+        version = self._pool.request("GET", "/version")
+        if version.status != 200:
+            raise EngineError("The Docker engine answered /version with %d: %s"
+                              % (version.status, _engine_message(version)), code="ENGINE_ERROR")
+        record = self._json(version)
+        if not isinstance(record, dict):
+            raise EngineError("The Docker engine answered /version with something that is not a version record.",
+                              code="ENGINE_PROTOCOL_ERROR")
+        return choose_api_version(record.get("ApiVersion"), record.get("MinAPIVersion"), self.vm_uuid)
 
     def _target(self, path: str, query: Optional[List[Tuple[str, str]]] = None) -> str:
         major, minor = self._negotiate()

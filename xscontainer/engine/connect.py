@@ -1,10 +1,11 @@
 """The facade the monitor and the plugin use: one warm connection (SSH or TLS tunnel + HTTP
 keep-alive pool + Docker client) per VM, built from the VM's settings in xapi."""
 
+import contextlib
 import logging
 import threading
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterator, Optional
 
 import XenAPI
 
@@ -12,7 +13,7 @@ from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
 from xscontainer.hostkeys import XapiHostKeyPin
 from xscontainer.tlscerts import read_client_tls
-from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
+from xscontainer.transport.ssh import DOCKER_SOCKET, KEEPALIVE, SshTunnel
 from xscontainer.transport.tls import TlsTunnel, client_context
 from xscontainer.vmsettings import VmSettings, read_vm_settings
 
@@ -20,13 +21,20 @@ LOG = logging.getLogger(__name__)
 
 
 class _Entry(object):
+    """One VM's connection and who uses it: ``users`` borrowers; a ``retired`` entry (closed
+    while borrowed) is no longer in the table and is closed when its last borrower returns it."""
+
     def __init__(self, mode: str, tunnel, pool: HttpPool, client: DockerClient) -> None:
         self.mode = mode
         self.tunnel = tunnel
         self.pool = pool
         self.client = client
+        self.users = 0
+        self.retired = False
 
     def close(self) -> None:
+        # Final: a closed pool opens no stream and a closed tunnel never reconnects, so a thread
+        # still holding this client gets CONNECTION_LOST instead of a connection nobody owns.
         self.pool.close()
         self.tunnel.close()
 
@@ -42,7 +50,7 @@ class EngineConnections(object):
 
     def __init__(self, session_factory: Callable[[], "XenAPI.Session"], pool_keys,
                  clock: Callable[[], float] = time.monotonic, limits: Limits = Limits(),
-                 connect_timeout: float = 10.0, keepalive: float = 10.0, max_idle: int = 4,
+                 connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
                  nodelay_session: bool = True) -> None:
         self._session_factory = session_factory
@@ -82,26 +90,58 @@ class EngineConnections(object):
         pool = HttpPool(tunnel.open_stream, self._limits, max_idle=self._max_idle)
         return _Entry(settings.mode, tunnel, pool, DockerClient(pool, vm_uuid))
 
-    def client(self, vm_uuid: str) -> DockerClient:
+    def _entry(self, vm_uuid: str, borrow: bool) -> _Entry:
+        # The table lock is never held across I/O: building an entry reads xapi (a stuck call
+        # would stall every VM). Two threads may build one concurrently; the loser's entry has
+        # opened nothing yet and is simply closed.
         with self._lock:
             entry = self._entries.get(vm_uuid)
-            if entry is None:
-                entry = self._entries[vm_uuid] = self._build(vm_uuid)
-            return entry.client
+            if entry is not None:
+                entry.users += borrow
+                return entry
+        built = self._build(vm_uuid)
+        with self._lock:
+            entry = self._entries.setdefault(vm_uuid, built)
+            entry.users += borrow
+        if entry is not built:
+            built.close()
+        return entry
+
+    def client(self, vm_uuid: str) -> DockerClient:
+        """The VM's client. After ``close(vm_uuid)`` it fails with CONNECTION_LOST: ask again."""
+        return self._entry(vm_uuid, False).client
+
+    @contextlib.contextmanager
+    def borrowed(self, vm_uuid: str) -> Iterator[DockerClient]:
+        """The VM's client, which a ``close(vm_uuid)`` meanwhile does not interrupt: the
+        connection is then closed when the block ends."""
+        entry = self._entry(vm_uuid, True)
+        try:
+            yield entry.client
+        finally:
+            with self._lock:
+                entry.users -= 1
+                finished = entry.retired and entry.users == 0
+            if finished:
+                entry.close()
 
     def tunnel(self, vm_uuid: str):
         """The VM's tunnel (``SshTunnel`` or ``TlsTunnel``), for diagnosis and tests."""
-        self.client(vm_uuid)
-        with self._lock:
-            return self._entries[vm_uuid].tunnel
+        return self._entry(vm_uuid, False).tunnel
 
     def close(self, vm_uuid: str) -> None:
+        """Close the VM's connection (at once, or when its last borrower is done); the next
+        ``client`` builds a new one."""
         with self._lock:
             entry = self._entries.pop(vm_uuid, None)
+            if entry is not None and entry.users:
+                entry.retired = True
+                entry = None
         if entry is not None:
             entry.close()
 
     def close_all(self) -> None:
+        """Close every connection, borrowed or not (the owner is shutting down)."""
         with self._lock:
             entries, self._entries = list(self._entries.values()), {}
         for entry in entries:

@@ -5,7 +5,8 @@ first step that fails, with a stable code and a sentence an administrator can ac
 Codes: OK, NO_ADDRESS, PORT_CLOSED, ADDRESS_UNREACHABLE, SSH_HANDSHAKE_FAILED, SSH_AUTH_FAILED,
 SSH_HOSTKEY_MISMATCH, SSH_HOSTKEY_UNVERIFIED, SSH_HOSTKEY_DUPLICATE, NO_DOCKER_SOCKET,
 DOCKER_SOCKET_DENIED, ENGINE_NOT_ANSWERING, API_TOO_OLD, API_TOO_NEW, TLS_NOT_CONFIGURED,
-TLS_VERIFY_FAILED, TLS_HANDSHAKE_FAILED, ENGINE_ERROR.
+TLS_VERIFY_FAILED, TLS_HANDSHAKE_FAILED, ENGINE_ERROR, ENGINE_PROTOCOL_ERROR,
+ENGINE_RESPONSE_TOO_LARGE, ENGINE_TIMEOUT, CONNECTION_LOST.
 """
 
 import time
@@ -76,9 +77,26 @@ def _engine_checks(client: DockerClient, vm_uuid: str) -> Diagnosis:
         return Diagnosis("ENGINE_NOT_ANSWERING", "The Docker engine in VM %s does not answer: %s" % (vm_uuid, exc))
     try:
         version = client.api_version
-    except EngineError as exc:
+        problem = _monitor_reads(client, vm_uuid)
+    except (EngineError, ConnectionFailure) as exc:
         return Diagnosis(exc.code, exc.message)
+    if problem is not None:
+        return problem
     return Diagnosis("OK", "The Docker engine in VM %s answers (API %s)." % (vm_uuid, version))
+
+
+def _monitor_reads(client: DockerClient, vm_uuid: str) -> Optional[Diagnosis]:
+    """Make the reads the monitor makes: an engine that answers /_ping but nothing else usable
+    (garbage, oversize, wrong shapes) is not OK. None when all of them are."""
+    for what, read, shape in (("/version", client.version, dict), ("/info", client.info, dict),
+                              ("/containers/json", client.containers, list)):
+        if not isinstance(read(), shape):
+            return Diagnosis("ENGINE_PROTOCOL_ERROR",
+                             "The Docker engine in VM %s answers %s with something that is not %s: it does not "
+                             "speak the Docker API; check what listens on the engine's socket."
+                             % (vm_uuid, what, "a list" if shape is list else "an object"))
+    client.events(read_timeout=1.0).close()  # refused (not 200) raises ENGINE_ERROR
+    return None
 
 
 def _diagnose_ssh(session, settings: VmSettings, keys: PoolKeyCache, timeout: float, socket_path: str,

@@ -147,6 +147,7 @@ class HttpConnection(object):
         self._clock = clock
         self.reusable = True
         self.requests = 0
+        self.received = 0  # bytes of the current request's response received so far
 
     def close(self) -> None:
         self.reusable = False
@@ -156,7 +157,9 @@ class HttpConnection(object):
         timeout = deadline.remaining()
         try:
             self.stream.settimeout(timeout)
-            return self.stream.recv(RECV_SIZE)
+            data = self.stream.recv(RECV_SIZE)
+            self.received += len(data)
+            return data
         except socket.timeout as exc:
             self.close()
             raise EngineError("The Docker engine did not answer within %.0f s." % deadline.seconds,
@@ -173,6 +176,7 @@ class HttpConnection(object):
 
     def send(self, data: bytes, deadline: _Deadline) -> None:
         self.requests += 1
+        self.received = 0
         try:
             self.stream.settimeout(deadline.remaining())
             self.stream.sendall(data)
@@ -239,7 +243,37 @@ class HttpConnection(object):
 
 
 class _StaleConnection(Exception):
-    """A reused connection was closed by the peer before answering: safe to retry once."""
+    """The peer closed the connection without sending a byte of an answer."""
+
+
+# RFC 9110 9.2.2: a client may repeat these automatically, the engine's state ends the same.
+IDEMPOTENT = frozenset(["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"])
+
+
+def may_resend(method: str, sent: bool, received: int) -> bool:
+    """Pure: whether a request that failed on a reused connection may be sent again. Never once
+    a byte of an answer came (the engine got the request); for any method when the send itself
+    failed (a partial request cannot be acted on); after a complete send, only for idempotent
+    methods: a connection that dies silently after a complete POST may have carried it out (the
+    engine restarted the container, then the VM's network dropped), and a second
+    ``POST .../restart`` would restart it twice."""
+    if received:
+        return False
+    return not sent or method in IDEMPOTENT
+
+
+def _lost_request(method: str, sent: bool, received: int, exc: BaseException) -> ConnectionFailure:
+    if isinstance(exc, ConnectionFailure) and (received or not sent or exc.code != CONNECTION_LOST):
+        return exc  # its message already says what broke (e.g. the engine refused our certificate)
+    if not sent:
+        return ConnectionFailure("The connection to the Docker engine broke before the request was sent.",
+                                 code=CONNECTION_LOST)
+    if method in IDEMPOTENT:
+        return ConnectionFailure("The Docker engine closed the connection without answering.",
+                                 code=CONNECTION_LOST)
+    return ConnectionFailure("The connection to the Docker engine broke before it answered: the operation "
+                             "may or may not have been carried out (it is not repeated automatically).",
+                             code=CONNECTION_LOST)
 
 
 class StreamingResponse(object):
@@ -307,8 +341,9 @@ class StreamingResponse(object):
 
 class HttpPool(object):
     """HTTP/1.1 keep-alive over streams from ``open_stream``: idle connections are reused (at most
-    ``max_idle`` kept), a reused connection the peer closed while idle is retried once on a new
-    stream. Thread-safe: each request takes a connection for itself."""
+    ``max_idle`` kept; one the peer closed while idle is dropped before use); a request that dies
+    on a reused connection is sent again on a new stream only when ``may_resend`` says so.
+    Thread-safe: each request takes a connection for itself."""
 
     def __init__(self, open_stream: Callable[[], Stream], limits: Limits = Limits(),
                  max_idle: int = 4, clock: Callable[[], float] = time.monotonic,
@@ -324,6 +359,9 @@ class HttpPool(object):
 
     def _take(self) -> Tuple[HttpConnection, bool]:
         with self._lock:
+            if self._closed:  # its owner is done with it: open nothing nobody would close
+                raise ConnectionFailure("The connection to the Docker engine was closed.", code=CONNECTION_LOST,
+                                        closed=True)
             while self._idle:
                 conn = self._idle.pop()
                 if conn.stream.alive():
@@ -348,26 +386,27 @@ class HttpPool(object):
 
     def _start(self, method: str, target: str, body: Optional[bytes], headers: Optional[Dict[str, str]],
                deadline: _Deadline) -> Tuple[HttpConnection, ResponseParser, ResponseHead]:
+        """Send the request and read the response's head. A request that died on a reused
+        connection is sent again, once, on a new one only when the engine provably did not act on
+        it (``may_resend``); ``POST .../restart`` must never be delivered twice."""
         data = build_request(method, target, self._host, headers, body)
-        for _ in range(2):
+        for attempt in range(2):
             conn, reused = self._take()
             parser = ResponseParser(method)
+            sent = False
             try:
                 conn.send(data, deadline)
+                sent = True
                 head, _ = conn.read_head(parser, deadline)
                 return conn, parser, head
-            except _StaleConnection:
-                if reused:
-                    LOG.debug("idle connection %s was closed by the peer; retrying", conn.stream.description)
+            except (_StaleConnection, ConnectionFailure) as exc:
+                conn.close()
+                if attempt == 0 and reused and may_resend(method, sent, conn.received):
+                    LOG.debug("reused connection %s failed before any answer (%s); sending %s again",
+                              conn.stream.description, exc or type(exc).__name__, method)
                     continue
-                raise ConnectionFailure("The Docker engine closed the connection without answering.",
-                                        code=CONNECTION_LOST)
-            except ConnectionFailure:
-                if reused:
-                    continue  # a broken idle stream: the request never reached the engine
-                raise
-        raise ConnectionFailure("The Docker engine closed the connection without answering.",
-                                code=CONNECTION_LOST)
+                raise _lost_request(method, sent, conn.received, exc) from exc
+        raise AssertionError("unreachable")
 
     def request(self, method: str, target: str, body: Optional[bytes] = None,
                 headers: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,

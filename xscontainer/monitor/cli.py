@@ -14,6 +14,10 @@ from xscontainer.errors import XSContainerError
 
 DEFAULT_LOG = "/var/log/xscontainer.log"
 DEFAULT_CONTROL_DIR = "/run/xscontainer"
+# Each xapi call of the monitor waits at most this long: far above event.from's 2 s wait and a
+# loaded xapi's slowest answer to the calls we make, short enough that a hung xapi is left
+# (and reconnected to) within a minute instead of blocking a thread forever.
+XAPI_TIMEOUT = 60.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = MonitorOptions(warn_after=args.warn_after, control_dir=args.control_dir,
                              rrdd_socket=args.rrdd_socket or None)
     try:
-        monitor = Monitor(lambda: open_local_session(args.xapi_socket), args.inventory, options)
+        monitor = Monitor(lambda: open_local_session(args.xapi_socket, XAPI_TIMEOUT), args.inventory, options)
     except XSContainerError as exc:
         print("xscontainer-monitor: %s (%s)" % (exc.message, exc.code), file=sys.stderr)
         return 1
@@ -72,13 +76,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     if stopping.is_set():
         return 0
     logging.getLogger(__name__).info("xscontainer-monitor starting (control socket %s)", monitor.control_path)
-    failure = []
+    return run_monitor(monitor, stopping)
+
+
+def run_monitor(monitor, stopping: threading.Event) -> int:
+    """Run ``monitor`` (``run()``/``stop()``) until it ends; the exit status. 0 only when it ended
+    because a signal asked it to: a monitor that fails or ends by itself exits 1, so that
+    systemd's Restart=on-failure starts it again."""
+    log = logging.getLogger(__name__)
+    failure = []  # type: List[BaseException]
 
     def run() -> None:
         try:
             monitor.run()
-        except XSContainerError as exc:
+        except BaseException as exc:  # whatever ends the thread must reach the exit status
             failure.append(exc)
+            if not isinstance(exc, XSContainerError):
+                log.exception("xscontainer-monitor: unexpected error")
 
     runner = threading.Thread(target=run, name="monitor")
     runner.start()
@@ -87,10 +101,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     while runner.is_alive():
         runner.join(0.5)  # the main thread stays free to receive signals
     if failure:
-        logging.getLogger(__name__).error("xscontainer-monitor failed: %s", failure[0])
-        print("xscontainer-monitor: %s (%s)" % (failure[0].message, failure[0].code), file=sys.stderr)
+        exc = failure[0]
+        message = exc.message if isinstance(exc, XSContainerError) else "%s: %s" % (type(exc).__name__, exc)
+        code = exc.code if isinstance(exc, XSContainerError) else "INTERNAL_ERROR"
+        log.error("xscontainer-monitor failed: %s (%s)", message, code)
+        print("xscontainer-monitor: %s (%s)" % (message, code), file=sys.stderr)
         return 1
-    logging.getLogger(__name__).info("xscontainer-monitor stopped")
+    if not stopping.is_set():
+        log.error("xscontainer-monitor stopped without being asked to")
+        print("xscontainer-monitor: stopped without being asked to (INTERNAL_ERROR)", file=sys.stderr)
+        return 1
+    log.info("xscontainer-monitor stopped")
     return 0
 
 

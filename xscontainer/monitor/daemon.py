@@ -8,7 +8,7 @@ import concurrent.futures
 import logging
 import threading
 import xmlrpc.client
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import XenAPI
 
@@ -16,10 +16,22 @@ from xscontainer.backoff import backoff_delay
 from xscontainer.errors import XapiError
 from xscontainer.monitor.view import CLASSES, Target, XapiView, orphaned_tls_secrets
 from xscontainer.xapi.inventory import this_host_uuid
-from xscontainer.xapi.session import close_session
+from xscontainer.xapi.session import TRANSPORT_ERRORS, close_session
 
 LOG = logging.getLogger(__name__)
-XAPI_ERRORS = (OSError, XenAPI.Failure, xmlrpc.client.ProtocolError, xmlrpc.client.Fault, XapiError)
+# Whatever xapi (or its absence) does to a call: the loop reconnects. Anything else is a bug of
+# ours and ends run() with the exception, so that the service exits non-zero and is restarted.
+XAPI_ERRORS = TRANSPORT_ERRORS + (XenAPI.Failure, XapiError)
+
+
+def checked_batch(batch: Any) -> Dict[str, Any]:
+    """An event.from result as we rely on it (a struct with an events list and a token)."""
+    if not isinstance(batch, dict) or not isinstance(batch.get("events"), list) \
+            or not isinstance(batch.get("token"), str) \
+            or not all(isinstance(e, dict) for e in batch["events"]):
+        raise XapiError("xapi answered event.from with something that is not an event batch.",
+                        code="XAPI_PROTOCOL_ERROR")
+    return batch
 
 
 class HostMonitor:
@@ -54,10 +66,13 @@ class HostMonitor:
                     self._follow_xapi()
                     failures = 0
                 except XAPI_ERRORS as exc:
+                    if self.connected.is_set():
+                        failures = 0  # it worked until now: a new incident, retry soon
                     self.connected.clear()
                     delay = backoff_delay(failures, *self._retry)
                     failures += 1
-                    LOG.warning("xapi connection lost (%s); retrying in %.1fs, watchers kept", exc, delay)
+                    LOG.warning("xapi connection lost (%s: %s); retrying in %.1fs, watchers kept",
+                                type(exc).__name__, exc, delay)
                     self._stop.wait(delay)
                 finally:
                     self._drop_session()
@@ -82,7 +97,7 @@ class HostMonitor:
         host_ref = api.host.get_by_uuid(this_host_uuid(self._inventory_path))
         # An empty token returns every object as an 'add' together with a token: a consistent
         # full read, so no change between the read and the first wait can be missed.
-        batch = api.event_from(CLASSES, "", 0.0)
+        batch = checked_batch(api.event_from(CLASSES, "", 0.0))
         self._view.reset()
         self._view.apply(batch["events"])
         self.connected.set()
@@ -90,7 +105,7 @@ class HostMonitor:
         self._vms_changed(list(self._view.vms))
         token = batch["token"]
         while not self._stop.is_set():
-            batch = api.event_from(CLASSES, token, self._poll_timeout)
+            batch = checked_batch(api.event_from(CLASSES, token, self._poll_timeout))
             token = batch["token"]
             changes = self._view.apply(batch["events"])
             if changes.pool_changed and self._on_pool_change:

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional
 import XenAPI
 
 from xscontainer.engine.connect import EngineConnections
+from xscontainer.transport.ssh import DOCKER_SOCKET
 from xscontainer.engine.diagnose import diagnose
 from xscontainer.errors import InvalidArgument, NotFound
 from xscontainer.metrics.reporter import Reporter
@@ -38,6 +39,8 @@ class MonitorOptions(NamedTuple):
     backoff_maximum: float = 30.0
     control_dir: str = CONTROL_DIR
     rrdd_socket: Optional[str] = None  # xcp-rrdd's socket: containers' metrics beside the VMs' (None: off)
+    ssh_port: int = 22  # where the VMs' sshd listens (tests point it elsewhere)
+    docker_socket: str = DOCKER_SOCKET  # the engine's socket inside the VMs
 
 
 class Services:
@@ -56,9 +59,11 @@ class Services:
         self.backoff = {"initial": options.backoff_initial, "maximum": options.backoff_maximum, "jitter": 0.3}
         self.connect_slots = threading.BoundedSemaphore(options.max_concurrent_connects)
         self._pool_keys = pool_keys
+        self._options = options
 
     def diagnose(self, vm_uuid: str) -> str:
-        result = diagnose(PooledSession(self.sessions), vm_uuid, self._pool_keys)
+        result = diagnose(PooledSession(self.sessions), vm_uuid, self._pool_keys,
+                          socket_path=self._options.docker_socket, ssh_port=self._options.ssh_port)
         return "%s (%s)" % (result.message, result.code)
 
 
@@ -79,7 +84,8 @@ class Monitor:
         self._sessions = SessionPool(session_factory, options.xapi_sessions)
         pooled = PooledSession(self._sessions)
         self._pool_keys = PoolKeyCache(lambda: pooled)
-        self._engines = EngineConnections(lambda: pooled, self._pool_keys, clock=clock)
+        self._engines = EngineConnections(lambda: pooled, self._pool_keys, clock=clock, ssh_port=options.ssh_port,
+                                          socket_path=options.docker_socket)
         self._scheduler = RefreshScheduler(self._refresh, options.refresh_workers, on_error=self._refresh_failed)
         self.services = Services(self._sessions, self._engines, self._scheduler, options, clock, self._pool_keys)
         self.host = HostMonitor(session_factory, self._start_watcher, inventory_path, options.poll_timeout,
@@ -165,7 +171,10 @@ class Monitor:
                 raise NotFound("This monitor does not watch VM %s." % vm_uuid, code="NOT_WATCHED")
             return Splice(self._engines.tunnel(vm_uuid).open_stream())
         try:
-            result = run_operation(self._engines.client(vm_uuid), op, params)
+            # Borrowed: a watcher's failure closing the VM's connection meanwhile does not cut
+            # this call short (the connection ends when the call does).
+            with self._engines.borrowed(vm_uuid) as client:
+                result = run_operation(client, op, params)
             if op in LIFECYCLE:
                 # Engines that send no pause/unpause events still show the new state at once.
                 self._refresh_now(vm_uuid, watcher, frozenset([PS]))

@@ -29,6 +29,9 @@ class Watcher:
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._stream = None
+        # Why the connection was closed from outside the watcher's thread (a failed refresh):
+        # the stream then ends or breaks, and the status must name this cause, not that effect.
+        self._cause = None  # type: Optional[XSContainerError]
         self.start_times = StartTimes()
         self._expectations = {}  # type: Dict[str, Callable]
         self._alarm = FailureAlarm(services.warn_after, services.clock)
@@ -100,14 +103,19 @@ class Watcher:
             except XSContainerError as exc:
                 if self._stop.is_set():
                     break
-                self._failed(exc)
+                self._failed(self._take_cause() or exc)
             except Exception as exc:  # a bug must not end monitoring of the VM for good
                 if self._stop.is_set():
                     break
                 LOG.exception("VM %s: watcher error", uuid)
-                self._failed(XSContainerError(str(exc)))
+                self._failed(self._take_cause() or XSContainerError("%s: %s" % (type(exc).__name__, exc)))
             finally:
                 self._stream = None
+
+    def _take_cause(self) -> Optional[XSContainerError]:
+        with self._state_lock:
+            cause, self._cause = self._cause, None
+        return cause
 
     def _expect(self, event) -> None:
         check = expected_state(event.action, event.name or "")
@@ -190,12 +198,22 @@ class Watcher:
             if self._status["state"] != "monitored":
                 self._status.update(state="monitored", since=time.time())
             self._status.update(last_error=None, last_error_code=None, diagnosis=None)
+            self._cause = None
         self._handle_alarm(self._alarm.success())
 
     def refresh_failed(self, exc: BaseException) -> None:
-        """A refresh broke: drop the connection so the watcher reconnects and reads everything."""
-        LOG.info("VM %s: refresh failed (%s); reconnecting", self.target.vm_uuid, exc)
+        """A refresh broke: drop the connection so the watcher reconnects and reads everything;
+        the watcher reports ``exc`` as the reason (with its code)."""
+        if not isinstance(exc, XSContainerError):
+            exc = XSContainerError("%s: %s" % (type(exc).__name__, exc))
+        LOG.info("VM %s: refresh failed (%s: %s); reconnecting", self.target.vm_uuid, exc.code, exc)
         stream = self._stream
+        # Only while the stream is open (else the watcher is failing already, with its own
+        # reason), and not an echo: a refresh whose connection was closed under it (closed=True).
+        if stream is not None and not exc.details.get("closed"):
+            with self._state_lock:
+                if self._cause is None:  # the first failure is the cause
+                    self._cause = exc
         self._services.engines.close(self.target.vm_uuid)
         if stream is not None:
             stream.close()

@@ -1,0 +1,120 @@
+"""``EngineConnections`` (one warm connection per VM) when failures, closes and on-demand calls
+overlap: every SSH connection it opens has an owner in the table and ends with ``close``; a
+slow xapi read for one VM does not hold up the others.
+
+The VMs are those of ``engineworld.World`` (a private simulator, a real sshd, a scripted
+engine). Live SSH connections are counted as paramiko's transport threads in this process.
+"""
+
+import os
+import shutil
+import threading
+
+import pytest
+
+from waiting import wait_for
+from xscontainer.errors import ConnectionFailure, XSContainerError
+
+from .engineworld import World, live_ssh_connections
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"),
+                                reason="needs root and OpenSSH's sshd")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    world = World(str(tmp_path_factory.mktemp("xapi")))
+    yield world
+    world.close()
+
+
+def test_a_closed_client_cannot_reconnect_behind_the_tables_back(world):
+    before = len(live_ssh_connections())
+    engines = world.connections()
+    uuid = world.vms[0]
+    held = engines.client(uuid)  # an on-demand call holds the client...
+    assert held.ping()
+    engines.close(uuid)  # ...while a watcher's failure closes the VM's connection
+    with pytest.raises(ConnectionFailure) as info:
+        held.containers()
+    assert info.value.code == "CONNECTION_LOST"
+    assert engines.client(uuid).ping()  # a new client comes from the table
+    assert len(live_ssh_connections()) == before + 1
+    engines.close_all()
+    wait_for(lambda: len(live_ssh_connections()) == before, timeout=10, what="every SSH connection to end")
+
+
+def test_overlapping_calls_and_closes_leave_no_connection_behind(world):
+    before = len(live_ssh_connections())
+    engines = world.connections()
+    uuid = world.vms[0]
+
+    def caller():  # a plugin call, or a watcher that failed and closes its connection
+        for _ in range(6):
+            try:
+                engines.client(uuid).containers()
+            except XSContainerError:
+                pass
+            engines.close(uuid)
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert engines.client(uuid).ping()
+    assert len(live_ssh_connections()) <= before + 1
+    engines.close_all()
+    wait_for(lambda: len(live_ssh_connections()) == before, timeout=10, what="every SSH connection to end")
+
+
+def test_a_borrowed_client_outlives_a_close_and_is_closed_when_returned(world):
+    before = len(live_ssh_connections())
+    engines = world.connections()
+    uuid = world.vms[0]
+    with engines.borrowed(uuid) as client:
+        assert client.ping()
+        engines.close(uuid)  # the other user is done with the VM
+        assert client.containers() == []  # this one is not interrupted
+    wait_for(lambda: len(live_ssh_connections()) == before, timeout=10, what="the retired connection to end")
+    engines.close_all()
+
+
+def test_a_slow_xapi_read_for_one_vm_does_not_hold_up_another(world):
+    stuck, release = world.vms[0], threading.Event()
+
+    class SlowForOneVm(object):
+        """The monitor's session, whose read of one VM's record hangs (a stuck xapi call)."""
+
+        def __init__(self, session):
+            self.xenapi = self
+            self.VM = self
+            self._api = session.xenapi
+
+        def __getattr__(self, name):
+            return getattr(self._api, name)
+
+        def get_by_uuid(self, uuid):
+            if uuid == stuck:
+                release.wait(30)
+            return self._api.VM.get_by_uuid(uuid)
+
+        def get_other_config(self, ref):
+            return self._api.VM.get_other_config(ref)
+
+        def get_guest_metrics(self, ref):
+            return self._api.VM.get_guest_metrics(ref)
+
+    engines = world.connections(lambda: SlowForOneVm(world.pooled))
+    blocked = threading.Thread(target=lambda: engines.client(stuck))
+    blocked.start()
+    try:
+        wait_for(lambda: blocked.is_alive(), what="the first call to be under way")
+        other = []
+        caller = threading.Thread(target=lambda: other.append(engines.client(world.vms[1])), daemon=True)
+        caller.start()
+        caller.join(20)  # bounds a failing test only
+        assert other, "a stuck xapi read for one VM blocks every other VM's client"
+    finally:
+        release.set()
+        blocked.join()
+        engines.close_all()
