@@ -95,6 +95,11 @@ def _run_monitor(socket_path, inventory, control_dir):
     return monitor, runner
 
 
+def _docker_keys(session, ref):
+    config = session.xenapi.VM.get_other_config(ref)
+    return {key: value for key, value in config.items() if key.startswith("docker_")}
+
+
 def test_a_restarted_monitor_writes_nothing_that_has_not_changed(testbed, tmp_path):
     sim = SimulatorProcess(str(tmp_path / "xapi"))
     sim.start()
@@ -109,16 +114,27 @@ def test_a_restarted_monitor_writes_nothing_that_has_not_changed(testbed, tmp_pa
         finally:
             first.stop()
             runner.join(30)
-        token = session.xenapi.event_from(["vm"], "", 0.0)["token"]
-        second, runner = _run_monitor(sim.socket_path, inventory, control_dir)
-        try:
-            wait_for(lambda: [w for w in second.host.watchers().values() if w.status()["state"] == "monitored"],
-                     what="the second monitor's first full refresh")
-            batch = session.xenapi.event_from(["vm"], token, 0.5)
-            assert [e for e in batch["events"] if e["ref"] == ref] == [], "unchanged keys were rewritten"
-        finally:
-            second.stop()
-            runner.join(30)
+        # docker_info carries dockerd's live counters (NFd: its open files), which a monitor's own
+        # connections move: a restart whose values really changed proves nothing either way, so
+        # restarts are repeated until one finds every value as it was.
+        quiet = 0
+        for _ in range(4):
+            before = _docker_keys(session, ref)
+            token = session.xenapi.event_from(["vm"], "", 0.0)["token"]
+            second, runner = _run_monitor(sim.socket_path, inventory, control_dir)
+            try:
+                wait_for(lambda: [w for w in second.host.watchers().values() if w.status()["state"] == "monitored"],
+                         what="the second monitor's first full refresh")
+                batch = session.xenapi.event_from(["vm"], token, 0.5)
+                after = _docker_keys(session, ref)
+            finally:
+                second.stop()
+                runner.join(30)
+            if after == before:
+                assert [e for e in batch["events"] if e["ref"] == ref] == [], "unchanged keys were rewritten"
+                quiet += 1
+                break
+        assert quiet, "every restart found dockerd's counters changed"
     finally:
         close_session(session)
         sim.stop()
