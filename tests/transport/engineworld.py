@@ -53,14 +53,17 @@ class World(object):
                              (PUBLIC_KEY_ENTRY, self.rig.pair.public_line)):
             secret = api.secret.create({"value": value, "other_config": {}})
             api.pool.add_to_other_config(pool, entry, api.secret.get_uuid(secret))
-        self.vms = [self._vm(api, "vm%d" % i) for i in range(2)]
+        self.vms = [self._vm(api, "vm%d" % i, self.rig.host_key_b64()) for i in range(2)]
 
     @staticmethod
-    def _vm(api, name):
+    def _vm(api, name, host_key):
         ref = api.VM.create({"name_label": name})
         api.VM.start_on(ref, api.host.get_all()[0], False, False)
         api.sim.set_guest_networks(ref, {"0/ip": "127.0.0.1", "0/ipv4/0": "127.0.0.1"})
         api.VM.add_to_other_config(ref, "xscontainer-username", "root")
+        # The administrator vouches for the rig's key (no key is trusted on first use); both VMs
+        # reach the one rig, as VMs upgraded with the original's pins may.
+        api.VM.add_to_other_config(ref, "xscontainer-sshhostkey", host_key)
         return api.VM.get_uuid(ref)
 
     def connections(self, session_factory=None):
