@@ -71,6 +71,8 @@ def run_operation(client: DockerClient, op: str, params: Dict[str, Any]) -> Any:
         # Docker takes two samples a second apart for each container: ask for all at once.
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_STATS, len(running))) as pool:
             return list(pool.map(lambda c: _stats_summary(client.stats(c["Id"])), running))
+    if op == "ps":  # every container, for a docker_ps that had to be abridged to fit xapi
+        return client.containers(all=True)
     if op == "api_get":
         path = params.get("path", "")
         return client.get(path)

@@ -6,7 +6,10 @@ the VMs it must watch are registered through xapi exactly as the plugin does it.
 
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import urllib.parse
 import xml.dom.minidom
@@ -323,6 +326,14 @@ def test_a_thousand_containers_in_one_vm_stay_current_within_xapis_request_limit
         assert {"web", "burner", "sleeper"} <= set(c.name for c in shown)  # running ones first
         note = control_call(bed.monitor.control_path, "status", {"vm": uuid})["docker_ps_note"]
         assert note.startswith("docker_ps lists ") and " of 1004 containers (running ones first)" in note
+        # The administrator's view still has every container: the CLI asks the engine (get_ps).
+        env = dict(os.environ, XSCONTAINER_XAPI_SOCKET=bed.socket, XSCONTAINER_INVENTORY=bed.host1["inventory"])
+        listing = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "ps", "--vm", uuid, "--json"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                 timeout=300)
+        assert listing.returncode == 0, listing.stderr
+        names = [c["name"] for c in json.loads(listing.stdout)["vms"][0]["containers"]]
+        assert len(names) == 1004 and "bulk999" in names
         bed.testbed.docker(vm, ["unpause", "web"])
         wait_for(lambda: status_of(bed, ref, "web") == "Up", what="the unpause")
         assert seen and max(seen) < 300 * 1024

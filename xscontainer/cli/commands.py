@@ -11,7 +11,8 @@ from xscontainer.cli.failures import EXIT_OK, exit_code
 from xscontainer.cli.model import VmInfo
 from xscontainer.cli.resolve import Candidate, resolve
 from xscontainer.cli.xapiclient import PoolClient
-from xscontainer.cli.xmlread import ContainerRow, decode_document, parse_docker_ps, parse_docker_top
+from xscontainer.cli.xmlread import (ContainerRow, decode_document, docker_ps_is_abridged, parse_docker_ps,
+                                     parse_docker_top)
 from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
 from xscontainer.plugin import validate
 
@@ -70,8 +71,14 @@ def refresh(ctx: Context, vm: VmInfo) -> None:
 
 
 def containers_of(ctx: Context, vm: VmInfo) -> Optional[List[ContainerRow]]:
+    """What the monitor wrote; every container from the engine when that had to be abridged to
+    fit xapi's request limit."""
     text = ctx.client.other_config_value(vm.ref, DOCKER_PS_KEY)
-    return None if text is None else parse_docker_ps(text)
+    if text is None:
+        return None
+    if docker_ps_is_abridged(text) and vm.power_state == "Running":
+        text = _plugin(ctx, vm, "get_ps", {"vmuuid": vm.uuid})
+    return parse_docker_ps(text)
 
 
 def find_container(ctx: Context, vm: VmInfo, query: str) -> ContainerRow:

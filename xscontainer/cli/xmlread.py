@@ -85,6 +85,16 @@ def _ports(node) -> List[Port]:
             for item in node.getElementsByTagName("item")]
 
 
+def docker_ps_is_abridged(text: str) -> bool:
+    """True when the monitor had to leave containers out to fit xapi's request limit (the root's
+    ``listed`` is below its ``total``)."""
+    root = _load(text, "docker_ps").documentElement
+    try:
+        return int(root.getAttribute("listed")) < int(root.getAttribute("total"))
+    except ValueError:
+        return False
+
+
 def parse_docker_ps(text: str) -> List[ContainerRow]:
     """The containers of a ``docker_ps`` value, in document order."""
     rows = []

@@ -72,6 +72,11 @@ class EngineAccess:
         from xscontainer.monitor.render import render_document
         return render_document("docker_stats", self.call(vm_uuid, "stats", container=container))
 
+    def ps_xml(self, vm_uuid: str) -> str:
+        """Every container as a ``docker_ps`` document, whatever its size (not written to xapi)."""
+        from xscontainer.monitor.render import render_docker_ps
+        return render_docker_ps(self.call(vm_uuid, "ps"))
+
     def refresh(self, vm_uuid: str) -> None:
         self.call(vm_uuid, "refresh")
 

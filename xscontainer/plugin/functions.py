@@ -142,6 +142,21 @@ def install_vm(session, args, here: Here) -> str:
                           code="UNSUPPORTED")
 
 
+def get_ps(session, args, here: Here) -> str:
+    """Every container of the VM, from its engine: ``docker_ps`` may have been abridged to fit
+    xapi's request limit (``xscontainer ps`` then asks here)."""
+    vm_uuid = validate.uuid_arg(args, "vmuuid")
+    _vm(session, args)
+    return "True" + _engine(session, here).ps_xml(vm_uuid)
+
+
+def get_version(session, args, here: Here) -> str:
+    """This host's xscontainer version, so that a half-upgraded pool can be told (the original
+    product has no such function: it answers UNKNOWN_XENAPI_PLUGIN_FUNCTION)."""
+    from xscontainer import __version__
+    return "True" + __version__
+
+
 def get_config_drive_default(session, args, here: Here) -> str:
     from xscontainer.configdrive import operations
     template_uuid = validate.uuid_arg(args, "templateuuid")
@@ -180,6 +195,8 @@ FUNCTIONS = {
     "get_stats": Spec(("vmuuid",), ("container",), ROUTE_VM, get_stats, running=True),
     "refresh": Spec(("vmuuid",), (), ROUTE_VM, refresh, running=True),
     "get_status": Spec(("vmuuid",), (), ROUTE_VM, get_status),
+    "get_ps": Spec(("vmuuid",), (), ROUTE_VM, get_ps, running=True),
+    "get_version": Spec((), (), ROUTE_LOCAL, get_version),
     "get_config_drive_default": Spec(("templateuuid",), (), ROUTE_LOCAL, get_config_drive_default),
     "create_config_drive": Spec(("vmuuid", "sruuid", "configuration"), (), ROUTE_SR, create_config_drive),
     "get_config_drive_configuration": Spec(("vdiuuid",), (), ROUTE_VDI, get_config_drive_configuration),
