@@ -212,6 +212,7 @@ class DoctorReport(NamedTuple):
     code: str  # the first failing step's code, "OK" when nothing fails, "" when unknown
     diagnosis: Optional[str]
     advice: List[str]
+    pool_note: Optional[str] = None  # hosts of the pool without this xscontainer version
 
     @property
     def healthy(self) -> bool:
@@ -242,8 +243,9 @@ def doctor_report(status: Any) -> DoctorReport:
         advice.append(NOT_MONITORED_ADVICE)
     elif state == "monitor not running":
         advice.append(MONITOR_NOT_RUNNING_ADVICE)
+    pool = none_if_null(status.get("pool_note"))
     return DoctorReport(state, reason, none_if_null(status.get("since")), none_if_null(status.get("last_error")),
-                        code, diagnosis, advice)
+                        code, diagnosis, advice, pool)
 
 
 def doctor_exit_code(report: DoctorReport) -> int:
@@ -255,7 +257,7 @@ def doctor_exit_code(report: DoctorReport) -> int:
 def doctor_json(vm: VmInfo, report: DoctorReport) -> Dict[str, Any]:
     return {"vm": vm_json(vm), "state": report.state, "reason": report.reason, "since": report.since,
             "last_error": report.last_error, "code": report.code or None, "diagnosis": report.diagnosis,
-            "healthy": report.healthy, "advice": report.advice}
+            "healthy": report.healthy, "advice": report.advice, "pool": report.pool_note}
 
 
 def doctor_text(vm: VmInfo, report: DoctorReport) -> str:
@@ -265,6 +267,8 @@ def doctor_text(vm: VmInfo, report: DoctorReport) -> str:
              ("Since", report.since or "-"),
              ("Last error", report.last_error or "-"),
              ("Diagnosis", report.diagnosis or "-")]
+    if report.pool_note:
+        pairs.append(("Pool", report.pool_note))
     for index, advice in enumerate(report.advice):
         pairs.append(("What to do" if index == 0 else "", advice))
     return key_value_text(pairs)

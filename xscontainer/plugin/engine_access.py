@@ -80,7 +80,7 @@ class EngineAccess:
     def refresh(self, vm_uuid: str) -> None:
         self.call(vm_uuid, "refresh")
 
-    def status_xml(self, vm_uuid: str) -> str:
+    def status_xml(self, vm_uuid: str, extra: Optional[Dict[str, Any]] = None) -> str:
         from xscontainer.monitor.render import render_document
         try:
             status = control_call(self._path(), "status", {"vm": vm_uuid})
@@ -89,7 +89,7 @@ class EngineAccess:
             status, monitor_running = None, False
         if status is None:
             status = self._unwatched_status(vm_uuid, monitor_running)
-        return render_document("xscontainer_status", status)
+        return render_document("xscontainer_status", dict(status, **(extra or {})))
 
     def _unwatched_status(self, vm_uuid: str, monitor_running: bool) -> Dict[str, Any]:
         from xscontainer.engine.diagnose import diagnose

@@ -119,9 +119,12 @@ def refresh(session, args, here: Here) -> str:
 
 
 def get_status(session, args, here: Here) -> str:
+    from xscontainer import __version__
+    from xscontainer.plugin import versions
     vm_uuid = validate.uuid_arg(args, "vmuuid")
     _vm(session, args)
-    return "True" + _engine(session, here).status_xml(vm_uuid)
+    note = versions.pool_note(__version__, versions.probe_hosts(session, here.host_uuid))
+    return "True" + _engine(session, here).status_xml(vm_uuid, {"pool_note": note})
 
 
 def passthrough(session, args, here: Here) -> str:
