@@ -7,7 +7,6 @@ task passed as ``task_id`` when xapi lets us create one.
 
 import http.client
 import logging
-import socket
 import time
 from typing import Callable, Optional
 from urllib.parse import urlencode
@@ -15,30 +14,13 @@ from urllib.parse import urlencode
 import XenAPI
 
 from xscontainer.errors import ConfigDriveError
+from xscontainer.transport.unixhttp import UnixHTTPConnection
 from xscontainer.xapi.session import local_socket_path
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300.0
 _CHUNK = 1 << 20
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client speaking to a Unix socket: only ``connect`` differs (as docker-py's transports)."""
-
-    def __init__(self, socket_path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = socket_path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 def session_handle(session: "XenAPI.Session") -> str:

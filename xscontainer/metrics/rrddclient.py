@@ -5,11 +5,11 @@ struct of named arguments, answers ``{Status, Value}`` or ``{Status, ErrorDescri
 """
 
 import http.client
-import socket
 import xmlrpc.client
 from typing import Any, Dict
 
 from xscontainer.errors import XSContainerError
+from xscontainer.transport.unixhttp import UnixHTTPConnection
 
 DEFAULT_SOCKET = "/var/lib/xcp/xcp-rrdd"
 FREQUENCY = "Five_Seconds"  # the only one rrdd knows (Rrd.sampling_frequency)
@@ -25,22 +25,6 @@ class RrddUnreachable(RrddError):
     code = "RRDD_UNREACHABLE"
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class RrddClient:
     def __init__(self, socket_path: str = DEFAULT_SOCKET, timeout: float = 10.0) -> None:
         self.socket_path = socket_path
@@ -48,7 +32,7 @@ class RrddClient:
 
     def call(self, method: str, args: Dict[str, Any]) -> Any:
         body = xmlrpc.client.dumps((args,), method, allow_none=True).encode("utf-8")
-        conn = _UnixConnection(self.socket_path, self._timeout)
+        conn = UnixHTTPConnection(self.socket_path, self._timeout)
         try:
             conn.request("POST", "/", body, {"Content-Type": "text/xml"})
             response = conn.getresponse()

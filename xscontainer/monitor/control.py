@@ -11,7 +11,7 @@ import os
 import socket
 import struct
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XSContainerError
 
@@ -210,19 +210,20 @@ class MonitorNotRunning(ConnectionFailure):
     code = "MONITOR_NOT_RUNNING"
 
 
-def control_call(path: str, op: str, params: Dict[str, Any], timeout: float = 300.0) -> Any:
-    """Ask the monitor; raises MonitorNotRunning when nobody listens, or the monitor's error."""
+def _send_request(path: str, op: str, params: Dict[str, Any], timeout: float) -> socket.socket:
+    """A connection to the monitor with the request sent; MonitorNotRunning when nobody listens."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(path)
-        except OSError as exc:
-            raise MonitorNotRunning("The xscontainer monitor is not running (%s)." % exc) from exc
+        sock.connect(path)
         sock.sendall(json.dumps({"op": op, "params": params}).encode("utf-8") + b"\n")
-        line = _read_line(sock, MAX_RESPONSE_BYTES)
-    finally:
+    except OSError as exc:
         sock.close()
+        raise MonitorNotRunning("The xscontainer monitor is not running (%s)." % exc) from exc
+    return sock
+
+
+def _reply_value(line: bytes) -> Any:
     if not line:
         raise ConnectionFailure("The xscontainer monitor closed the control connection.",
                                 code="MONITOR_ERROR")
@@ -232,30 +233,31 @@ def control_call(path: str, op: str, params: Dict[str, Any], timeout: float = 30
     raise XSContainerError(reply.get("message", "monitor error"), code=reply.get("code", "MONITOR_ERROR"))
 
 
+def control_call(path: str, op: str, params: Dict[str, Any], timeout: float = 300.0) -> Any:
+    """Ask the monitor; raises MonitorNotRunning when nobody listens, or the monitor's error."""
+    sock = _send_request(path, op, params, timeout)
+    try:
+        line = _read_line(sock, MAX_RESPONSE_BYTES)
+    finally:
+        sock.close()
+    return _reply_value(line)
+
+
 def open_engine_stream(path: str, vm_uuid: str, timeout: float = 30.0) -> socket.socket:
     """A socket whose bytes go to and come from the VM's engine through the monitor's warm
     connection. Raises MonitorNotRunning when nobody listens, or the monitor's error (e.g.
     NOT_WATCHED when this monitor does not watch the VM)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    sock = _send_request(path, "engine_stream", {"vm": vm_uuid}, timeout)
     try:
-        try:
-            sock.connect(path)
-        except OSError as exc:
-            raise MonitorNotRunning("The xscontainer monitor is not running (%s)." % exc) from exc
-        sock.sendall(json.dumps({"op": "engine_stream", "params": {"vm": vm_uuid}}).encode("utf-8") + b"\n")
         line = b""
         while not line.endswith(b"\n"):  # byte by byte: what follows the line is the engine's
             byte = sock.recv(1)
             if not byte:
-                raise ConnectionFailure("The xscontainer monitor closed the control connection.",
-                                        code="MONITOR_ERROR")
+                break
             line += byte
             if len(line) > 64 * 1024:
                 raise ConnectionFailure("The xscontainer monitor sent an overlong answer.", code="MONITOR_ERROR")
-        reply = json.loads(line.decode("utf-8"))
-        if not reply.get("ok"):
-            raise XSContainerError(reply.get("message", "monitor error"), code=reply.get("code", "MONITOR_ERROR"))
+        _reply_value(line if line.endswith(b"\n") else b"")
         sock.settimeout(None)
         return sock
     except BaseException:

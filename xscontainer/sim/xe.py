@@ -936,28 +936,13 @@ def cmd_vm_shutdown(session, params: Params, out: Output) -> None:
             session.xenapi.VM.clean_shutdown(ref)
 
 
-def _unix_http_connection(path: str):
-    import http.client
-    import socket
-
-    class UnixHTTPConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(path)
-            except OSError:
-                sock.close()
-                raise
-            self.sock = sock
-    return UnixHTTPConnection("localhost")
-
-
 def _put_file(conn: ConnOptions, path: str, filename: str) -> None:
     """The client half of the CLI's HttpPut: the file as the request body (newcli.ml)."""
     import http.client
     from xscontainer.xapi.session import local_socket_path
     if conn.server is None:
-        connection = _unix_http_connection(local_socket_path())  # type: http.client.HTTPConnection
+        from xscontainer.transport.unixhttp import UnixHTTPConnection
+        connection = UnixHTTPConnection(local_socket_path())  # type: http.client.HTTPConnection
     else:
         connection = http.client.HTTPConnection(conn.server, conn.port if conn.port is not None else 80)
     try:
