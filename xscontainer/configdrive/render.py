@@ -272,6 +272,18 @@ def _octal_permissions(entry: Any) -> Any:
     return entry
 
 
+class _CloudConfigDumper(yaml.SafeDumper):
+    """Safe YAML with multi-line text (keys, unit files) as literal blocks, readable on the drive."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> Any:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_CloudConfigDumper.add_representer(str, _represent_text)
+
+
 def add_host_key_cloud_config(data: Dict[str, Any], host_key: HostKey) -> str:
     """The cloud-config text with the host key (a new document; ``data`` untouched).
 
@@ -294,18 +306,6 @@ def add_host_key_cloud_config(data: Dict[str, Any], host_key: HostKey) -> str:
                                      "permissions": "0%o" % mode} for path, content, mode in ours]
     return "#cloud-config\n" + yaml.dump(result, Dumper=_CloudConfigDumper, default_flow_style=False,
                                           sort_keys=False, allow_unicode=True, width=4096)
-
-
-class _CloudConfigDumper(yaml.SafeDumper):
-    """Safe YAML with multi-line text (keys, unit files) as literal blocks, readable on the drive."""
-
-
-def _represent_text(dumper: yaml.SafeDumper, value: str) -> Any:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_CloudConfigDumper.add_representer(str, _represent_text)
 
 
 def _data_url(content: str) -> str:
