@@ -199,3 +199,16 @@ def test_long_and_colliding_names_stay_distinct():
     with iso.IsoReader(data) as reader:
         for path, content in files.items():
             assert reader.read(path) == content
+
+
+def test_only_root_may_read_the_user_data_in_the_guest(drive):
+    # user_data may carry the VM's SSH host private key: a guest that mounts the drive (Flatcar:
+    # /media/configdrive) must not show it to every user. The rest stays world-readable.
+    _need("xorriso")
+    code, out, err = _run(["xorriso", "-indev", drive[0], "-find", "/openstack/latest", "-type", "f",
+                           "-exec", "lsdl"])
+    assert code == 0, err
+    modes = {line.split()[-1].strip("'"): line.split()[0] for line in out.splitlines() if line.startswith("-")}
+    assert modes["/openstack/latest/user_data"] == "-r--------"
+    assert modes["/openstack/latest/meta_data.json"] == "-r--r--r--"
+    assert modes["/openstack/latest/user_data.template"] == "-r--r--r--"

@@ -331,3 +331,94 @@ def test_sr_that_cannot_hold_the_drive(tmp_path_factory, sim_factory, no_tools):
         assert sr in error.message
     finally:
         small.stop()
+
+
+# The SSH host key a drive gives its VM: pinned in dom0, so the VM is connected to with no
+# administrator step, and the drive is what vouches for it.
+PIN = "xscontainer-sshhostkey"
+PIN_VM = "xscontainer-sshhostkey-vm"
+PIN_BY_DRIVE = "xscontainer-sshhostkey-drive"
+PIN_FINGERPRINT = "xscontainer-sshhostkey-fingerprint"
+AUTHORIZING = "#cloud-config\nhostname: keyed\nusers:\n  - name: core\n    ssh_authorized_keys:\n" \
+              "      - %CONTAINERPUBKEY%\n"
+
+
+def drive_host_key(sim, session, vdi_uuid, tmp_path):
+    """(private key text, public blob derived from it) that the drive gives the guest."""
+    from cryptography.hazmat.primitives import serialization
+    _, data = download(sim, session, vdi_uuid, tmp_path)
+    private = render.guest_host_key(iso.read_drive_file(data, render.USER_DATA).decode())
+    if private is None:
+        return None, None
+    key = serialization.load_ssh_private_key(private.encode("ascii"), password=None)
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                         serialization.PublicFormat.OpenSSH).decode("ascii")
+    return private, line.split()[1]
+
+
+@pytest.mark.parametrize("configuration", [AUTHORIZING, '{"ignition": {"version": "3.3.0"}}'],
+                         ids=["cloud-config", "ignition"])
+def test_drive_pins_the_host_key_it_gives_the_vm(sim, session, sr_uuid, no_tools, tmp_path, configuration,
+                                                 caplog):
+    from xscontainer.hostkeys import fingerprint, pin_state
+    vm, vm_uuid = new_vm(session, "keyed")
+    caplog.set_level("DEBUG")
+    vdi_uuid = make(sim, session, vm_uuid, sr_uuid, configuration, no_tools)
+    private, public = drive_host_key(sim, session, vdi_uuid, tmp_path)
+    config = session.xenapi.VM.get_other_config(vm)
+    assert public and config[PIN] == public and config[PIN_VM] == vm_uuid
+    assert config[PIN_BY_DRIVE] == fingerprint(public)
+    assert pin_state(vm_uuid, config).pinned == public
+    assert config[MONITOR] == "True"
+    # What the administrator gave comes back, never the rendered text with the private key.
+    assert get_config_drive_configuration(session, vdi_uuid, socket_path=sim.socket_path) == configuration
+    # The private key is in no log line.
+    body = private.splitlines()[1]
+    assert all(body not in record.getMessage() for record in caplog.records)
+
+
+def test_a_new_drive_replaces_the_previous_drives_key_and_pin(sim, session, sr_uuid, no_tools, tmp_path):
+    vm, vm_uuid = new_vm(session, "rekeyed")
+    first = make(sim, session, vm_uuid, sr_uuid, AUTHORIZING, no_tools)
+    _, first_key = drive_host_key(sim, session, first, tmp_path)
+    second = make(sim, session, vm_uuid, sr_uuid, AUTHORIZING, no_tools)
+    _, second_key = drive_host_key(sim, session, second, tmp_path)
+    assert second_key != first_key
+    assert session.xenapi.VM.get_other_config(vm)[PIN] == second_key
+
+
+def test_a_clones_copied_pin_is_replaced_by_the_drives(sim, session, sr_uuid, no_tools, tmp_path):
+    vm, vm_uuid = new_vm(session, "clone")
+    session.xenapi.VM.add_to_other_config(vm, PIN, "AAAAC3NzaC1lZDI1NTE5AAAAIHmWzGFh0c1jL5D0GB3xq7FQqvQZ2mXz7Gf6YyDB6cbN")
+    session.xenapi.VM.add_to_other_config(vm, PIN_VM, "0a1b2c3d-0000-4000-8000-000000000000")
+    vdi_uuid = make(sim, session, vm_uuid, sr_uuid, AUTHORIZING, no_tools)
+    _, public = drive_host_key(sim, session, vdi_uuid, tmp_path)
+    config = session.xenapi.VM.get_other_config(vm)
+    assert config[PIN] == public and config[PIN_VM] == vm_uuid
+
+
+@pytest.mark.parametrize("vouched", [
+    {PIN: "AAAAC3NzaC1lZDI1NTE5AAAAIHmWzGFh0c1jL5D0GB3xq7FQqvQZ2mXz7Gf6YyDB6cbN"},  # the original's
+    {PIN_FINGERPRINT: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"},       # registered
+], ids=["pinned", "registered"])
+def test_an_administrators_pin_is_left_alone_and_the_drive_gives_no_key(sim, session, sr_uuid, no_tools,
+                                                                        tmp_path, vouched):
+    vm, vm_uuid = new_vm(session, "pinned")
+    for key, value in vouched.items():
+        session.xenapi.VM.add_to_other_config(vm, key, value)
+    if PIN_FINGERPRINT in vouched:
+        session.xenapi.VM.add_to_other_config(vm, PIN_VM, vm_uuid)
+    before = session.xenapi.VM.get_other_config(vm)
+    vdi_uuid = make(sim, session, vm_uuid, sr_uuid, AUTHORIZING, no_tools)
+    assert drive_host_key(sim, session, vdi_uuid, tmp_path) == (None, None)
+    after = session.xenapi.VM.get_other_config(vm)
+    assert {k: after.get(k) for k in (PIN, PIN_VM, PIN_FINGERPRINT, PIN_BY_DRIVE)} == \
+        {k: before.get(k) for k in (PIN, PIN_VM, PIN_FINGERPRINT, PIN_BY_DRIVE)}
+
+
+def test_a_drive_that_does_not_authorize_the_pool_key_pins_nothing(sim, session, sr_uuid, no_tools, tmp_path):
+    vm, vm_uuid = new_vm(session, "unkeyed")
+    vdi_uuid = make(sim, session, vm_uuid, sr_uuid, "#cloud-config\nhostname: x\n", no_tools)
+    assert drive_host_key(sim, session, vdi_uuid, tmp_path) == (None, None)
+    config = session.xenapi.VM.get_other_config(vm)
+    assert not set(config) & {PIN, PIN_VM, PIN_BY_DRIVE}

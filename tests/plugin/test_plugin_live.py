@@ -300,16 +300,48 @@ def _download_vdi(pool, vdi_uuid, path):
     conn.close()
 
 
+PIN_KEYS = ("xscontainer-sshhostkey", "xscontainer-sshhostkey-vm", "xscontainer-sshhostkey-drive",
+            "xscontainer-sshhostkey-fingerprint")
+
+
+def _public_blob_of(private_text):
+    from cryptography.hazmat.primitives import serialization
+    key = serialization.load_ssh_private_key(private_text.encode("ascii"), password=None)
+    return key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                         serialization.PublicFormat.OpenSSH).decode("ascii").split()[1]
+
+
+def _serve_host_key(pool, vm_name, private_text, public_line):
+    """The guest gives its sshd this host key (as cloud-init or coreos-cloudinit would at boot):
+    the key file sshd_config names, then sshd restarted (by its pid file)."""
+    path = os.path.join(pool.testbed.vm_dir(vm_name), "ssh_host_ed25519_key")
+    with open(os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(private_text)
+    os.replace(path + ".tmp", path)
+    with open(path + ".pub", "w") as handle:
+        handle.write(public_line.strip() + "\n")
+    pool.testbed.stop_sshd(vm_name)
+    pool.testbed.start_sshd(vm_name)
+
+
 def test_config_drive_through_the_plugin_makes_the_guest_monitored(pool, tmp_path):
-    """The drive is checked with independent tools; a guest that applies its key is monitored
-    with no further step."""
+    """The drive is checked with independent tools; it carries a host key that dom0 pinned, so a
+    guest that applies the drive is monitored with no further step, and until it serves that
+    key (the drive not applied, or an impostor at its address) it is refused."""
     import shutil
     from xscontainer.configdrive.iso import read_drive_file
-    from xscontainer.configdrive.render import guest_authorized_keys
+    from xscontainer.configdrive.render import guest_authorized_keys, guest_host_key
     api = pool.session.xenapi
     vm = pool.vm(0)
     ref = api.VM.get_by_uuid(vm["uuid"])
     api.VM.remove_from_other_config(ref, "xscontainer-monitor")
+    wait_for(lambda: "docker_ps" not in api.VM.get_other_config(ref), what="monitoring stopped")
+    # A new VM: no key is pinned for it (the testbed's pin stands for an administrator's).
+    saved_pin = dict((k, v) for k, v in api.VM.get_other_config(ref).items() if k in PIN_KEYS)
+    for key in PIN_KEYS:
+        api.VM.remove_from_other_config(ref, key)
+    key_path = os.path.join(pool.testbed.vm_dir(vm["name_label"]), "ssh_host_ed25519_key")
+    saved_host_key = (open(key_path).read(), open(key_path + ".pub").read())
     template = next(r["uuid"] for r in api.VM.get_all_records().values()
                     if r["is_a_template"] and "coreos" in r["name_label"].lower())
     sr = api.SR.get_uuid(api.pool.get_default_SR(api.pool.get_all()[0]))
@@ -338,11 +370,30 @@ def test_config_drive_through_the_plugin_makes_the_guest_monitored(pool, tmp_pat
         assert vm["name_label"] in user_data
         keys = guest_authorized_keys(user_data)
         assert original_keys.split()[1] in " ".join(keys)
+        host_key = guest_host_key(user_data)
+        pinned = api.VM.get_other_config(ref)
+        assert host_key and pinned["xscontainer-sshhostkey"] == _public_blob_of(host_key)
+        assert pinned["xscontainer-sshhostkey-vm"] == vm["uuid"]
         assert pool.call("get_config_drive_configuration", {"vdiuuid": vdi_uuid}, host_index=1)[4:] == configuration
-        # The guest boots and applies the drive's keys: nothing else is done.
+        # The pool key is authorized, but what answers serves another host key than the drive's.
         pool.testbed.authorize_key(vm["name_label"], "\n".join(keys))
+        wait_for(lambda: status_of(pool, vm["uuid"]).get("last_error_code") == "SSH_HOSTKEY_MISMATCH",
+                 timeout=60, what="a guest without the drive's host key refused")
+        assert status_of(pool, vm["uuid"])["state"] != "monitored"
+        assert "docker_ps" not in api.VM.get_other_config(ref)
+        # The guest boots and applies the drive: its keys and its host key. Nothing else is done.
+        _serve_host_key(pool, vm["name_label"], host_key,
+                        "ssh-ed25519 %s" % pinned["xscontainer-sshhostkey"])
         wait_for(lambda: "web" in docker_ps(pool, vm["uuid"], present=False), timeout=60, what="the new VM monitored")
+        assert status_of(pool, vm["uuid"])["state"] == "monitored"
     finally:
+        api.VM.remove_from_other_config(ref, "xscontainer-monitor")
+        wait_for(lambda: "docker_ps" not in api.VM.get_other_config(ref), what="monitoring stopped")
+        _serve_host_key(pool, vm["name_label"], saved_host_key[0], saved_host_key[1])
+        for key in PIN_KEYS:
+            api.VM.remove_from_other_config(ref, key)
+        for key, value in saved_pin.items():
+            api.VM.add_to_other_config(ref, key, value)
         pool.testbed.authorize_key(vm["name_label"], original_keys)
         for vbd in api.VM.get_VBDs(ref):
             record = api.VBD.get_record(vbd)
@@ -352,7 +403,6 @@ def test_config_drive_through_the_plugin_makes_the_guest_monitored(pool, tmp_pat
                 vdi = record["VDI"]
                 api.VBD.destroy(vbd)
                 api.VDI.destroy(vdi)
-        api.VM.remove_from_other_config(ref, "xscontainer-monitor")
 
 
 # What a colourful program prints: ANSI escape sequences (ESC is not allowed in XML 1.0, and xapi

@@ -93,6 +93,10 @@ def _file_mode(path: str) -> int:
     if path.startswith(render.AGENT_DIR + "/") and not path.endswith((".rules", ".service")) \
             and not os.path.basename(path).startswith("versions."):
         return 0o100555
+    if path == render.USER_DATA:
+        # It may carry the VM's SSH host private key: only root (cloud-init, coreos-cloudinit)
+        # reads it, not every user of a guest that keeps the drive mounted.
+        return 0o100400
     return 0o100444
 
 

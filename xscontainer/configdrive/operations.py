@@ -10,10 +10,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import XenAPI
 
+from xscontainer import hostkeys
 from xscontainer.configdrive import iso, render, transfer
 from xscontainer.errors import ConfigDriveError
-from xscontainer.poolkeys import PoolKeyPair, ensure_pool_keypair
-from xscontainer.xapi.maps import add_map_key_if_absent
+from xscontainer.poolkeys import PoolKeyPair, ensure_pool_keypair, generate_keypair
+from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY
+from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
 
 LOG = logging.getLogger(__name__)
 
@@ -28,6 +30,10 @@ MONITOR_KEY = "xscontainer-monitor"
 # drive that authorizes the pool key wants its containers seen, so we switch monitoring on; an
 # explicit value already present (e.g. an administrator's "False") is never overwritten.
 MONITOR_MARK_VALUE = "True"
+# The fingerprint of the host key a config drive pinned. A pin whose key has this fingerprint was
+# made by a drive, and the next drive replaces it; any other pin was verified by an administrator
+# (or is the original's), and a drive leaves it, and the guest's own key, alone.
+DRIVE_HOSTKEY_KEY = "xscontainer-sshhostkey-drive"
 VDI_ALIGNMENT = 2 * 1024 * 1024  # xapi cannot import raw disks that are not 2 MiB aligned
 MAX_DRIVE_SIZE = 64 * 1024 * 1024
 ACCEPTED_POWER_STATES = ("Halted", "Running")
@@ -163,6 +169,40 @@ def _hin_device(session: "XenAPI.Session", vm: Dict[str, Any]) -> Optional[str]:
     return render.hin_device_of(vifs, networks)
 
 
+def drive_may_pin(vm_uuid: str, other_config: Dict[str, str]) -> bool:
+    """Pure: may a new drive give the VM a host key and pin it? Yes when nothing vouches for the VM
+    (a new VM, or a clone's copied pin) or when what vouches was pinned by a previous drive; no
+    when an administrator pinned or registered a key (or the original product pinned one)."""
+    state = hostkeys.pin_state(vm_uuid, other_config)
+    if state.pinned is None:
+        return state.expected is None
+    made_by_drive = (other_config.get(DRIVE_HOSTKEY_KEY) or "").strip() == hostkeys.fingerprint(state.pinned)
+    return state.bound and made_by_drive
+
+
+def _new_host_key(vm_uuid: str, hostname: str) -> render.HostKey:
+    pair = generate_keypair(comment="root@" + (hostname or vm_uuid))
+    return render.HostKey(pair.private_pem, pair.public_line)
+
+
+def _pin_drive_key(session: "XenAPI.Session", vm_ref: str, vm_uuid: str, key_b64: str) -> None:
+    """Pin the key the drive carries, key by key. The key is written before the binding, so that
+    a clone's copied binding never vouches, even for an instant, for a key we did not choose."""
+    api = session.xenapi
+    try:
+        set_map_key(api.VM, vm_ref, HOSTKEY_KEY, key_b64)
+        set_map_key(api.VM, vm_ref, HOSTKEY_VM_KEY, vm_uuid)
+        set_map_key(api.VM, vm_ref, DRIVE_HOSTKEY_KEY, hostkeys.fingerprint(key_b64))
+        remove_map_key(api.VM, vm_ref, HOSTKEY_FINGERPRINT_KEY)
+    except XenAPI.Failure as exc:
+        raise ConfigDriveError(
+            "The config drive of VM %s is in place, but the SSH host key it gives the VM could not be "
+            "pinned (%s). Once the VM has booted, pin it with: xscontainer register %s "
+            "--host-key-fingerprint %s" % (vm_uuid, " ".join(str(d) for d in exc.details), vm_uuid,
+                                           hostkeys.fingerprint(key_b64)),
+            code="HOSTKEY_PIN_FAILED", xapi_error=list(exc.details)) from exc
+
+
 class _Made:
     """What one create_config_drive call has made, so a failure can remove exactly that."""
 
@@ -292,7 +332,11 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
         hin_device = _hin_device(session, vm)
     except XenAPI.Failure as exc:
         raise _translate(exc, "read the pool key or networks") from exc
-    context = render.RenderContext(vm_uuid, vm.get("name_label", ""), pair.public_line, hin_device)
+    host_key = None  # type: Optional[render.HostKey]
+    if drive_may_pin(vm_uuid, vm.get("other_config") or {}):
+        host_key = _new_host_key(vm_uuid, render.vm_name_to_hostname(vm.get("name_label", ""), vm_uuid))
+    context = render.RenderContext(vm_uuid, vm.get("name_label", ""), pair.public_line, hin_device,
+                                   host_key)
     rendered = render.render_user_data(configuration, context)
 
     agent = iso.load_agent_files(tools_iso_dir)
@@ -330,6 +374,11 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
         raise
     LOG.info("VM %s: config drive VDI %s created (%s, %d bytes, agent files: %d)", vm_uuid,
              vdi_uuid, rendered.format, size, len(agent))
+    if rendered.host_key_pinned is not None:
+        # Pinned only now that the drive that carries the key has replaced the previous one.
+        _pin_drive_key(session, vm_ref, vm_uuid, rendered.host_key_pinned)
+        LOG.info("VM %s: pinned the SSH host key its config drive gives it (%s)", vm_uuid,
+                 hostkeys.describe_key(rendered.host_key_pinned))
     if rendered.authorizes_pool_key:
         try:
             add_map_key_if_absent(api.VM, vm_ref, MONITOR_KEY, MONITOR_MARK_VALUE)

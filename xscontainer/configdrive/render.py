@@ -4,6 +4,7 @@ Nothing here touches xapi, files or sockets: every function maps literal inputs 
 the rules the original product had (and the ones we added) are tested with plain strings.
 """
 
+import base64
 import json
 import re
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
@@ -47,11 +48,25 @@ PLACEHOLDER_KEY_LINE = ("XSCONTAINERPUBKEY", "CONTAINERPUBKEY")
 PLACEHOLDER_HIN = ("XSHIN", "HIN")
 
 
+# Where sshd finds its Ed25519 host key on every guest we target (cloud-init's ssh_keys writes it
+# there too; coreos-cloudinit and Ignition only know files).
+HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
+HOST_KEY_MODES = (0o600, 0o644)  # private, public: what ssh-keygen and sshd expect
+
+
+class HostKey(NamedTuple):
+    """An SSH host key pair dom0 chose for the VM. ``private_openssh`` is a secret: it goes into
+    the drive's user_data and nowhere else (never a log line, never a file in dom0)."""
+    private_openssh: str
+    public_line: str  # "ssh-ed25519 base64 comment"
+
+
 class RenderContext(NamedTuple):
     vm_uuid: str
     vm_name: str
     public_line: str  # "type base64 comment", the pool's public key
     hin_device: Optional[str]  # VIF device on the host-internal network, or None
+    host_key: Optional[HostKey] = None  # given to the guest when the drive authorizes the pool key
 
 
 class RenderedDrive(NamedTuple):
@@ -59,6 +74,7 @@ class RenderedDrive(NamedTuple):
     format: str
     authorizes_pool_key: bool
     hostname: str
+    host_key_pinned: Optional[str] = None  # base64 blob of the host key the user_data carries
 
 
 def is_true_word(value: Optional[str]) -> bool:
@@ -240,9 +256,88 @@ def merge_ignition_key(data: Dict[str, Any], public_line: str) -> Dict[str, Any]
     return result
 
 
+def _host_key_files(host_key: HostKey) -> List[Tuple[str, str, int]]:
+    """(path, content, mode) of the host key files, as ssh-keygen would leave them."""
+    return [(HOST_KEY_PATH, host_key.private_openssh, HOST_KEY_MODES[0]),
+            (HOST_KEY_PATH + ".pub", host_key.public_line.strip() + "\n", HOST_KEY_MODES[1])]
+
+
+def _octal_permissions(entry: Any) -> Any:
+    """A write_files entry whose ``permissions`` YAML 1.1 read as an integer (``0644`` unquoted is
+    420) gets it back as the octal string it meant: cloud-init reads both, coreos-cloudinit parses
+    the text as octal, so a re-written "420" would mean 0o420 there."""
+    if isinstance(entry, dict) and isinstance(entry.get("permissions"), int) \
+            and not isinstance(entry.get("permissions"), bool):
+        entry = dict(entry, permissions="0%o" % entry["permissions"])
+    return entry
+
+
+class _CloudConfigDumper(yaml.SafeDumper):
+    """Safe YAML with multi-line text (keys, unit files) as literal blocks, readable on the drive."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> Any:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_CloudConfigDumper.add_representer(str, _represent_text)
+
+
+def add_host_key_cloud_config(data: Dict[str, Any], host_key: HostKey) -> str:
+    """The cloud-config text with the host key (a new document; ``data`` untouched).
+
+    cloud-init writes ``ssh_keys`` (its ssh module, which first deletes every host key the image
+    had, runs after write_files, and writes the same key); coreos-cloudinit (Flatcar) ignores
+    ``ssh_keys`` and writes the ``write_files`` entries, on every boot. A file of the user's at the
+    same path is replaced: sshd must serve the key dom0 pins. Comments are not kept (the
+    configuration as given stays on the drive as ``user_data.template``)."""
+    result = dict(data)
+    ssh_keys = dict(data["ssh_keys"]) if isinstance(data.get("ssh_keys"), dict) else {}
+    ssh_keys["ed25519_private"] = host_key.private_openssh
+    ssh_keys["ed25519_public"] = host_key.public_line.strip()
+    result["ssh_keys"] = ssh_keys
+    ours = _host_key_files(host_key)
+    paths = set(path for path, _, _ in ours)
+    given = data.get("write_files") if isinstance(data.get("write_files"), list) else []
+    kept = [_octal_permissions(entry) for entry in given
+            if not (isinstance(entry, dict) and entry.get("path") in paths)]
+    result["write_files"] = kept + [{"path": path, "content": content, "owner": "root:root",
+                                     "permissions": "0%o" % mode} for path, content, mode in ours]
+    return "#cloud-config\n" + yaml.dump(result, Dumper=_CloudConfigDumper, default_flow_style=False,
+                                          sort_keys=False, allow_unicode=True, width=4096)
+
+
+def _data_url(content: str) -> str:
+    return "data:;base64," + base64.b64encode(content.encode("utf-8")).decode("ascii")
+
+
+def add_host_key_ignition(data: Dict[str, Any], host_key: HostKey) -> Dict[str, Any]:
+    """``storage.files`` entries for the host key (a new dict; input untouched). Ignition 2.x
+    names the file system ("root") and cannot overwrite; 3.x must be told it may."""
+    result = json.loads(json.dumps(data))
+    storage = result.setdefault("storage", {})
+    if not isinstance(storage, dict) or not isinstance(storage.setdefault("files", []), list):
+        raise ConfigDriveError("The Ignition configuration's storage.files must be a list.",
+                               code="INVALID_CONFIGURATION")
+    ours = _host_key_files(host_key)
+    paths = set(path for path, _, _ in ours)
+    files = [entry for entry in storage["files"]
+             if not (isinstance(entry, dict) and entry.get("path") in paths)]
+    version_2 = result["ignition"]["version"].startswith("2.")
+    for path, content, mode in ours:
+        entry = {"path": path, "mode": mode, "contents": {"source": _data_url(content)}}
+        entry.update({"filesystem": "root"} if version_2 else {"overwrite": True})
+        files.append(entry)
+    storage["files"] = files
+    return result
+
+
 def render_user_data(configuration: str, context: RenderContext) -> RenderedDrive:
     """Placeholders substituted and the result validated: the bytes the guest will read.
 
+    When the configuration authorizes the pool key and ``context.host_key`` is given, the guest
+    is also given that SSH host key (``host_key_pinned`` then says which key to pin).
     Raises ConfigDriveError(INVALID_CONFIGURATION) for anything a guest would reject.
     """
     if not configuration.strip():
@@ -251,13 +346,20 @@ def render_user_data(configuration: str, context: RenderContext) -> RenderedDriv
     fmt = detect_format(text)
     b64 = key_base64(context.public_line)
     hostname = vm_name_to_hostname(context.vm_name, context.vm_uuid)
+    host_key = context.host_key
+    pinned = key_base64(host_key.public_line) if host_key is not None else None
     if fmt == FORMAT_IGNITION:
         merged = merge_ignition_key(parse_ignition(text), context.public_line)
-        return RenderedDrive(json.dumps(merged, indent=2, sort_keys=True) + "\n", fmt, True, hostname)
+        if host_key is not None:
+            merged = add_host_key_ignition(merged, host_key)
+        return RenderedDrive(json.dumps(merged, indent=2, sort_keys=True) + "\n", fmt, True, hostname,
+                             pinned)
     if fmt == FORMAT_CLOUD_CONFIG:
         data = parse_cloud_config(text)
         if isinstance(data.get("hostname"), str) and data["hostname"]:
             hostname = data["hostname"]
+        if host_key is not None and cloud_config_authorizes(data, b64):
+            return RenderedDrive(add_host_key_cloud_config(data, host_key), fmt, True, hostname, pinned)
         return RenderedDrive(text, fmt, cloud_config_authorizes(data, b64), hostname)
     return RenderedDrive(text, fmt, False, hostname)
 
@@ -339,3 +441,29 @@ def guest_authorized_keys(user_data: str, user: str = IGNITION_USER) -> List[str
             if isinstance(entry, dict) and entry.get("name") == user:
                 keys.extend(_keys_of(entry, "ssh_authorized_keys", "ssh-authorized-keys"))
     return [key for key in keys if isinstance(key, str)]
+
+
+def guest_host_key(user_data: str) -> Optional[str]:
+    """The Ed25519 host private key a guest would give its sshd from this user_data (what the
+    testbed applies to play the guest), or None: cloud-config ``ssh_keys`` (cloud-init) or else
+    its write_files entry (coreos-cloudinit), Ignition ``storage.files``."""
+    fmt = detect_format(user_data)
+    if fmt == FORMAT_CLOUD_CONFIG:
+        data = parse_cloud_config(user_data)
+        ssh_keys = data.get("ssh_keys")
+        if isinstance(ssh_keys, dict) and isinstance(ssh_keys.get("ed25519_private"), str):
+            return ssh_keys["ed25519_private"]
+        entries = data.get("write_files")
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("path") == HOST_KEY_PATH \
+                    and isinstance(entry.get("content"), str):
+                return entry["content"]
+    elif fmt == FORMAT_IGNITION:
+        storage = parse_ignition(user_data).get("storage")
+        entries = storage.get("files") if isinstance(storage, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("path") == HOST_KEY_PATH:
+                source = (entry.get("contents") or {}).get("source", "")
+                if source.startswith("data:;base64,"):
+                    return base64.b64decode(source[len("data:;base64,"):]).decode("utf-8")
+    return None
