@@ -151,18 +151,20 @@ def test_unknown_vm_on_the_testbed_exits_3(target):
 
 
 def test_tls_generate_certs_then_engine_served_with_them_is_monitored(testbed, tmp_path):
-    """The whole TLS flow: --generate-certs for a VM, the engine served with the written server
-    files (a TLS front over a testbed engine's socket stands in for dockerd --tlsverify), then
-    --verify-only reports that monitoring works."""
+    """The whole TLS flow: --generate-certs for a VM, a real dockerd --tlsverify started with the
+    written server files (in vm3's namespace, at the address the VM reports), then --verify-only
+    reports that monitoring works."""
     import random
-    from tests.prepare.tlsfront import TlsFront
+    import types
+    from tlsengine import TlsEngine
     info = testbed.info()
-    address = "127.%d.%d.%d" % (random.randint(1, 254), random.randint(1, 254), random.randint(2, 254))
+    host_vm = [v for v in info["vms"] if v["name_label"] == "vm3"][0]
+    address = host_vm["ip"]
     session = testbed.xapi_session()
     api = session.xenapi
     ref = api.VM.create({"name_label": "prepare-tls-%d" % random.randint(0, 1 << 30)})
     secrets = []
-    front = None
+    engine = None
     try:
         api.VM.start_on(ref, api.host.get_by_uuid(info["hosts"][0]["uuid"]), False, False)
         api.sim.set_guest_networks(ref, {"0/ip": address, "0/ipv4/0": address})
@@ -177,14 +179,21 @@ def test_tls_generate_certs_then_engine_served_with_them_is_monitored(testbed, t
         closed = run_prepare(["--vm", uuid, "--verify-only", "--timeout", "3"], info["unix_socket"])
         assert closed.returncode == 1 and "PORT_CLOSED" in closed.stderr, closed
 
-        front = TlsFront(address, 2376, os.path.join(certs, "server-cert.pem"), os.path.join(certs, "server-key.pem"),
-                         os.path.join(certs, "ca.pem"), info["vms"][0]["docker_socket"])
+        def text(name):
+            with open(os.path.join(certs, name)) as handle:
+                return handle.read()
+        bundle = types.SimpleNamespace(ca_cert=text("ca.pem"), server_cert=text("server-cert.pem"),
+                                       server_key=text("server-key.pem"))
+        engine_dir = tmp_path / "dockerd"
+        engine_dir.mkdir(mode=0o700)
+        engine = TlsEngine(testbed, host_vm, str(engine_dir), bundle)
+        engine.start()
         works = run_prepare(["--vm", uuid, "--verify-only"], info["unix_socket"])
         assert works.returncode == 0, works
-        assert "Monitoring works" in works.stdout and front.handshakes >= 1
+        assert "Monitoring works" in works.stdout
     finally:
-        if front is not None:
-            front.close()
+        if engine is not None:
+            engine.stop()
         api.VM.hard_shutdown(ref)
         api.VM.destroy(ref)
         for uuid in secrets:

@@ -11,14 +11,13 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 
 import pytest
 import XenAPI
 
-from waiting import wait_for
+from tlsengine import TlsEngine, write_private as _write
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.connect import EngineConnections
@@ -35,85 +34,6 @@ from xscontainer.xapi.session import close_session
 
 TLS_KEYS = (TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY)
 SAMPLES = ["burner", "exited", "sleeper", "web"]
-READY_TIMEOUT = 60
-
-
-def _write(path, text, mode=0o600):
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
-        handle.write(text)
-
-
-def _tail(path, size=3000):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()[-size:].decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _port_open(address, port):
-    try:
-        socket.create_connection((address, port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def _pidfile_pid(path):
-    try:
-        with open(path) as handle:
-            return int(handle.read().strip() or "0")
-    except (OSError, ValueError):
-        return 0
-
-
-class TlsEngine(object):
-    """The VM's dockerd replaced by one that also listens with --tlsverify on ip:2376."""
-
-    def __init__(self, testbed, vm, directory, bundle):
-        self.testbed = testbed
-        self.vm = vm
-        self.log = os.path.join(directory, "dockerd-tls.log")
-        files = {}
-        for name, text in (("ca.pem", bundle.ca_cert), ("server-cert.pem", bundle.server_cert),
-                           ("server-key.pem", bundle.server_key)):
-            files[name] = os.path.join(directory, name)
-            _write(files[name], text)
-        self.argv = testbed.dockerd_argv(vm["name_label"]) + [
-            "-H", "tcp://%s:2376" % vm["ip"], "--tlsverify", "--tlscacert", files["ca.pem"],
-            "--tlscert", files["server-cert.pem"], "--tlskey", files["server-key.pem"]]
-        self.proc = None
-
-    def start(self):
-        name = self.vm["name_label"]
-        self.testbed.stop_dockerd(name)
-        pidfile = os.path.join(self.testbed.vm_dir(name), "run", "docker.pid")
-        if os.path.exists(pidfile) and not os.path.exists("/proc/%d" % _pidfile_pid(pidfile)):
-            os.unlink(pidfile)  # left by a killed dockerd
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.testbed.vm_exec_argv(name, self.argv), stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT)
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError("dockerd --tlsverify exited (%s): %s" % (self.proc.returncode, _tail(self.log)))
-            return self.testbed.dockerd_running(name) and _port_open(self.vm["ip"], 2376)
-        try:
-            wait_for(ready, READY_TIMEOUT, "dockerd --tlsverify", interval=0.1)
-        except AssertionError as exc:
-            raise AssertionError("%s: %s" % (exc, _tail(self.log)))
-
-    def stop(self):
-        """Stop ours (graceful, so live-restore keeps the containers) and bring the testbed's back."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.testbed.start_dockerd(self.vm["name_label"])
-
-
 @pytest.fixture(scope="module")
 def tls_vm(testbed):
     """(session, vm, bundle): vm2 served by a TLS-enabled dockerd, with the product's client
