@@ -260,7 +260,8 @@ def test_hostile_arguments_get_clear_failures_and_touch_nothing(pool, registered
             continue
         base = {name: (vm["uuid"] if name in ("vmuuid",) else "web") for name in spec.required}
         cases = [dict(base, **{name: value}) for name in spec.required for value in HOSTILE]
-        cases.append({})  # every required key missing
+        if spec.required:
+            cases.append({})  # every required key missing
         cases.append(dict(base, unexpected="1"))
         for args in cases:
             if HUGE in args.values():
