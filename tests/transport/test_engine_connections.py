@@ -6,6 +6,7 @@ The VMs are those of ``engineworld.World`` (a private simulator, a real sshd, a 
 engine). Live SSH connections are counted as paramiko's transport threads in this process.
 """
 
+import json
 import os
 import shutil
 import threading
@@ -13,9 +14,12 @@ import threading
 import pytest
 
 from waiting import wait_for
+from engine.unixserver import json_response, read_request
+from xscontainer.engine.connect import EngineConnections
 from xscontainer.errors import ConnectionFailure, XSContainerError
+from xscontainer.poolkeys import PoolKeyCache
 
-from .engineworld import World, live_ssh_connections
+from .engineworld import World, engine, live_ssh_connections
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"),
                                 reason="needs root and OpenSSH's sshd")
@@ -117,4 +121,54 @@ def test_a_slow_xapi_read_for_one_vm_does_not_hold_up_another(world):
     finally:
         release.set()
         blocked.join()
+        engines.close_all()
+
+
+def test_the_vms_share_one_process_budget_for_responses_being_read(world):
+    """One VM's engine sends a 1.5 MiB list slowly; while it is being read another VM's list is
+    refused by the process-wide budget (2 MiB here), naming that VM; once the first is done the
+    second VM's list is read."""
+    mib = 1024 * 1024
+    body = json.dumps(["x" * (3 * mib // 2 - 4)]).encode()
+    gate = threading.Event()
+    slow = []
+
+    def handler(conn):
+        while True:
+            line = read_request(conn)
+            if line is None:
+                return
+            if " /_ping " in line:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.43\r\nContent-Length: 2\r\n\r\nOK")
+            elif not slow:
+                slow.append(line)
+                conn.sendall(json_response(body)[:-mib // 2])
+                gate.wait(30)
+                conn.sendall(body[-mib // 2:])
+            else:
+                conn.sendall(json_response(body))
+    world.handler = handler
+    engines = EngineConnections(lambda: world.pooled, PoolKeyCache(lambda: world.pooled), connect_timeout=5,
+                                socket_path=world.engine.path, ssh_port=world.rig.port,
+                                process_budget=2 * mib)
+    try:
+        first, second = world.vms
+        assert engines.client(first).ping() and engines.client(second).ping()
+        results = []
+        reader = threading.Thread(target=lambda: results.append(engines.client(first).containers()))
+        reader.start()
+        wait_for(lambda: engines.bytes_in_flight() >= mib - 256 * 1024, timeout=20,
+                 what="the first VM's list to be half read")
+        with pytest.raises(XSContainerError) as info:
+            engines.client(second).containers()
+        assert info.value.code == "ENGINE_RESPONSE_TOO_LARGE"
+        assert second in info.value.message and "all VMs" in info.value.message
+        gate.set()
+        reader.join()
+        assert len(results[0][0]) == len(body) - 4
+        assert len(engines.client(second).containers()[0]) == len(body) - 4
+        assert engines.bytes_in_flight() == 0
+    finally:
+        gate.set()
+        world.handler = engine
         engines.close_all()

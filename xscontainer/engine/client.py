@@ -30,6 +30,20 @@ LIFECYCLE = ("start", "stop", "restart", "pause", "unpause")
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW_STREAM = "application/vnd.docker.raw-stream"
 
+# Per-endpoint bounds on one response's body, well below the pool's 64 MiB, from real sizes:
+# a /containers/json entry is 1-2 KB (10,000 containers ~15 MB, so 16 MiB); an inspect record
+# 5-20 KB (a few hundred mounts, labels and env variables stay far below 4 MiB); top of a few
+# thousand processes ~0.5 MB; /version ~1 KB and /info ~5-10 KB (1 MiB); one stats sample
+# ~5 KB; /_ping says "OK". Logs: the plugin keeps the newest 1 MiB of at most 10,000 lines
+# (tail), which needs the whole answer: 16 MiB holds 10,000 lines of 1.6 KB with their 8-byte
+# frame headers; a longer answer is refused (ENGINE_RESPONSE_TOO_LARGE: ask for a smaller tail).
+MIB = 1024 * 1024
+MAX_PING = 64 * 1024
+MAX_SMALL = 1 * MIB  # version, info, stats, exec inspect, errors of lifecycle calls
+MAX_RECORD = 4 * MIB  # inspect, top, exec create
+MAX_LIST = 16 * MIB  # /containers/json
+MAX_LOGS = 16 * MIB
+
 
 def parse_api_version(text: Optional[str]) -> Optional[Tuple[int, int]]:
     match = API_VERSION.fullmatch(text or "")
@@ -140,11 +154,11 @@ class DockerClient(object):
             return self._api
 
     def _ask_api_version(self) -> Tuple[int, int]:
-        response = self._pool.request("GET", "/_ping")
+        response = self._pool.request("GET", "/_ping", max_bytes=MAX_PING)
         header = response.header("api-version")
         if response.status == 200 and header:
             return choose_api_version(header, vm_uuid=self.vm_uuid)
-        version = self._pool.request("GET", "/version")
+        version = self._pool.request("GET", "/version", max_bytes=MAX_SMALL)
         if version.status != 200:
             raise EngineError("The Docker engine answered /version with %d: %s"
                               % (version.status, _engine_message(version)), code="ENGINE_ERROR")
@@ -175,26 +189,27 @@ class DockerClient(object):
                           code="ENGINE_ERROR", status=response.status, engine_message=message)
 
     def get(self, path: str, query: Optional[List[Tuple[str, str]]] = None, what: str = "",
-            container: Optional[str] = None, timeout: Optional[float] = None) -> Any:
-        response = self._pool.request("GET", self._target(path, query), timeout=timeout)
+            container: Optional[str] = None, timeout: Optional[float] = None,
+            max_bytes: Optional[int] = None) -> Any:
+        response = self._pool.request("GET", self._target(path, query), timeout=timeout, max_bytes=max_bytes)
         return self._json(self._check(response, what or "GET " + path, container))
 
     # -- calls ----------------------------------------------------------------------------------
     def ping(self) -> bool:
-        return self._pool.request("GET", "/_ping").status == 200
+        return self._pool.request("GET", "/_ping", max_bytes=MAX_PING).status == 200
 
     def version(self) -> Dict[str, Any]:
-        return self.get("/version")
+        return self.get("/version", max_bytes=MAX_SMALL)
 
     def info(self) -> Dict[str, Any]:
-        return self.get("/info")
+        return self.get("/info", max_bytes=MAX_SMALL)
 
     def containers(self, all: bool = True, size: bool = False) -> List[Dict[str, Any]]:
         """``/containers/json``; ``size`` is expensive (it walks every container's files)."""
         query = [("all", "1" if all else "0")]
         if size:
             query.append(("size", "1"))
-        return self.get("/containers/json", query)
+        return self.get("/containers/json", query, max_bytes=MAX_LIST)
 
     def resolve(self, ref: str) -> str:
         """The full id of the container named by ``ref`` (full id, name or unique id prefix)."""
@@ -206,13 +221,13 @@ class DockerClient(object):
 
     def inspect(self, ref: str) -> Dict[str, Any]:
         ident = self._id(ref)
-        return self.get("/containers/%s/json" % quote(ident), container=ref)
+        return self.get("/containers/%s/json" % quote(ident), container=ref, max_bytes=MAX_RECORD)
 
     def top(self, ref: str) -> Dict[str, Any]:
         """``{"Titles": [...], "Processes": [[...]]}`` with Docker's default ``ps -ef`` columns
         (UID PID PPID C STIME TTY TIME CMD): XenCenter reads PID, CMD and TIME."""
         ident = self._id(ref)
-        return self.get("/containers/%s/top" % quote(ident), container=ref)
+        return self.get("/containers/%s/top" % quote(ident), container=ref, max_bytes=MAX_RECORD)
 
     def stats(self, ref: str, one_shot: bool = False) -> Dict[str, Any]:
         """One ``/containers/{id}/stats`` sample. By default the engine waits for a second sample
@@ -223,7 +238,7 @@ class DockerClient(object):
         query = [("stream", "false")]
         if one_shot and self._negotiate() >= ONE_SHOT_API:
             query.append(("one-shot", "true"))
-        return self.get("/containers/%s/stats" % quote(ident), query, container=ref)
+        return self.get("/containers/%s/stats" % quote(ident), query, container=ref, max_bytes=MAX_SMALL)
 
     def logs(self, ref: str, tail: Optional[int] = 100, timestamps: bool = False) -> List[Tuple[str, bytes]]:
         """The container's recent output as ``(stream, bytes)`` pieces, stdout and stderr
@@ -231,15 +246,16 @@ class DockerClient(object):
         ident = self._id(ref)
         query = [("stdout", "1"), ("stderr", "1"), ("timestamps", "1" if timestamps else "0"),
                  ("tail", "all" if tail is None else str(int(tail)))]
-        response = self._check(self._pool.request("GET", self._target("/containers/%s/logs" % quote(ident), query)),
-                               "logs", container=ref)
+        response = self._check(self._pool.request("GET", self._target("/containers/%s/logs" % quote(ident), query),
+                                                  max_bytes=MAX_LOGS), "logs", container=ref)
         content_type = (response.header("content-type") or "").split(";")[0].strip()
         if content_type == MULTIPLEXED:
             tty = False
         elif content_type == RAW_STREAM:
             tty = True
         else:  # engines before API 1.42 do not say: ask the container
-            tty = bool(self.get("/containers/%s/json" % quote(ident), container=ref).get("Config", {}).get("Tty"))
+            tty = bool(self.get("/containers/%s/json" % quote(ident), container=ref,
+                                max_bytes=MAX_RECORD).get("Config", {}).get("Tty"))
         if tty:
             return [("stdout", response.body)] if response.body else []
         return demux_logs(response.body)
@@ -306,7 +322,7 @@ class DockerClient(object):
         self._check(response, "resize", container=ref)
 
     def exec_inspect(self, exec_id: str) -> Dict[str, Any]:
-        return self.get("/exec/%s/json" % quote(exec_id), what="exec inspect")
+        return self.get("/exec/%s/json" % quote(exec_id), what="exec inspect", max_bytes=MAX_SMALL)
 
     def start(self, ref: str) -> bytes:
         return self.action(ref, "start")

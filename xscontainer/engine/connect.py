@@ -9,6 +9,7 @@ from typing import Callable, Dict, Iterator, Optional
 
 import XenAPI
 
+from xscontainer.engine.budget import ByteBudget
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
 from xscontainer.hostkeys import XapiHostKeyPin
@@ -46,14 +47,22 @@ class EngineConnections(object):
     secrets are read: at first use and at each reconnection); ``pool_keys`` is a
     ``PoolKeyCache`` (the private key is parsed once per process). A mode change in
     other_config takes effect after ``close(vm_uuid)``.
+
+    Responses being read hold at most ``vm_budget`` bytes per VM and ``process_budget`` for all
+    VMs at once: twice the largest single answer (``/containers/json``, 16 MiB) per VM, so a VM's
+    list and an inspect fit together while one hostile guest can take a quarter of the
+    process's share, and eight parallel reads of ordinary answers stay far below it.
     """
 
     def __init__(self, session_factory: Callable[[], "XenAPI.Session"], pool_keys,
                  clock: Callable[[], float] = time.monotonic, limits: Limits = Limits(),
                  connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
-                 nodelay_session: bool = True) -> None:
+                 nodelay_session: bool = True, vm_budget: int = 32 * 1024 * 1024,
+                 process_budget: int = 128 * 1024 * 1024) -> None:
         self._session_factory = session_factory
+        self._vm_budget = vm_budget
+        self._process_budget = ByteBudget(process_budget, "all VMs")
         self._pool_keys = pool_keys
         self._clock = clock
         self._limits = limits
@@ -87,7 +96,8 @@ class EngineConnections(object):
                                XapiHostKeyPin(self._session_factory, vm_uuid), socket_path=self._socket_path,
                                port=self._ssh_port, clock=self._clock, connect_timeout=self._connect_timeout,
                                keepalive=self._keepalive, nodelay_session=self._nodelay_session)
-        pool = HttpPool(tunnel.open_stream, self._limits, max_idle=self._max_idle)
+        budget = ByteBudget(self._vm_budget, "VM %s" % vm_uuid, self._process_budget)
+        pool = HttpPool(tunnel.open_stream, self._limits, max_idle=self._max_idle, budget=budget, vm_uuid=vm_uuid)
         return _Entry(settings.mode, tunnel, pool, DockerClient(pool, vm_uuid))
 
     def _entry(self, vm_uuid: str, borrow: bool) -> _Entry:
@@ -124,6 +134,10 @@ class EngineConnections(object):
                 finished = entry.retired and entry.users == 0
             if finished:
                 entry.close()
+
+    def bytes_in_flight(self) -> int:
+        """Bytes of responses being read now, all VMs together (within ``process_budget``)."""
+        return self._process_budget.used
 
     def tunnel(self, vm_uuid: str):
         """The VM's tunnel (``SshTunnel`` or ``TlsTunnel``), for diagnosis and tests."""

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+from xscontainer.engine.budget import ByteBudget
 from xscontainer.engine.httpparse import END, NEED_DATA, ResponseHead, ResponseParser
 from xscontainer.errors import ConnectionFailure, EngineError
 
@@ -343,12 +344,17 @@ class HttpPool(object):
     """HTTP/1.1 keep-alive over streams from ``open_stream``: idle connections are reused (at most
     ``max_idle`` kept; one the peer closed while idle is dropped before use); a request that dies
     on a reused connection is sent again on a new stream only when ``may_resend`` says so.
-    Thread-safe: each request takes a connection for itself."""
+    Thread-safe: each request takes a connection for itself. A whole-body ``request`` reserves
+    its bytes in ``budget`` as they arrive (the VM's, itself part of the process's) and gives them
+    back when the response is done or failed: ``max_bytes`` bounds one response, the budget all
+    of one VM's (and the monitor's) at once."""
 
     def __init__(self, open_stream: Callable[[], Stream], limits: Limits = Limits(),
                  max_idle: int = 4, clock: Callable[[], float] = time.monotonic,
-                 host: str = "docker") -> None:
+                 host: str = "docker", budget: Optional[ByteBudget] = None, vm_uuid: str = "") -> None:
         self._open_stream = open_stream
+        self._budget = budget
+        self._vm_uuid = vm_uuid
         self.limits = limits
         self._max_idle = max_idle
         self._clock = clock
@@ -420,11 +426,21 @@ class HttpPool(object):
             conn.close()
             raise EngineError("The Docker engine's response (%d bytes) exceeds the %d-byte bound."
                               % (announced, limit), code=TOO_LARGE)
+        pieces = []  # type: List[bytes]
+        reserved = 0
         try:
-            data = b"".join(conn.iter_body(parser, deadline, limit))
+            for piece in conn.iter_body(parser, deadline, limit):
+                if self._budget is not None:
+                    self._budget.reserve(len(piece), self._vm_uuid)
+                    reserved += len(piece)
+                pieces.append(piece)
+            data = b"".join(pieces)
         finally:
+            del pieces[:]
             if not parser.done:
                 conn.close()
+            if reserved and self._budget is not None:
+                self._budget.release(reserved)
         self._give_back(conn)
         return Response(head.status, head.reason, head.headers, data)
 
