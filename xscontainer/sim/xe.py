@@ -12,8 +12,8 @@ import xmlrpc.client
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from xscontainer.errors import XSContainerError
+from xscontainer.xapi import NULL_REF  # xe is a client: it uses the client's name for the null ref
 
-NULL_REF = "OpaqueRef:NULL"
 # records.ml prints this for a NULL or dangling reference ("nid").
 NOT_IN_DATABASE = "<not in database>"
 USAGE_HINT = "For usage run: 'xe help'"
