@@ -9,11 +9,10 @@ up in a plugin result.
 import concurrent.futures
 from typing import Any, Dict
 
-from xscontainer.engine.client import DockerClient
+from xscontainer.engine.client import LIFECYCLE, DockerClient
 from xscontainer.errors import InvalidArgument
 from xscontainer.xmltext import xml_clean
 
-LIFECYCLE = ("start", "stop", "restart", "pause", "unpause")
 MAX_LOG_BYTES = 1024 * 1024
 MAX_PARALLEL_STATS = 8
 

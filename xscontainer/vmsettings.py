@@ -8,6 +8,7 @@ from typing import Dict, List, NamedTuple, Optional
 import XenAPI
 
 from xscontainer.errors import InvalidArgument, NotFound, XapiError
+from xscontainer.xapi import NULL_REF
 
 USERNAME_KEY = "xscontainer-username"
 MODE_KEY = "xscontainer-mode"
@@ -17,10 +18,10 @@ HOSTKEY_FINGERPRINT_KEY = "xscontainer-sshhostkey-fingerprint"  # registered, fo
 TLS_CLIENT_CERT_KEY = "xscontainer-tls-client-cert"
 TLS_CLIENT_KEY_KEY = "xscontainer-tls-client-key"
 TLS_CA_CERT_KEY = "xscontainer-tls-ca-cert"
+MONITOR_KEY = "xscontainer-monitor"  # "True": the VM is registered for monitoring
 
 DEFAULT_USERNAME = "core"
 MODES = ("ssh", "tls")
-NULL_REF = "OpaqueRef:NULL"
 HOST_INTERNAL_PREFIX = "169.254."
 
 

@@ -13,11 +13,11 @@ from xscontainer.cli.resolve import Candidate, resolve
 from xscontainer.cli.xapiclient import PoolClient
 from xscontainer.cli.xmlread import (ContainerRow, decode_document, docker_ps_is_abridged, parse_docker_ps,
                                      parse_docker_top)
+from xscontainer.engine.client import LIFECYCLE
 from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
 from xscontainer.plugin import validate
 
 DOCKER_PS_KEY = "docker_ps"
-LIFECYCLE = ("start", "stop", "restart", "pause", "unpause")
 PAST = {"start": "started", "stop": "stopped", "restart": "restarted", "pause": "paused",
         "unpause": "unpaused"}
 

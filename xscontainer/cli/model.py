@@ -2,7 +2,7 @@
 
 from typing import Dict, NamedTuple, Optional
 
-MONITOR_KEY = "xscontainer-monitor"
+from xscontainer.vmsettings import MONITOR_KEY
 
 
 class VmInfo(NamedTuple):

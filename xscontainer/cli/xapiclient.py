@@ -9,12 +9,11 @@ from xscontainer.cli.failures import from_xapi_failure
 from xscontainer.cli.model import Named, VmInfo
 from xscontainer.errors import XapiError, XSContainerError
 from xscontainer.hostkeys import fingerprint, pin_state
-from xscontainer.plugin.routing import forwarding_error
+from xscontainer.plugin.routing import PLUGIN_NAME, forwarding_error
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MODE_KEY
+from xscontainer.xapi import NULL_REF
 from xscontainer.xapi.maps import remove_map_key, set_map_key
 
-PLUGIN = "xscontainer"
-NULL_REF = "OpaqueRef:NULL"
 
 
 class PoolClient:
@@ -147,7 +146,7 @@ class PoolClient:
         (offline, unreachable, xscontainer not installed) are worded as the plugin words them."""
         try:
             result = self._xapi("running the plugin function %s" % fn,
-                                self._api.host.call_plugin, host_ref, PLUGIN, fn, args)
+                                self._api.host.call_plugin, host_ref, PLUGIN_NAME, fn, args)
         except XSContainerError as exc:
             details = exc.details.get("xapi_error") or []
             error = forwarding_error(details, self._describe_host(host_ref))

@@ -14,7 +14,8 @@ from xscontainer import hostkeys
 from xscontainer.configdrive import iso, render, transfer
 from xscontainer.errors import ConfigDriveError
 from xscontainer.poolkeys import PoolKeyPair, ensure_pool_keypair, generate_keypair
-from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY
+from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MONITOR_KEY
+from xscontainer.xapi import NULL_REF
 from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
 
 LOG = logging.getLogger(__name__)
@@ -23,7 +24,6 @@ CLOUD_CONFIG_OVERRIDE_PATH = "/opt/xensource/packages/files/xscontainer/cloud-co
 CONFIG_DRIVE_KEY = "config-drive"
 CONFIG_DRIVE_NAME = "Automatic Config Drive"
 HIN_PREFERENCE_KEY = "xscontainer-use-hostinternalnetwork"
-MONITOR_KEY = "xscontainer-monitor"
 # Written when absent: XenCenter then offers the "Container Management" page (key present) without
 # turning monitoring on by itself (value not "true"), as the original's mark_monitorable_vm did.
 # The original wrote "False" (monitorable, switched off). An administrator who builds a VM with a
@@ -39,7 +39,6 @@ MAX_DRIVE_SIZE = 64 * 1024 * 1024
 ACCEPTED_POWER_STATES = ("Halted", "Running")
 FIRST_USERDEVICE = 1
 LAST_USERDEVICE = 15
-NULL_REF = "OpaqueRef:NULL"
 
 _XAPI_CODES = {
     "SR_FULL": "SR_FULL",

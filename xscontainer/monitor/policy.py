@@ -8,10 +8,8 @@ guest metrics report at least one IPv4 address (``vmsettings.choose_addresses``)
 
 from typing import Mapping, Optional
 
-from xscontainer.vmsettings import choose_addresses
-
-MONITOR_KEY = "xscontainer-monitor"
-NULL_REF = "OpaqueRef:NULL"
+from xscontainer.vmsettings import MONITOR_KEY, choose_addresses
+from xscontainer.xapi import NULL_REF
 
 
 def monitor_enabled(other_config: Optional[Mapping]) -> bool:

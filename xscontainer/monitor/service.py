@@ -10,6 +10,7 @@ import XenAPI
 
 from xscontainer.engine.connect import EngineConnections
 from xscontainer.transport.ssh import DOCKER_SOCKET
+from xscontainer.engine.client import LIFECYCLE
 from xscontainer.engine.diagnose import diagnose
 from xscontainer.errors import InvalidArgument, NotFound
 from xscontainer.metrics.reporter import Reporter
@@ -22,7 +23,7 @@ from xscontainer.monitor.pooled import PooledSession
 from xscontainer.monitor.watcher import Watcher
 from xscontainer.monitor.writer import OtherConfigWriter
 from xscontainer.monitor.xapipool import SessionPool
-from xscontainer.operations import LIFECYCLE, run_operation
+from xscontainer.operations import run_operation
 from xscontainer.poolkeys import PoolKeyCache
 from xscontainer.xapi.inventory import this_host_uuid
 

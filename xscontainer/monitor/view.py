@@ -6,11 +6,12 @@ It answers one question: which VMs must this host watch, and how to reach each o
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from xscontainer.monitor.policy import should_monitor
-from xscontainer.vmsettings import DEFAULT_USERNAME, MODE_KEY, USERNAME_KEY, choose_addresses
+from xscontainer.vmsettings import (DEFAULT_USERNAME, MODE_KEY, TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY,
+                                    USERNAME_KEY, choose_addresses)
+from xscontainer.xapi import NULL_REF
 
 CLASSES = ["vm", "vm_guest_metrics", "pool"]
-NULL_REF = "OpaqueRef:NULL"
-TLS_SECRET_KEYS = ("xscontainer-tls-client-cert", "xscontainer-tls-client-key", "xscontainer-tls-ca-cert")
+TLS_SECRET_KEYS = (TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY, TLS_CA_CERT_KEY)
 
 
 class Target(NamedTuple):

@@ -52,13 +52,10 @@ class SessionPool:
                 self._all.remove(session)
         close_session(session)
 
-    def reset(self) -> None:
-        """Forget every idle session (after xapi restarted)."""
+    def close(self) -> None:
+        """Log out every idle session."""
         while True:
             try:
                 self._discard(self._idle.get_nowait())
             except queue.Empty:
                 return
-
-    def close(self) -> None:
-        self.reset()

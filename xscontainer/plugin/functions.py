@@ -14,11 +14,11 @@ import XenAPI
 
 from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
 from xscontainer.plugin import routing, validate
+from xscontainer.vmsettings import MONITOR_KEY
 from xscontainer.xapi.maps import set_map_key
 
 DEVMODE_FLAG = "/opt/xensource/packages/files/xscontainer/devmode_enabled"
 DEVMODE_REFUSAL = "ERROR: This call is only enabled when in dev mode."
-MONITOR_KEY = "xscontainer-monitor"
 
 # Where a call must run: on the VM's host, on a host that sees an SR or a VDI's SR, or here.
 ROUTE_VM, ROUTE_SR, ROUTE_VDI, ROUTE_LOCAL = "vm", "sr", "vdi", "local"

@@ -10,9 +10,9 @@ import XenAPI
 
 from xscontainer.errors import NotFound, XapiError, XSContainerError
 from xscontainer.plugin.validate import FORWARDED_KEY, check_call_size
+from xscontainer.xapi import NULL_REF
 
 PLUGIN_NAME = "xscontainer"
-NULL_REF = "OpaqueRef:NULL"
 # FORWARDED_KEY is set on a forwarded call. It only stops a second hop (a VM migrating at that
 # moment must not make calls bounce forever); it never lets a call run on a host that is not
 # the right one, so a caller gains nothing by setting it.

@@ -6,7 +6,8 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import XenAPI
 
-PLUGIN = "xscontainer"
+from xscontainer.plugin.routing import PLUGIN_NAME
+
 VERSION_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
 MISSING, ORIGINAL, OFFLINE, FAILED, VERSION = "missing", "original", "offline", "failed", "version"
@@ -71,7 +72,7 @@ def probe_hosts(session: "XenAPI.Session", here_uuid: str) -> List[HostVersion]:
             continue
         result, failure = None, None
         try:
-            result = api.host.call_plugin(ref, PLUGIN, "get_version", {})
+            result = api.host.call_plugin(ref, PLUGIN_NAME, "get_version", {})
         except XenAPI.Failure as exc:
             failure = [str(d) for d in exc.details]
         kind, version = classify(result, failure)

@@ -6,10 +6,9 @@ from typing import Any, Dict, List, NamedTuple, Tuple
 import XenAPI
 
 from xscontainer.errors import NotFound, XapiError
-from xscontainer.vmsettings import MODE_KEY, NULL_REF, USERNAME_KEY, choose_addresses
+from xscontainer.vmsettings import MODE_KEY, MONITOR_KEY, USERNAME_KEY, choose_addresses
+from xscontainer.xapi import NULL_REF
 from xscontainer.xapi.maps import set_map_key
-
-MONITOR_KEY = "xscontainer-monitor"
 
 
 class VmChoice(NamedTuple):

@@ -25,7 +25,6 @@ from xscontainer.sim.server import Servers
 log = logging.getLogger("xscontainer.sim")
 
 PROG = "xscontainer-xapi-sim"
-MAX_SOCKET_PATH = 107
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -63,7 +62,7 @@ def short_dir(directory: str) -> str:
 def socket_path(directory: str) -> str:
     """DIR/xapi, or a short /tmp path when DIR would break XenAPI's UDSTransport ('_')."""
     path = os.path.join(directory, "xapi")
-    if "_" not in path and len(path.encode()) <= MAX_SOCKET_PATH:
+    if "_" not in path and len(path.encode()) <= sim_dom0.MAX_SOCKET_PATH:
         return path
     return os.path.join(short_dir(directory), "xapi")
 

@@ -13,7 +13,7 @@ from typing import Dict, Optional
 
 from xscontainer.xapi import dom0
 
-MAX_SOCKET_PATH = 107
+MAX_SOCKET_PATH = 107  # sockaddr_un.sun_path is 108 bytes, one for the NUL
 _UUID_SHAPE = "0" * 36
 
 

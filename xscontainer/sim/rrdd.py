@@ -52,6 +52,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set, Tuple
 from xml.sax.saxutils import escape
 
+from xscontainer.sim.dom0 import MAX_SOCKET_PATH
 from xscontainer.sim.failures import XapiFailure
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,6 @@ HEADER = b"DATASOURCES"
 INTERVAL = 5.0
 SKIP_MAX = 256
 HISTORY_ROWS = 120  # readings kept for /rrd_updates: 10 minutes (rrdd's 5 s RRA holds 10 minutes too)
-MAX_SOCKET_PATH = 107
 MAX_BODY = 1 << 20
 
 

@@ -134,13 +134,6 @@ def open_url_session(url: str, username: str, password: str, ca_file: Optional[s
     return session
 
 
-def plugin_session(session_ref: str, socket_path: Optional[str] = None) -> "XenAPI.Session":
-    """Reuse the caller's session, as xapi's XenAPIPlugin does."""
-    session = local_session_object(socket_path)
-    session._session = session_ref
-    return session
-
-
 def close_session(session: "XenAPI.Session") -> None:
     """Log out, ignoring a session that is already gone."""
     try:
