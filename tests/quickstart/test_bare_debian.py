@@ -45,12 +45,24 @@ class CleanRoot:
                                  stdout=subprocess.PIPE, check=True).stdout
         subprocess.run(["tar", "-x", "-C", checkout], input=archive, check=True)
         shutil.copy("/etc/resolv.conf", os.path.join(self.path, "etc", "resolv.conf"))
+        self._trust_local_authorities()
         # What a booted Debian has and the demo needs: /proc, /sys with the cgroup
         # hierarchies (dockerd), /dev with ptys, a fresh /run (network namespaces live there).
         self._mount(["-t", "proc", "proc"], "proc")
         self._mount(["--rbind", "/sys"], "sys")
         self._mount(["--rbind", "/dev"], "dev")
         self._mount(["-t", "tmpfs", "tmpfs"], "run")
+
+    def _trust_local_authorities(self) -> None:
+        """This network's own CAs (a TLS-inspecting egress proxy), as its Debian machines have
+        them: placed where ca-certificates' postinst adds them to the bundle, when dev.sh installs
+        it. Without the package (a bare root has none) they are not trusted."""
+        local = "/usr/local/share/ca-certificates"
+        if os.path.isdir(local):
+            target = self.path + local
+            for name in os.listdir(local):
+                if name.endswith(".crt"):
+                    shutil.copy(os.path.join(local, name), target)
 
     def _mount(self, how: List[str], where: str) -> None:
         target = os.path.join(self.path, where)
