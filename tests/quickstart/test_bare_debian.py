@@ -60,6 +60,7 @@ class CleanRoot:
         local = "/usr/local/share/ca-certificates"
         if os.path.isdir(local):
             target = self.path + local
+            os.makedirs(target, exist_ok=True)
             for name in os.listdir(local):
                 if name.endswith(".crt"):
                     shutil.copy(os.path.join(local, name), target)
