@@ -46,6 +46,10 @@ class CleanRoot:
         subprocess.run(["tar", "-x", "-C", checkout], input=archive, check=True)
         shutil.copy("/etc/resolv.conf", os.path.join(self.path, "etc", "resolv.conf"))
         self._trust_local_authorities()
+        # A booted machine's / is a mount point; `ip -n` remounts / in its own mount namespace
+        # and fails with EINVAL on a chroot whose root is not one.
+        subprocess.run(["mount", "--bind", self.path, self.path], check=True)
+        self.mounts.append(self.path)
         # What a booted Debian has and the demo needs: /proc, /sys with the cgroup
         # hierarchies (dockerd), /dev with ptys, a fresh /run (network namespaces live there).
         self._mount(["-t", "proc", "proc"], "proc")
