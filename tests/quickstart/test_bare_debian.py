@@ -9,11 +9,8 @@ environment (none of this machine's pip or pyenv settings), this machine's kerne
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-from typing import List
-
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,6 +19,23 @@ CHECKOUT = "/root/xscontainer"
 # A distinctive directory: testbed names (bridges, namespaces) derive from it and must not meet
 # those of testbeds that other processes run on this kernel.
 DEMO_DIR = "/var/tmp/xsc-quickstart-demo"
+# What a booted Debian has and the demo needs: / a mount point of its own, /proc, /sys with the
+# cgroup hierarchies (dockerd), /dev with ptys, an empty /run (network namespaces live there).
+ENTER = """set -e
+root=$1; shift
+mount --make-rprivate /
+mount --bind "$root" "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs tmpfs "$root/run"
+mkdir -p "$root/.oldroot"
+cd "$root"
+pivot_root . .oldroot
+umount -l /.oldroot
+cd /
+exec "$@"
+"""
 CLEAN_ENV = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "HOME=/root", "LANG=C.UTF-8", "TERM=dumb"]
 
@@ -31,11 +45,10 @@ pytestmark = pytest.mark.skipif(
 
 
 class CleanRoot:
-    """A copy of the pristine rootfs with the repository exported into it, entered by chroot."""
+    """A copy of the pristine rootfs with the repository exported into it."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.mounts = []  # type: List[str]
 
     def prepare(self) -> None:
         subprocess.run(["cp", "-a", PRISTINE + "/.", self.path], check=True)
@@ -46,21 +59,11 @@ class CleanRoot:
         subprocess.run(["tar", "-x", "-C", checkout], input=archive, check=True)
         shutil.copy("/etc/resolv.conf", os.path.join(self.path, "etc", "resolv.conf"))
         self._trust_local_authorities()
-        # A booted machine's / is a mount point; `ip -n` remounts / in its own mount namespace
-        # and fails with EINVAL on a chroot whose root is not one.
-        subprocess.run(["mount", "--bind", self.path, self.path], check=True)
-        self.mounts.append(self.path)
-        # What a booted Debian has and the demo needs: /proc, /sys with the cgroup
-        # hierarchies (dockerd), /dev with ptys, a fresh /run (network namespaces live there).
-        self._mount(["-t", "proc", "proc"], "proc")
-        self._mount(["--rbind", "/sys"], "sys")
-        self._mount(["--rbind", "/dev"], "dev")
-        self._mount(["-t", "tmpfs", "tmpfs"], "run")
 
     def _trust_local_authorities(self) -> None:
         """This network's own CAs (a TLS-inspecting egress proxy), as its Debian machines have
-        them: placed where ca-certificates' postinst adds them to the bundle, when dev.sh installs
-        it. Without the package (a bare root has none) they are not trusted."""
+        them: placed where ca-certificates' postinst adds them to the bundle when a package
+        pulls it in (python3-venv does). A bare root has no bundle of its own."""
         local = "/usr/local/share/ca-certificates"
         if os.path.isdir(local):
             target = self.path + local
@@ -69,15 +72,17 @@ class CleanRoot:
                 if name.endswith(".crt"):
                     shutil.copy(os.path.join(local, name), target)
 
-    def _mount(self, how: List[str], where: str) -> None:
-        target = os.path.join(self.path, where)
-        subprocess.run(["mount"] + how + [target], check=True)
-        self.mounts.append(target)
-        if "--rbind" in how:
-            subprocess.run(["mount", "--make-rslave", target], check=True)
-
     def run(self, script: str, timeout: int = 3600) -> "subprocess.CompletedProcess[str]":
-        return subprocess.run(["chroot", self.path] + CLEAN_ENV + ["bash", "-c", script],
+        """script, by bash, in new mount and pid namespaces whose root is this copy.
+
+        pivot_root, not chroot: the testbed enters its VMs' mount namespaces with nsenter, and
+        setns(2) resets a process's root to its namespace's root, which for a chroot is this
+        machine's / (the VMs' dockerd then saw this machine's /var/run). The pid namespace ends
+        every process the call started when it returns, and only those. So whatever must share
+        state (the demo and its teardown) runs in one call.
+        """
+        return subprocess.run(["unshare", "--mount", "--pid", "--fork", "--", "sh", "-c", ENTER,
+                               "enter", self.path] + CLEAN_ENV + ["bash", "-c", script],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True, timeout=timeout)
 
@@ -85,25 +90,7 @@ class CleanRoot:
         return self.run("dpkg-query -W -f '${Package} ${Version} ${Status}\\n'").stdout
 
     def close(self) -> None:
-        self._kill_processes_inside()
-        for target in reversed(self.mounts):
-            subprocess.run(["umount", "-R", "-l", target], check=False)
         subprocess.run(["rm", "-rf", "--one-file-system", self.path], check=False)
-
-    def _kill_processes_inside(self) -> None:
-        """Only processes whose root is this copy: what the tests started in it, nothing else."""
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                root = os.readlink("/proc/%s/root" % pid)
-            except OSError:
-                continue
-            if root == self.path or root.startswith(self.path + "/"):
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
 
 
 @pytest.fixture
@@ -137,17 +124,19 @@ def test_dev_sh_test_without_python36_stops_at_once_saying_what_to_install(clean
 
 
 def test_dev_sh_demo_needs_only_debian_python3_and_packages(clean_root):
-    out = clean_root.run("cd %s && ./dev.sh demo --dir %s" % (CHECKOUT, DEMO_DIR))
-    try:
-        assert out.returncode == 0, out.stdout[-5000:]
-        for expected in ["TrueNone", "<docker_ps>", "->80/tcp", "Up (Paused)", "config drive created",
-                         "Tear it down with"]:
-            assert expected in out.stdout, (expected, out.stdout[-5000:])
-        venv = clean_root.run("cat %s/.venv/pyvenv.cfg; %s/.venv/bin/python -c "
-                              "'import sys; print(sys.version_info[:2])'" % (CHECKOUT, CHECKOUT)).stdout
-        assert "home = /usr/bin" in venv and "(3, 11)" in venv, venv
-        ps = clean_root.run("%s/.venv/bin/xscontainer --help" % CHECKOUT)
-        assert ps.returncode == 0, ps.stdout
-    finally:
-        clean_root.run("cd %s && [ -x .venv/bin/python ] && .venv/bin/python -c "
-                       "'from xscontainer.testbed import Testbed; Testbed(\"%s\").down()'" % (CHECKOUT, DEMO_DIR))
+    # One call: the demo's pool lives in this call's namespaces; it is explored, then torn down.
+    out = clean_root.run(
+        "cd {co} && ./dev.sh demo --dir {d}; echo \"demo-exit=$?\"; "
+        "echo ==venv; cat .venv/pyvenv.cfg; .venv/bin/python -c 'import sys; print(sys.version_info[:2])'; "
+        "echo ==ps; .venv/bin/xscontainer --help >/dev/null && echo cli-ok; "
+        "echo ==down; .venv/bin/python -c 'from xscontainer.testbed import Testbed; Testbed(\"{d}\").down()'"
+        .format(co=CHECKOUT, d=DEMO_DIR))
+    text = out.stdout
+    assert "demo-exit=0" in text, text[-5000:]
+    demo, rest = text.split("demo-exit=0", 1)
+    for expected in ["TrueNone", "<docker_ps>", "->80/tcp", "Up (Paused)", "config drive created",
+                     "Tear it down with"]:
+        assert expected in demo, (expected, demo[-5000:])
+    venv = rest.split("==venv", 1)[1].split("==ps", 1)[0]
+    assert "home = /usr/bin" in venv and "(3, 11)" in venv, venv
+    assert "cli-ok" in rest, rest
