@@ -132,6 +132,7 @@ def test_dev_sh_demo_needs_only_debian_python3_and_packages(clean_root):
         "echo ==down; .venv/bin/python -c 'from xscontainer.testbed import Testbed; Testbed(\"{d}\").down()'"
         .format(co=CHECKOUT, d=DEMO_DIR))
     text = out.stdout
+    print(text)  # the record of what ran in the clean root (pytest shows it with -s or -rA)
     assert "demo-exit=0" in text, text[-5000:]
     demo, rest = text.split("demo-exit=0", 1)
     for expected in ["TrueNone", "<docker_ps>", "->80/tcp", "Up (Paused)", "config drive created",
