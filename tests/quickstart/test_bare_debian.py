@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -119,6 +120,7 @@ def test_dev_sh_test_without_python36_stops_at_once_saying_what_to_install(clean
     for expected in ["Python 3.6", "pyenv install 3.6.15", "build-essential libssl-dev",
                      "XSCONTAINER_PYTHON36", "./dev.sh demo' does not need it"]:
         assert expected in out.stdout, out.stdout
+    assert "installing Debian packages" not in out.stdout and "creating .venv" not in out.stdout
     assert clean_root.packages() == before
     assert not os.path.exists(clean_root.path + CHECKOUT + "/.venv")
 
