@@ -48,9 +48,10 @@ python36() {  # dom0's interpreter; Debian has no package of it
   if [ -n "${XSCONTAINER_PYTHON36:-}" ]; then echo "$XSCONTAINER_PYTHON36"; return 0; fi
   find_python 3.6 && return 0
   log "Python 3.6 (dom0's interpreter) is not installed, and the test suite runs on it too."
-  log "Install it with pyenv ('pyenv install 3.6.15', which needs build-essential libssl-dev"
-  log "zlib1g-dev libffi-dev libbz2-dev libreadline-dev libsqlite3-dev), or point"
-  log "XSCONTAINER_PYTHON36 at a python3.6 binary. './dev.sh demo' does not need it."
+  log "Debian packages neither it nor pyenv. As root:"
+  log "  apt-get install git curl build-essential libssl-dev zlib1g-dev libffi-dev libbz2-dev libreadline-dev libsqlite3-dev"
+  log "  git clone https://github.com/pyenv/pyenv ~/.pyenv && ~/.pyenv/bin/pyenv install 3.6.15"
+  log "or point XSCONTAINER_PYTHON36 at a python3.6 binary. './dev.sh demo' does not need it."
   exit 1
 }
 
