@@ -26,7 +26,7 @@ def _logs_text(pieces, limit: int = MAX_LOG_BYTES) -> str:
     return xml_clean(data.decode("utf-8", "replace"))
 
 
-def _stats_summary(stats: Dict[str, Any]) -> Dict[str, Any]:
+def stats_summary(stats: Dict[str, Any]) -> Dict[str, Any]:
     """CPU %, memory, network and block I/O, computed as ``docker stats`` does."""
     cpu = stats.get("cpu_stats") or {}
     pre = stats.get("precpu_stats") or {}
@@ -63,13 +63,13 @@ def run_operation(client: DockerClient, op: str, params: Dict[str, Any]) -> Any:
         return _logs_text(client.logs(container, tail=int(params.get("tail", 100))))
     if op == "stats":
         if container:
-            return [_stats_summary(client.stats(container))]
+            return [stats_summary(client.stats(container))]
         running = client.containers(all=False)
         if not running:
             return []
         # Docker takes two samples a second apart for each container: ask for all at once.
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_STATS, len(running))) as pool:
-            return list(pool.map(lambda c: _stats_summary(client.stats(c["Id"])), running))
+            return list(pool.map(lambda c: stats_summary(client.stats(c["Id"])), running))
     if op == "ps":  # every container, for a docker_ps that had to be abridged to fit xapi
         return client.containers(all=True)
     if op == "api_get":

@@ -3,7 +3,7 @@
 import math
 
 from xscontainer.metrics.sample import Sample, Summary, summarize, vm_datasources
-from xscontainer.operations import _stats_summary
+from xscontainer.operations import stats_summary
 
 VM = "0b1d2c3e-0000-4000-8000-000000000001"
 
@@ -31,7 +31,7 @@ def test_cpu_from_our_previous_sample_as_docker_stats_computes_it():
 def test_same_figures_as_the_get_stats_operation():
     engine = doc(11000, 200000, precpu={"cpu_usage": {"total_usage": 1000}, "system_cpu_usage": 100000})
     summary = summarize(Sample("/burner", engine), None)
-    expected = _stats_summary(engine)
+    expected = stats_summary(engine)
     assert (summary.cpu_percent, summary.memory, summary.net_rx, summary.blk_write) == (
         expected["cpu_percent"], expected["memory_usage"], expected["network_rx_bytes"], expected["block_write_bytes"])
 

@@ -5,9 +5,9 @@ bodies still being read. Pure and thread-safe; ``HttpPool`` reserves as bytes ar
 import threading
 from typing import Optional
 
+from xscontainer.engine.httpparse import TOO_LARGE
 from xscontainer.errors import EngineError
 
-TOO_LARGE = "ENGINE_RESPONSE_TOO_LARGE"
 
 
 class ByteBudget(object):

@@ -14,12 +14,12 @@ import socket
 import threading
 from typing import BinaryIO, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+from xscontainer.engine.httpparse import MAX_HEAD_BYTES
 from xscontainer.engine.streams import STDERR, LogFrameDemuxer
 from xscontainer.errors import ConnectionFailure, EngineError, InvalidArgument
 
 LOG = logging.getLogger(__name__)
 
-MAX_HEAD_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
 POLL_INTERVAL = 0.5  # how often a blocked reader looks at its stop flag
 ENV_ENTRY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)

@@ -16,13 +16,12 @@ import time
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from xscontainer.engine.budget import ByteBudget
-from xscontainer.engine.httpparse import END, NEED_DATA, ResponseHead, ResponseParser
+from xscontainer.engine.httpparse import END, NEED_DATA, TOO_LARGE, ResponseHead, ResponseParser
 from xscontainer.errors import ConnectionFailure, EngineError
 
 LOG = logging.getLogger(__name__)
 
 TIMEOUT = "ENGINE_TIMEOUT"
-TOO_LARGE = "ENGINE_RESPONSE_TOO_LARGE"
 CONNECTION_LOST = "CONNECTION_LOST"
 
 RECV_SIZE = 256 * 1024

@@ -1,6 +1,6 @@
 """From the engine's stats documents to data sources (pure).
 
-CPU is computed by ``operations._stats_summary``, as ``docker stats`` does, with the previous
+CPU is computed by ``operations.stats_summary``, as ``docker stats`` does, with the previous
 sample we took ourselves as ``precpu_stats``: a one-shot read then answers at once instead of
 making the engine wait a second per container. Everything here comes from a guest: shapes,
 types and sizes are checked, and a container whose figures make no sense is left out.
@@ -11,7 +11,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from xscontainer.metrics.names import ds_name, encode_container_name
 from xscontainer.metrics.protocol import INT64_MAX, DataSource
-from xscontainer.operations import _stats_summary
+from xscontainer.operations import stats_summary
 
 MAX_CONTAINERS_PER_VM = 256
 
@@ -46,7 +46,7 @@ def summarize(sample: Sample, previous_cpu: Optional[Dict[str, Any]]) -> Optiona
     if has_cpu_sample(previous_cpu):
         doc["precpu_stats"] = previous_cpu
     try:
-        figures = _stats_summary(doc)
+        figures = stats_summary(doc)
     except (TypeError, ValueError, AttributeError, KeyError):
         return None
     counters = [figures["memory_usage"], figures["memory_limit"], figures["network_rx_bytes"],
