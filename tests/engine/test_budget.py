@@ -207,3 +207,121 @@ def test_each_endpoint_has_its_own_bound_below_the_pools(call, path, size):
         client.close()
         server.close()
         os.rmdir(directory)
+
+
+# -- what decoded answers hold (issue 13 item 7): counted until the caller drops them ---------
+
+import json  # noqa: E402
+import tracemalloc  # noqa: E402
+
+
+def listed_container(index):
+    """A /containers/json entry of a compose service (~1.2 KB, ~86 JSON values)."""
+    ident = "%064x" % (index + 1)
+    return {"Id": ident, "Names": ["/app-%d" % index], "Image": "registry.example/app:1.2.%d" % index,
+            "ImageID": "sha256:" + ident, "Command": "/usr/local/bin/docker-entrypoint.sh server",
+            "Created": 1700000000 + index, "State": "running", "Status": "Up 3 days",
+            "Ports": [{"IP": "0.0.0.0", "PrivatePort": 8080, "PublicPort": 30000 + index, "Type": "tcp"}],
+            "Labels": {"com.docker.compose.project": "shop", "com.docker.compose.service": "app%d" % index},
+            "HostConfig": {"NetworkMode": "shop_default"},
+            "NetworkSettings": {"Networks": {"shop_default": {"NetworkID": "%064x" % 7, "EndpointID": ident,
+                                                              "IPAddress": "172.18.0.%d" % (index % 250)}}},
+            "Mounts": [{"Type": "volume", "Name": ident, "Destination": "/data", "RW": True}]}
+
+
+@pytest.fixture
+def list_engine():
+    """An engine whose /containers/json is 2,000 containers (2.2 MB), answered from one prepared
+    buffer (so that what is traced is the client's)."""
+    answer = json_response(json.dumps([listed_container(i) for i in range(2000)]).encode())
+
+    def handle(conn):
+        while True:
+            line = read_request(conn)
+            if line is None:
+                return
+            conn.sendall(json_response(b"OK") if " /_ping " in line else answer)
+    directory = tempfile.mkdtemp(prefix="xsc-decoded-")
+    server = UnixServer(os.path.join(directory, "e.sock"), handle)
+
+    def client(budget, vm_uuid):
+        def open_stream():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(server.path)
+            return SocketStream(sock, server.path)
+        return Api(HttpPool(open_stream, budget=budget, vm_uuid=vm_uuid), vm_uuid)
+    yield client
+    server.close()
+    os.rmdir(directory)
+
+
+def test_a_decoded_answer_is_counted_until_its_caller_drops_it(list_engine):
+    budget = ByteBudget(256 * MIB, "VM vm-a", ByteBudget(512 * MIB, "all VMs"))
+    client = list_engine(budget, "vm-a")
+    containers = client.containers()
+    assert len(containers) == 2000 and containers[0]["Names"] == ["/app-0"]
+    held = budget.used
+    assert held > 2 * 2200000  # more than the JSON: Python objects are bigger than their text
+    assert budget.parent.used == held
+    first = containers[0]
+    del containers
+    assert budget.used == 0 and budget.parent.used == 0
+    assert first["State"] == "running"  # what the caller kept of it is intact
+    client.close()
+
+
+def test_a_vm_holding_its_budget_in_decoded_lists_is_refused_more_and_the_others_go_on(list_engine):
+    process = ByteBudget(512 * MIB, "all VMs")
+    first = ByteBudget(256 * MIB, "VM vm-a", process)
+    one = list_engine(first, "vm-a")
+    kept = one.containers()
+    two = list_engine(ByteBudget(first.used * 3 // 2, "VM vm-b", process), "vm-b")  # room for one list
+    listing = two.containers()
+    with pytest.raises(EngineError) as info:
+        two.containers()  # the first list is still held: a second does not fit in vm-b's share
+    assert info.value.code == "ENGINE_RESPONSE_TOO_LARGE" and "VM vm-b" in info.value.message
+    del listing
+    assert len(two.containers()) == 2000
+    assert len(kept) == 2000
+    one.close()
+    two.close()
+
+
+def test_eight_vms_reading_large_lists_at_once_stay_within_the_process_budget(list_engine):
+    """What the process really allocates (traced) while eight VMs' answers are read, decoded and
+    held by their callers stays within the process budget: the readers that do not fit are
+    refused, naming the budget, instead of the monitor growing (issue 13: 300-560 MB)."""
+    process = ByteBudget(64 * MIB, "all VMs")
+    clients = [list_engine(ByteBudget(64 * MIB, "VM vm%d" % i, process), "vm%d" % i) for i in range(8)]
+    for client in clients:
+        client.ping()  # connections are open before tracing: the answers are what is measured
+    start = threading.Barrier(8)
+    done = threading.Barrier(8)
+    held, refused = [], []
+
+    def read(client):
+        start.wait()
+        try:
+            value = client.containers()
+            held.append(len(value))
+        except EngineError as exc:
+            value = None
+            refused.append(exc)
+        done.wait()  # every caller holds what it got until all have read (the monitor renders it)
+        del value
+    threads = [threading.Thread(target=read, args=(client,)) for client in clients]
+    tracemalloc.start()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert held and all(count == 2000 for count in held)
+    assert all(exc.code == "ENGINE_RESPONSE_TOO_LARGE" and "all VMs" in exc.message for exc in refused)
+    assert peak <= process.limit, "%.1f MB traced for a %d MiB budget" % (peak / 1e6, process.limit // MIB)
+    assert process.used == 0
+    for client in clients:
+        client.close()

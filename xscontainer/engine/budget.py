@@ -1,13 +1,40 @@
-"""Bytes that responses in flight may hold at once: one budget per VM and one for the process, so
-a hostile guest's engine (or eight plugin calls at once) cannot make dom0 spend more than that on
-bodies still being read. Pure and thread-safe; ``HttpPool`` reserves as bytes arrive."""
+"""What a VM's engine answers may hold of dom0's memory: one budget per VM and one for the
+process, so that a hostile guest's engine (or eight plugin calls at once) cannot make the monitor
+spend more than that. Thread-safe; ``HttpPool`` reserves bytes as they arrive, ``hold`` the
+decoded value of an answer for as long as its caller keeps it.
+
+What a budget counts (an upper bound of what is really held):
+- the bytes of a response being read, from the first byte until the whole body is read;
+- then ``jsonbound.decoded_size_bound(body)`` for decoding it (the body, its text, the Python
+  objects: about twice what a container list really takes), from before decoding until the
+  caller drops the decoded list or dict.
+A reservation that does not fit is refused at once (ENGINE_RESPONSE_TOO_LARGE naming the VM and
+the budget): nothing waits, so nothing can wait for itself. The only thing outside: while a body
+is joined, its pieces and the joined copy exist together for a moment (one body, at most the
+call's bound).
+"""
 
 import threading
-from typing import Optional
+import weakref
+from typing import Any, Callable, Optional
 
 from xscontainer.engine.httpparse import TOO_LARGE
 from xscontainer.errors import EngineError
 
+MIB = 1024 * 1024
+# Per VM: a 16 MiB /containers/json (about 13,000 containers) decodes within it on Python 3.6,
+# whose objects are the largest; a hostile VM gets no more. For the process: two such VMs at once;
+# eight VMs of 2,000 containers each.
+VM_BUDGET = 256 * MIB
+PROCESS_BUDGET = 512 * MIB
+
+
+class _HeldList(list):
+    """A decoded list whose reservation is given back when it is collected."""
+
+
+class _HeldDict(dict):
+    """A decoded dict whose reservation is given back when it is collected."""
 
 
 class ByteBudget(object):
@@ -31,7 +58,7 @@ class ByteBudget(object):
             if self._used + size > self.limit:
                 raise EngineError(
                     "The Docker engine in VM %s sent more than xscontainer holds at once for %s "
-                    "(%d bytes of responses being read); the response was dropped."
+                    "(%d bytes of answers being read or decoded); the answer was dropped."
                     % (vm_uuid or "?", self.what, self.limit), code=TOO_LARGE, vm=vm_uuid)
             self._used += size
 
@@ -56,3 +83,23 @@ class ByteBudget(object):
         self._give(size)
         if self.parent is not None:
             self.parent.release(size)
+
+    def hold(self, size: int, vm_uuid: str, make: Callable[[], Any]) -> Any:
+        """``make()`` (a decoding) with ``size`` bytes reserved first; a list or dict it returns
+        keeps them reserved until it is collected (a copy of the same type's subclass: only
+        what the caller keeps of its contents outlives it), anything else gives them back now."""
+        self.reserve(size, vm_uuid)
+        try:
+            value = make()
+        except BaseException:
+            self.release(size)
+            raise
+        if isinstance(value, list):
+            value = _HeldList(value)
+        elif isinstance(value, dict):
+            value = _HeldDict(value)
+        else:
+            self.release(size)
+            return value
+        weakref.finalize(value, self.release, size)
+        return value

@@ -9,9 +9,10 @@ import json
 import logging
 import re
 import threading
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import quote, urlencode
 
+from xscontainer import jsonbound
 from xscontainer.engine.http import HttpPool, Response, StreamingResponse
 from xscontainer.engine.streams import (STREAM_NAMES, ContainerEvent, JsonStreamSplitter, LogFrameDemuxer,
                                         decode_json_body, demux_logs, parse_container_event)
@@ -97,9 +98,9 @@ def resolve_container(containers: List[Dict[str, Any]], ref: str) -> Dict[str, A
                           code="CONTAINER_AMBIGUOUS", container=ref)
 
 
-def _engine_message(response: Response) -> str:
+def _engine_message(response: Response, decode: Callable[[bytes], Any] = decode_json_body) -> str:
     try:
-        value = decode_json_body(response.body)
+        value = decode(response.body)
         if isinstance(value, dict) and isinstance(value.get("message"), str):
             return value["message"]
     except EngineError:
@@ -161,7 +162,7 @@ class DockerClient(object):
         version = self._pool.request("GET", "/version", max_bytes=MAX_SMALL)
         if version.status != 200:
             raise EngineError("The Docker engine answered /version with %d: %s"
-                              % (version.status, _engine_message(version)), code="ENGINE_ERROR")
+                              % (version.status, _engine_message(version, self._decode)), code="ENGINE_ERROR")
         record = self._json(version)
         if not isinstance(record, dict):
             raise EngineError("The Docker engine answered /version with something that is not a version record.",
@@ -176,12 +177,20 @@ class DockerClient(object):
         return target
 
     def _json(self, response: Response) -> Any:
-        return decode_json_body(response.body)
+        return self._decode(response.body)
+
+    def _decode(self, body: bytes) -> Any:
+        """The JSON ``body``, held in the VM's budget (see ``ByteBudget.hold``) while it is
+        decoded and, a list or dict, until the caller drops it."""
+        budget = self._pool.budget
+        if budget is None:
+            return decode_json_body(body)
+        return budget.hold(jsonbound.decoded_size_bound(body), self.vm_uuid, lambda: decode_json_body(body))
 
     def _check(self, response: Response, what: str, container: Optional[str] = None) -> Response:
         if response.status < 300 or response.status == 304:
             return response
-        message = _engine_message(response)
+        message = _engine_message(response, self._decode)
         if response.status == 404 and container is not None:
             raise NotFound("There is no container %r: %s" % (container, message), code="CONTAINER_NOT_FOUND",
                            container=container, status=404)

@@ -9,7 +9,7 @@ from typing import Callable, Dict, Iterator, Optional
 
 import XenAPI
 
-from xscontainer.engine.budget import ByteBudget
+from xscontainer.engine.budget import PROCESS_BUDGET, VM_BUDGET, ByteBudget
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
 from xscontainer.hostkeys import XapiHostKeyPin
@@ -48,18 +48,18 @@ class EngineConnections(object):
     ``PoolKeyCache`` (the private key is parsed once per process). A mode change in
     other_config takes effect after ``close(vm_uuid)``.
 
-    Responses being read hold at most ``vm_budget`` bytes per VM and ``process_budget`` for all
-    VMs at once: twice the largest single answer (``/containers/json``, 16 MiB) per VM, so a VM's
-    list and an inspect fit together while one hostile guest can take a quarter of the
-    process's share, and eight parallel reads of ordinary answers stay far below it.
+    Answers being read, decoded and held decoded by their callers take at most ``vm_budget``
+    bytes per VM and ``process_budget`` for all VMs at once (``engine.budget``: an upper bound
+    of what they really hold): the largest list a VM may send (16 MiB) decodes within a VM's
+    share, and one hostile guest takes at most half of the process's.
     """
 
     def __init__(self, session_factory: Callable[[], "XenAPI.Session"], pool_keys,
                  clock: Callable[[], float] = time.monotonic, limits: Limits = Limits(),
                  connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
-                 nodelay_session: bool = True, vm_budget: int = 32 * 1024 * 1024,
-                 process_budget: int = 128 * 1024 * 1024) -> None:
+                 nodelay_session: bool = True, vm_budget: int = VM_BUDGET,
+                 process_budget: int = PROCESS_BUDGET) -> None:
         self._session_factory = session_factory
         self._vm_budget = vm_budget
         self._process_budget = ByteBudget(process_budget, "all VMs")
@@ -136,7 +136,8 @@ class EngineConnections(object):
                 entry.close()
 
     def bytes_in_flight(self) -> int:
-        """Bytes of responses being read now, all VMs together (within ``process_budget``)."""
+        """Bytes held now by answers being read or decoded, all VMs together (within
+        ``process_budget``)."""
         return self._process_budget.used
 
     def tunnel(self, vm_uuid: str):

@@ -362,6 +362,11 @@ class HttpPool(object):
         self._idle = []  # type: List[HttpConnection]
         self._closed = False
 
+    @property
+    def budget(self) -> Optional[ByteBudget]:
+        """The VM's budget (None: unbounded), which decoded answers are held in too."""
+        return self._budget
+
     def _take(self) -> Tuple[HttpConnection, bool]:
         with self._lock:
             if self._closed:  # its owner is done with it: open nothing nobody would close

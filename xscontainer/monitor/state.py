@@ -82,6 +82,7 @@ def render_values(client, kinds: Iterable[str], start_times: StartTimes,
         for delay in settle.delays:
             if not expectations or not unmet(containers, expectations):
                 break
+            containers = None  # the list is held in the VM's budget until dropped: one at a time
             settle.sleep(delay)
             containers = client.containers(all=True)
         document = render.fit_docker_ps(containers, start_times.lookup(client, containers),
