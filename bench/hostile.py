@@ -1,192 +1,169 @@
-"""What a hostile guest's engine can make the monitor's side spend: memory (peak and retained RSS)
-and CPU seconds of a client process reading, as the monitor does (``DockerClient`` over
-``HttpPool`` with the per-VM and process budgets ``EngineConnections`` gives), from a fake engine
-on a Unix socket:
+"""What a hostile guest's engine makes the RUNNING monitor spend, and whether the other VMs stay
+current meanwhile.
 
-- ``sane``: a 100-container ``/containers/json`` (the baseline, measured in the same run);
-- ``list_10000``: 10,000 containers (~12 MB), within the 16 MiB bound on the list;
-- ``list_20000``: 20,000 containers (~23 MB), refused by the 16 MiB bound on the list;
-- ``endless``: a chunked ``/containers/json`` that never ends;
-- ``one_byte_chunks``: a 1,000-container list (~1.2 MB) in 1-byte chunks;
-- ``parallel_8``: eight VMs' 10,000-container lists read at once (the process budget).
+A testbed (1 host, 2 VMs: real sshd and dockerd) and an ``xscontainer-monitor`` process for the
+host, vm2 registered. For each mode (``tests/monitor/hostilebed.py``: ``quiet`` first, the
+baseline of the same run, then one mode per attack: endless body, 1-byte chunks, a 10,000-container
+list, a value bomb, deep JSON, garbage, a 1 TB Content-Length, a slow drip, an event flood) a fake
+engine is bound to vm1's Docker socket and vm1 is registered (afresh: no back-off left from the
+mode before), so that the monitor meets it at once; for ``--window`` seconds the monitor's RSS (sampled every 20 ms from /proc) and CPU seconds are
+measured while a container on vm2 is started and stopped ``--samples`` times, each time timed from
+the engine's reply to the ``event.from`` batch whose ``docker_ps`` shows the new status.
 
-Each scenario runs in a fresh child process; its RSS is read from /proc (VmRSS before and after,
-VmHWM for the peak): as is, with ``malloc_trim(0)`` once everything read was dropped, and with
-MALLOC_ARENA_MAX=2 (as the monitor's systemd unit sets it), to show whether glibc gives freed
-memory back. Prints one JSON object. Linux only.
+Budgets (stated in the README), each reported pass/fail per mode:
+- memory: peak RSS <= the quiet peak + 256 MiB (the hostile VM's budget, engine/budget.py) + 32 MiB;
+- CPU: at most 25 % of one core over the window (everything the monitor does, baseline included);
+- reflection of the other VM: every sample within 1 s.
 
-Usage: bench/hostile.py [--containers N] [--scenarios a,b,...]
+Prints one JSON object. Usage: bench/hostile.py [--testbed DIR] [--modes a,b] [--window S] [--samples N]
 """
 
 import argparse
-import ctypes
-import ctypes.util
-import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from engine.unixserver import UnixServer, read_request  # noqa: E402
-from xscontainer.engine.budget import ByteBudget  # noqa: E402
-from xscontainer.engine.client import DockerClient  # noqa: E402
-from xscontainer.engine.http import HttpPool, SocketStream  # noqa: E402
-from xscontainer.errors import XSContainerError  # noqa: E402
+import _common  # noqa: E402
+from _common import LOG  # noqa: E402
+from monitor.hostilebed import HOSTILE_MODES, MODES, Hostile, Probe, Sampler  # noqa: E402
+from xscontainer.engine.budget import MIB, VM_BUDGET  # noqa: E402
+from xscontainer.monitor.control import control_call  # noqa: E402
 
-MIB = 1024 * 1024
-SCENARIOS = ("sane", "list_10000", "list_20000", "endless", "one_byte_chunks", "parallel_8")
-ENDLESS_CAP = 1024 * MIB  # the fake engine stops by itself after this much
-
-
-def container(index):
-    """One ``/containers/json`` entry as Docker 24 writes it (~1.5 KB)."""
-    ident = "%064x" % (index + 1)
-    return {"Id": ident, "Names": ["/app-%d" % index], "Image": "registry.example/app:1.2.%d" % index,
-            "ImageID": "sha256:" + ident, "Command": "/usr/local/bin/docker-entrypoint.sh server --port 8080",
-            "Created": 1700000000 + index, "Ports": [{"IP": "0.0.0.0", "PrivatePort": 8080, "PublicPort": 30000,
-                                                       "Type": "tcp"}],
-            "Labels": {"com.docker.compose.project": "shop", "com.docker.compose.service": "app%d" % index,
-                       "org.opencontainers.image.source": "https://example.invalid/shop/app"},
-            "State": "running", "Status": "Up 3 days", "HostConfig": {"NetworkMode": "shop_default"},
-            "NetworkSettings": {"Networks": {"shop_default": {
-                "NetworkID": "%064x" % 7, "EndpointID": "%064x" % index, "Gateway": "172.18.0.1",
-                "IPAddress": "172.18.%d.%d" % (index // 250 % 256, index % 250 + 2), "IPPrefixLen": 16,
-                "MacAddress": "02:42:ac:12:00:02"}}},
-            "Mounts": [{"Type": "volume", "Name": "%064x" % (index + 9), "Source": "/var/lib/docker/volumes/x/_data",
-                        "Destination": "/data", "Driver": "local", "Mode": "z", "RW": True, "Propagation": ""}]}
+MEMORY_SLACK_MB = 32.0
+CPU_BUDGET = 0.25  # of one core, over the window
+REFLECT_BUDGET_S = 1.0
 
 
-def listing(count):
-    return json.dumps([container(i) for i in range(count)]).encode()
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--testbed", help="an up testbed's directory with 2 VMs on host 1 (default: bring one up)")
+    parser.add_argument("--modes", default=",".join(HOSTILE_MODES), help="hostile modes (default: all)")
+    parser.add_argument("--window", type=float, default=12.0, help="seconds measured per mode (default 12)")
+    parser.add_argument("--samples", type=int, default=3, help="reflections of vm2 per mode (default 3)")
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    return parser.parse_args(argv)
 
 
-def head(extra):
-    return ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%s\r\n" % extra).encode()
+def measure(bed, sess, monitor, events, probe, refs, hostile_vm, hostile_uuid, mode, window, samples):
+    """One mode: the hostile VM registered afresh (no back-off left from the mode before), the
+    monitor's peak RSS and CPU over ``window`` and vm2's reflection times meanwhile."""
+    figures = {"what": MODES[mode]}
+    latencies, missed = [], 0
+    other_ref = refs[1]
+    with Hostile(bed, hostile_vm, mode) as engine:
+        sampler = Sampler(monitor.pid).start()
+        began = time.monotonic()
+        _common.set_registered(sess, refs[0], True)
+        for index in range(samples):
+            started = index % 2 == 0
+            called = time.monotonic()
+            (probe.start if started else probe.stop)()
+            done = time.monotonic()
+            expected = "Up" if started else "Exited"
+            arrived = events.wait(lambda ev: ((ev.statuses(other_ref) or {}).get(probe.name) or "")
+                                  .startswith(expected), 30.0)
+            if arrived is None:
+                missed += 1
+            else:
+                latencies.append(arrived - done)
+            LOG.info("%s: vm2 %s reflected in %s s (the call took %.3f s)", mode, expected,
+                     None if arrived is None else round(arrived - done, 3), done - called)
+            time.sleep(max(0.0, min(1.0, began + window - time.monotonic())))
+        time.sleep(max(0.0, began + window - time.monotonic()))
+        peak, cpu, seconds = sampler.stop()
+        figures["requests_served"] = engine.requests
+        status = control_call(monitor.control_path, "status", {"vm": hostile_uuid}, timeout=30) or {}
+        _common.set_registered(sess, refs[0], False)
+        events.wait(lambda ev: "docker_ps" not in ev.configs.get(refs[0], {}), 30.0)
+    if samples % 2:  # leave the probe stopped
+        probe.stop()
+        events.wait(lambda ev: ((ev.statuses(other_ref) or {}).get(probe.name) or "").startswith("Exited"), 30.0)
+    figures.update({
+        "rss_peak_mb": peak, "cpu_s": cpu, "window_s": seconds, "cpu_share": round(cpu / seconds, 3),
+        "reflect_s": [round(x, 3) for x in latencies], "reflect_missed": missed,
+        "reflect_max_s": round(max(latencies), 3) if latencies else None,
+        "hostile_vm_state": status.get("state"), "hostile_vm_error": status.get("last_error_code"),
+        "hostile_vm_message": (status.get("last_error") or "")[:200] or None,
+    })
+    return figures
 
 
-def serve(conn, scenario, bodies):
-    """The fake engine: answers every request of one connection as ``scenario`` says."""
-    while True:
-        if read_request(conn) is None:
-            return
-        if scenario == "endless":
-            conn.sendall(head("Transfer-Encoding: chunked\r\n") + b"1\r\n[\r\n")
-            piece = json.dumps(container(0)).encode() + b","
-            chunk = b"%x\r\n" % len(piece * 40) + piece * 40 + b"\r\n"
-            for _ in range(ENDLESS_CAP // len(chunk)):
-                conn.sendall(chunk)  # raises once the client has closed: the handler ends
-            return
-        body = bodies[scenario]
-        if scenario == "one_byte_chunks":
-            conn.sendall(head("Transfer-Encoding: chunked\r\n")
-                         + b"".join(b"1\r\n" + body[i:i + 1] + b"\r\n" for i in range(len(body))) + b"0\r\n\r\n")
-        else:
-            conn.sendall(head("Content-Length: %d\r\n" % len(body)) + body)
+def judge(document):
+    quiet = document["modes"]["quiet"]
+    memory_budget = round(quiet["rss_peak_mb"] + VM_BUDGET / MIB + MEMORY_SLACK_MB, 1)
+    document["budgets"] = {"rss_peak_mb": memory_budget, "cpu_share": CPU_BUDGET, "reflect_max_s": REFLECT_BUDGET_S}
+    verdicts = []
+    for mode, figures in document["modes"].items():
+        figures["pass"] = {
+            "memory": figures["rss_peak_mb"] <= memory_budget,
+            "cpu": figures["cpu_share"] <= CPU_BUDGET,
+            "reflect": figures["reflect_missed"] == 0 and figures["reflect_max_s"] is not None
+            and figures["reflect_max_s"] <= REFLECT_BUDGET_S,
+        }
+        figures["rss_over_quiet_mb"] = round(figures["rss_peak_mb"] - quiet["rss_peak_mb"], 1)
+        verdicts.append(all(figures["pass"].values()))
+    document["pass"] = all(verdicts)
 
 
-# -- the child: one scenario in a fresh process ------------------------------------------------
-
-def status_kib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class Api(DockerClient):
-    def _negotiate(self):
-        return (1, 41)
-
-
-def child(scenario, path, trim):
-    def open_stream():
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(path)
-        return SocketStream(sock, path)
-    process = ByteBudget(128 * MIB, "all VMs")  # as EngineConnections gives them
-    clients = [Api(HttpPool(open_stream, budget=ByteBudget(32 * MIB, "VM vm%d" % i, process),
-                            vm_uuid="vm%d" % i), "vm%d" % i) for i in range(8 if scenario == "parallel_8" else 1)]
-    outcomes = []
-
-    def read(client):
+def run(args, bed):
+    info = bed.info()
+    host = _common.host_of(info, 0)
+    vms = [vm for vm in info["vms"] if vm["host_uuid"] == host["uuid"]]
+    if len(vms) < 2:
+        raise SystemExit("bench: host 1 needs two VMs")
+    hostile_vm, other_vm = vms[0], vms[1]
+    modes = ["quiet"] + [m for m in args.modes.split(",") if m and m != "quiet"]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise SystemExit("bench: unknown modes %s (known: %s)" % (unknown, ", ".join(MODES)))
+    sess = _common.session(info)
+    refs = [sess.xenapi.VM.get_by_uuid(vm["uuid"]) for vm in (hostile_vm, other_vm)]
+    probe = Probe(bed, other_vm["name_label"])
+    monitor = _common.MonitorProcess(info, host, _common.work_dir(bed, "hostile"))
+    events = _common.VmEvents(info)
+    document = {"bench": "hostile", "window_s": args.window, "samples": args.samples, "python": sys.version.split()[0],
+                "hostile_vm": hostile_vm["name_label"], "other_vm": other_vm["name_label"], "modes": {}}
+    try:
+        monitor.wait_control()
+        _common.set_registered(sess, refs[1], True)
+        if events.wait(lambda ev: ev.statuses(refs[1]) is not None, 60.0) is None:
+            raise SystemExit("bench: docker_ps never appeared; see %s" % monitor.log_path)
+        document["rss_registered_mb"] = _common.rss_mb(monitor.pid)
+        for mode in modes:
+            LOG.info("mode %s: %s", mode, MODES[mode])
+            document["modes"][mode] = measure(bed, sess, monitor, events, probe, refs, hostile_vm["name_label"],
+                                              hostile_vm["uuid"], mode, args.window, args.samples)
+            if not monitor.alive():
+                raise SystemExit("bench: the monitor died under %s; see %s" % (mode, monitor.log_path))
+        document["rss_end_mb"] = _common.rss_mb(monitor.pid)
+    finally:
         try:
-            outcomes.append(len(client.containers()))
-        except XSContainerError as exc:
-            outcomes.append(exc.code)
-    before = status_kib("VmRSS")
-    cpu = time.process_time()
-    threads = [threading.Thread(target=read, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    cpu = time.process_time() - cpu
-    for client in clients:
-        client.close()
-    if trim:
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
-    result = {"rss_before_mb": round(before / 1024.0, 1), "rss_peak_mb": round(status_kib("VmHWM") / 1024.0, 1),
-              "rss_after_mb": round(status_kib("VmRSS") / 1024.0, 1), "cpu_s": round(cpu, 3),
-              "outcomes": sorted(set(str(o) for o in outcomes))}
-    sys.stdout.write(json.dumps(result) + "\n")
-
-
-def run_child(scenario, path, trim, arenas=None):
-    command = [sys.executable, os.path.abspath(__file__), "--child", scenario, "--socket", path]
-    env = dict(os.environ)
-    env.pop("MALLOC_ARENA_MAX", None)
-    if arenas:
-        env["MALLOC_ARENA_MAX"] = str(arenas)  # as the monitor's systemd unit sets it
-    output = subprocess.check_output(command + (["--trim"] if trim else []), universal_newlines=True,
-                                     timeout=600, env=env)
-    return json.loads(output.strip().splitlines()[-1])
+            probe.remove()
+            for ref in refs:
+                _common.set_registered(sess, ref, False)
+            for ref in refs:
+                events.wait(lambda ev: "docker_ps" not in ev.configs.get(ref, {}), 10.0)
+        finally:
+            monitor.stop()
+            events.close()
+            _common.close(sess)
+    document["monitor_log"] = monitor.log_path
+    judge(document)
+    return document
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--containers", type=int, default=20000, help="the big list's size (default 20000)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--socket", help=argparse.SUPPRESS)
-    parser.add_argument("--trim", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        return child(args.child, args.socket, args.trim)
-    scenarios = [s for s in args.scenarios.split(",") if s]
-    bodies = {"sane": listing(100), "list_10000": listing(args.containers // 2),
-              "list_20000": listing(args.containers), "one_byte_chunks": listing(args.containers // 20),
-              "parallel_8": listing(args.containers // 2)}
-    directory = tempfile.mkdtemp(prefix="xsc-hostile-")
-    document = {"bench": "hostile", "containers": args.containers,
-                "body_mb": {name: round(len(body) / float(MIB), 1) for name, body in bodies.items()}}
-    try:
-        for scenario in scenarios:
-            path = os.path.join(directory, scenario + ".sock")
-            server = UnixServer(path, lambda conn, s=scenario: serve(conn, s, bodies))
-            try:
-                document[scenario] = {"as_is": run_child(scenario, path, False),
-                                      "malloc_trim": run_child(scenario, path, True),
-                                      "arena_max_2": run_child(scenario, path, False, 2)}
-            finally:
-                server.close()
-    finally:
-        os.rmdir(directory)
-    sane = document.get("sane", {}).get("as_is")
-    if sane:
-        for scenario in scenarios:
-            figures = document[scenario]["as_is"]
-            figures["peak_over_sane"] = round(figures["rss_peak_mb"] / sane["rss_peak_mb"], 2)
-            figures["cpu_over_sane"] = round(figures["cpu_s"] / max(sane["cpu_s"], 1e-3), 1)
-    sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
+    args = parse_args(argv)
+    _common.setup_logging(not args.quiet)
+    with _common.bench_testbed(args.testbed, hosts=1, vms=2, containers=1, monitor=False) as bed:
+        document = run(args, bed)
+    _common.emit(document)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
