@@ -66,7 +66,10 @@ def test_overlapping_calls_and_closes_leave_no_connection_behind(world):
     for thread in threads:
         thread.join()
     assert engines.client(uuid).ping()
-    assert len(live_ssh_connections()) <= before + 1
+    # paramiko's Transport.close() does not wait for the transport's thread: a connection just
+    # closed may still be counted for a moment (seen once on a loaded machine); a leaked one stays.
+    wait_for(lambda: len(live_ssh_connections()) <= before + 1, timeout=10,
+             what="every connection but the client's to end")
     engines.close_all()
     wait_for(lambda: len(live_ssh_connections()) == before, timeout=10, what="every SSH connection to end")
 
