@@ -1,5 +1,6 @@
 """Refreshes wait for the container list to catch up with the events they follow."""
 
+from xscontainer.engine.budget import ByteBudget
 from xscontainer.monitor.state import Settle, StartTimes, expected_state, render_state, unmet
 
 
@@ -50,3 +51,25 @@ def test_the_wait_is_bounded_when_the_container_changed_again():
                           Settle(sleep=slept.append))
     assert "<status>Up</status>" in values["docker_ps"]
     assert slept == list(Settle().delays)
+
+
+class BudgetedEngine(FakeEngine):
+    """Its lists are held in a VM budget with room for one at a time, as a real client's are."""
+
+    def __init__(self, lists):
+        super().__init__(lists)
+        self.budget = ByteBudget(1000, "VM vm-a")
+
+    def containers(self, all=True):
+        listing = super().containers(all)
+        return self.budget.hold(600, "vm-a", lambda: list(listing))
+
+
+def test_a_list_read_again_fits_where_only_one_list_does():
+    """The settle loop drops the list that lagged before it reads the next one: holding both, a VM
+    whose list takes more than half its budget could never be refreshed after an event."""
+    engine = BudgetedEngine([[record("running")], [record("paused")]])
+    values = render_state(engine, ["docker_ps"], StartTimes(), {"a" * 64: expected_state("pause")},
+                          Settle(sleep=lambda delay: None))
+    assert "(Paused)" in values["docker_ps"] and engine.calls == 2
+    assert engine.budget.used == 0
