@@ -225,10 +225,12 @@ class MonitorProcess(object):
 
     def __init__(self, info: Dict[str, Any], host: Dict[str, Any], directory: str,
                  extra_args: Optional[List[str]] = None, nofile: int = 65536,
-                 control_dir: Optional[str] = None, command: Optional[List[str]] = None) -> None:
+                 control_dir: Optional[str] = None, command: Optional[List[str]] = None,
+                 env: Optional[Dict[str, str]] = None) -> None:
         """control_dir: where the control socket goes (default: a private directory in
         `directory`; the plugin looks only in /run/xscontainer, so plugin benches pass that).
-        command: the monitor's command (default ``xscontainer-monitor``), for A/B experiments."""
+        command: the monitor's command (default ``xscontainer-monitor``), for A/B experiments.
+        env: variables added to this process's environment for the monitor."""
         self.log_path = os.path.join(directory, "monitor-%s.log" % host["uuid"][:8])
         # A short private directory: AF_UNIX paths are limited to 107 bytes.
         self._own_control_dir = control_dir is None
@@ -241,7 +243,7 @@ class MonitorProcess(object):
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log_path + ".stderr", "ab"),
-                                     preexec_fn=_raise_nofile(nofile))
+                                     preexec_fn=_raise_nofile(nofile), env=dict(os.environ, **(env or {})))
         self.pid = self.proc.pid
         self.control_path = os.path.join(self.control_dir, "monitor-%s.sock" % host["uuid"])
 

@@ -2,13 +2,15 @@
 current meanwhile.
 
 A testbed (1 host, 2 VMs: real sshd and dockerd) and an ``xscontainer-monitor`` process for the
-host, vm2 registered. For each mode (``tests/monitor/hostilebed.py``: ``quiet`` first, the
-baseline of the same run, then one mode per attack: endless body, 1-byte chunks, a 10,000-container
-list, a value bomb, deep JSON, garbage, a 1 TB Content-Length, a slow drip, an event flood) a fake
-engine is bound to vm1's Docker socket and vm1 is registered (afresh: no back-off left from the
-mode before), so that the monitor meets it at once; for ``--window`` seconds the monitor's RSS (sampled every 20 ms from /proc) and CPU seconds are
-measured while a container on vm2 is started and stopped ``--samples`` times, each time timed from
-the engine's reply to the ``event.from`` batch whose ``docker_ps`` shows the new status.
+host (with MALLOC_ARENA_MAX=2, as its systemd unit runs it), vm2 registered. For each mode
+(``tests/monitor/hostilebed.py``: ``quiet`` first, the baseline of the same run, then one mode per
+attack: endless body, 1-byte chunks, a 10,000-container list, a value bomb, deep JSON, garbage, a
+1 TB Content-Length, a slow drip, an event flood) a fake engine is bound to vm1's Docker socket
+and vm1 is registered (afresh: no back-off left from the mode before), so that the monitor meets
+it at once; for ``--window`` seconds the monitor's RSS (sampled every 20 ms from /proc) and CPU
+seconds are measured while a container on vm2 is started and stopped ``--samples`` times, each
+time timed from the engine's reply to the ``event.from`` batch whose ``docker_ps`` shows the new
+status. ``rss_start_mb`` is the RSS when the mode began (what earlier modes left allocated).
 
 Budgets (stated in the README), each reported pass/fail per mode:
 - memory: peak RSS <= the quiet peak + 256 MiB (the hostile VM's budget, engine/budget.py) + 32 MiB;
@@ -36,6 +38,7 @@ from xscontainer.monitor.control import control_call  # noqa: E402
 MEMORY_SLACK_MB = 32.0
 CPU_BUDGET = 0.25  # of one core, over the window
 REFLECT_BUDGET_S = 1.0
+UNIT_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}  # as the monitor's systemd unit runs it
 
 
 def parse_args(argv=None):
@@ -56,6 +59,7 @@ def measure(bed, sess, monitor, events, probe, refs, hostile_vm, hostile_uuid, m
     other_ref = refs[1]
     with Hostile(bed, hostile_vm, mode) as engine:
         sampler = Sampler(monitor.pid).start()
+        figures["rss_start_mb"] = sampler.peak_mb
         began = time.monotonic()
         _common.set_registered(sess, refs[0], True)
         for index in range(samples):
@@ -76,6 +80,7 @@ def measure(bed, sess, monitor, events, probe, refs, hostile_vm, hostile_uuid, m
         time.sleep(max(0.0, began + window - time.monotonic()))
         peak, cpu, seconds = sampler.stop()
         figures["requests_served"] = engine.requests
+        figures["requests_by_kind"] = dict(engine.served)
         status = control_call(monitor.control_path, "status", {"vm": hostile_uuid}, timeout=30) or {}
         _common.set_registered(sess, refs[0], False)
         events.wait(lambda ev: "docker_ps" not in ev.configs.get(refs[0], {}), 30.0)
@@ -123,7 +128,7 @@ def run(args, bed):
     sess = _common.session(info)
     refs = [sess.xenapi.VM.get_by_uuid(vm["uuid"]) for vm in (hostile_vm, other_vm)]
     probe = Probe(bed, other_vm["name_label"])
-    monitor = _common.MonitorProcess(info, host, _common.work_dir(bed, "hostile"))
+    monitor = _common.MonitorProcess(info, host, _common.work_dir(bed, "hostile"), env=UNIT_ENVIRONMENT)
     events = _common.VmEvents(info)
     document = {"bench": "hostile", "window_s": args.window, "samples": args.samples, "python": sys.version.split()[0],
                 "hostile_vm": hostile_vm["name_label"], "other_vm": other_vm["name_label"], "modes": {}}

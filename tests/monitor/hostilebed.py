@@ -93,6 +93,17 @@ def _list_answers():
     }
 
 
+def _kind(line):
+    """``GET /v1.43/containers/abc/stats?... HTTP/1.1`` -> ``stats`` (``list``, ``inspect``, ...)."""
+    path = line.split(" ")[1].split("?")[0] if " " in line else ""
+    parts = [part for part in path.split("/") if part and not part.startswith("v1.")]
+    if parts[:2] == ["containers", "json"]:
+        return "list"
+    if parts[:1] == ["containers"] and len(parts) == 3:
+        return "inspect" if parts[2] == "json" else parts[2]
+    return parts[0].lstrip("_") if parts else "other"
+
+
 class FakeEngine(object):
     """A Docker engine on ``path`` that behaves as ``mode`` says (see MODES); ``requests`` counts
     the requests it answered, ``active`` is True until ``close()``."""
@@ -104,6 +115,7 @@ class FakeEngine(object):
             FakeEngine._answers = _list_answers()
         self.mode = mode
         self.requests = 0
+        self.served = {}  # what was asked, by kind of request (see _kind)
         self.active = True
         self._stop = threading.Event()
         self.server = UnixServer(path, self._handle)
@@ -150,6 +162,8 @@ class FakeEngine(object):
             if line is None:
                 return
             self.requests += 1
+            kind = _kind(line)
+            self.served[kind] = self.served.get(kind, 0) + 1
             if self.mode == "garbage":
                 conn.sendall(b"\x00\xffSSH-2.0-not-an-engine\r\n\x00garbage" * 4)
                 return

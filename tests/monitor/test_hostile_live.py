@@ -28,7 +28,7 @@ class HostileBed(object):
         self.session = _common.session(self.info)
         self.refs = [self.session.xenapi.VM.get_by_uuid(vm["uuid"]) for vm in vms[:2]]
         self.probe = Probe(testbed, self.other_vm)
-        self.monitor = _common.MonitorProcess(self.info, host, directory)
+        self.monitor = _common.MonitorProcess(self.info, host, directory, env={"MALLOC_ARENA_MAX": "2"})
         self.events = _common.VmEvents(self.info)
         self.monitor.wait_control()
         _common.set_registered(self.session, self.refs[1], True)
