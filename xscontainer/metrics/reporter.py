@@ -32,7 +32,7 @@ from xscontainer.metrics.shmfile import PluginFile
 LOG = logging.getLogger(__name__)
 INTERVAL = 5.0  # rrdd's only frequency, Five_Seconds
 FIRST_WINDOW = 1.0  # seconds between a new container's two first reads (docker stats' window)
-READS_PER_WORKER = 2  # stats reads in flight per VM being sampled
+READ_LANES = 4  # stats reads in flight per VM being sampled
 
 
 class ReporterOptions(NamedTuple):
@@ -92,7 +92,7 @@ class Reporter:
         self._thread = None  # type: Optional[threading.Thread]
         self._pool = concurrent.futures.ThreadPoolExecutor(options.workers, thread_name_prefix="metrics")
         # The VMs' stats reads: a pool of their own, as a VM's sampling waits on them.
-        self._reads = concurrent.futures.ThreadPoolExecutor(options.workers * READS_PER_WORKER,
+        self._reads = concurrent.futures.ThreadPoolExecutor(options.workers * (READ_LANES - 1),
                                                             thread_name_prefix="metrics-read")
         self._lock = threading.Lock()
         self._previous = {}  # type: Dict[str, Dict[str, Any]]  # vm -> container id -> cpu_stats
@@ -263,10 +263,19 @@ class Reporter:
         return summaries, cpu
 
     def _read_stats(self, client: Any, idents: List[str]) -> Dict[str, Any]:
-        """One one-shot stats read per container, all at once: each is a round trip (and a
-        dockerd cgroup read) that would otherwise add up past the reading's deadline."""
-        futures = {ident: self._reads.submit(client.stats, ident, one_shot=True) for ident in idents}
-        return {ident: future.result() for ident, future in futures.items()}
+        """One one-shot stats read per container, in up to ``READ_LANES`` lanes at once: each
+        read is a round trip (and a dockerd cgroup read) that would otherwise add up past the
+        reading's deadline; lanes, not a task per read, keep the hand-offs few."""
+        lanes = [idents[start::READ_LANES] for start in range(min(READ_LANES, len(idents)))]
+        others = [self._reads.submit(_read_lane, client, lane) for lane in lanes[1:]]
+        result = _read_lane(client, lanes[0]) if lanes else {}
+        for future in others:
+            result.update(future.result())
+        return result
+
+
+def _read_lane(client: Any, idents: List[str]) -> Dict[str, Any]:
+    return {ident: client.stats(ident, one_shot=True) for ident in idents}
 
 
 def _get(doc: Any, key: str) -> Any:
