@@ -11,8 +11,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
+from xscontainer.backoff import Backoff
 from xscontainer.errors import XSContainerError
-from xscontainer.monitor.backoff import CLEAR, RAISE, Backoff, FailureAlarm
+from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
 from xscontainer.monitor.coalesce import ALL_KINDS, refreshes_for
 from xscontainer.monitor.state import StartTimes, expected_state, render_values
 from xscontainer.monitor.view import Target
