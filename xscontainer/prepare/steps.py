@@ -21,6 +21,7 @@ from xscontainer.prepare.options import EXIT_NOT_VERIFIED, EXIT_OK, PrepareOptio
 from xscontainer.prepare.vm import (VmChoice, find_vm, record_settings, ssh_settings, tls_settings,
                                     vm_addresses)
 from xscontainer.tlscerts import generate_tls_bundle, store_client_tls
+from xscontainer.xapi.session import lend
 
 LOG = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def _xapi(action: str, call: Callable[[], object]):
 
 def verify(session: "XenAPI.Session", vm: VmChoice, console: Console, timeout: float) -> int:
     """Run the engine layer's diagnosis: 0 when monitoring works, 1 (diagnosis printed) otherwise."""
-    result = diagnose(session, vm.uuid, timeout=timeout)
+    result = diagnose(lend(session), vm.uuid, timeout=timeout)
     if result.ok:
         console.say("Monitoring works: %s" % result.message)
         return EXIT_OK
@@ -181,7 +182,7 @@ def prepare_ssh(options: PrepareOptions, session: "XenAPI.Session", console: Con
         credentials = AdminCredentials(user, None, console.secret("Password of %s in %s: " % (user, _describe(vm))),
                                        "the password typed")
     public_line = _xapi("read or create the pool's SSH key", lambda: ensure_pool_keypair(session)).public_line
-    pin = XapiHostKeyPin(lambda: session, vm.uuid)
+    pin = XapiHostKeyPin(lend(session), vm.uuid)
     check = host_key_checker(options, console, vm, pin)
     with AdminConnection(vm.uuid, addresses, credentials, check, pinned=pin.get(), port=options.ssh_port,
                          timeout=options.timeout) as connection:
