@@ -13,11 +13,12 @@ import XenAPI
 
 from xscontainer.engine.diagnose import diagnose
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XapiError
+from xscontainer.exitcodes import EXIT_FAILED, EXIT_OK
 from xscontainer.hostkeys import XapiHostKeyPin, describe_key, fingerprint, key_type_of_blob, mismatch_error
 from xscontainer.poolkeys import ensure_pool_keypair
 from xscontainer.prepare import tls as tlsfiles
 from xscontainer.prepare.guest import AdminConnection, AdminCredentials, load_identity, read_secret_file
-from xscontainer.prepare.options import EXIT_NOT_VERIFIED, EXIT_OK, PrepareOptions, Refused
+from xscontainer.prepare.options import PrepareOptions, Refused
 from xscontainer.prepare.vm import (VmChoice, find_vm, record_settings, ssh_settings, tls_settings,
                                     vm_addresses)
 from xscontainer.tlscerts import generate_tls_bundle, store_client_tls
@@ -108,7 +109,7 @@ def verify(session: "XenAPI.Session", vm: VmChoice, console: Console, timeout: f
         console.say("Monitoring works: %s" % result.message)
         return EXIT_OK
     console.error("Monitoring of VM %s does not work yet: %s: %s" % (vm.uuid, result.code, result.message))
-    return EXIT_NOT_VERIFIED
+    return EXIT_FAILED  # prepared, but monitoring does not work yet
 
 
 def _describe(vm: VmChoice) -> str:
