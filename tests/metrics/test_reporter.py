@@ -10,7 +10,8 @@ import pytest
 from xscontainer.errors import ConnectionFailure
 from xscontainer.metrics.reporter import Reporter, ReporterOptions
 from xscontainer.metrics.rrddclient import RrddClient
-from xscontainer.sim.rrdd import HostRrdd, RrddHub
+from xscontainer.sim.rrdd import HostRrdd
+from xscontainer.sim.rrddserver import RrddHub
 
 VM1 = "0b1d2c3e-0000-4000-8000-000000000001"
 VM2 = "0b1d2c3e-0000-4000-8000-000000000002"
