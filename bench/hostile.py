@@ -37,8 +37,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from engine.unixserver import UnixServer, read_request  # noqa: E402
 from xscontainer.engine.budget import ByteBudget  # noqa: E402
 from xscontainer.engine.client import DockerClient  # noqa: E402
-from xscontainer.engine.http import HttpPool, SocketStream  # noqa: E402
+from xscontainer.engine.http import HttpPool  # noqa: E402
 from xscontainer.errors import XSContainerError  # noqa: E402
+from xscontainer.transport.stream import SocketStream  # noqa: E402
 
 MIB = 1024 * 1024
 SCENARIOS = ("sane", "list_10000", "list_20000", "endless", "one_byte_chunks", "parallel_8")

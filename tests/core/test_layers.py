@@ -35,13 +35,6 @@ DEV_TOOLS = {"sim", "testbed", "demo"}
 
 # Known upward imports (importer module, imported module): the list may only shrink (issue 17).
 KNOWN_VIOLATIONS = {
-    # The byte-stream seam (Stream, SocketStream) belongs in transport; it lives in engine/http.py,
-    # which another change owns at the moment: move it down, leaving a re-export there.
-    ("xscontainer.transport.ssh", "xscontainer.engine.http"),
-    ("xscontainer.transport.tls", "xscontainer.engine.http"),
-    # The SSH tunnel's /_ping probe parses the reply with the engine's HTTP parser; goes away when
-    # "connect a VM" (the probe included) moves up into engine.
-    ("xscontainer.transport.ssh", "xscontainer.engine.httpparse"),
     # The plugin uses the monitor's control-socket client and its consumer-XML renderers: the
     # consumer XML becomes its own package under both, the client goes to whoever calls it.
     ("xscontainer.plugin.engine_access", "xscontainer.monitor.coalesce"),

@@ -16,6 +16,7 @@ import XenAPI
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
+from xscontainer.engine.probe import ping_engine
 from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
 from xscontainer.hostkeys import XapiHostKeyPin
 from xscontainer.poolkeys import PoolKeyCache
@@ -103,7 +104,7 @@ def _diagnose_ssh(session, settings: VmSettings, keys: PoolKeyCache, timeout: fl
                   port: int, clock) -> Diagnosis:
     vm_uuid = settings.vm_uuid
     tunnel = SshTunnel(vm_uuid, lambda: read_vm_settings(session, vm_uuid), keys.paramiko_key,
-                       XapiHostKeyPin(lambda: session, vm_uuid), socket_path=socket_path, port=port,
+                       XapiHostKeyPin(lambda: session, vm_uuid), ping_engine, socket_path=socket_path, port=port,
                        clock=clock, connect_timeout=timeout, keepalive=timeout)
     pool = HttpPool(tunnel.open_stream, Limits(response_timeout=timeout), max_idle=1)
     try:
