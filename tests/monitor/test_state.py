@@ -1,6 +1,6 @@
 """Refreshes wait for the container list to catch up with the events they follow."""
 
-from xscontainer.monitor.state import Settle, StartTimes, expected_state, render_state, unmet
+from xscontainer.consumerxml.state import Settle, StartTimes, expected_state, render_state, unmet
 
 
 class FakeEngine:

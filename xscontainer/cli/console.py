@@ -124,7 +124,7 @@ def _monitor_route(control_path: str, vm_uuid: str) -> Optional[EngineRoute]:
     from xscontainer.engine.client import DockerClient
     from xscontainer.engine.http import HttpPool
     from xscontainer.errors import XSContainerError
-    from xscontainer.monitor.control import MonitorNotRunning, open_engine_stream
+    from xscontainer.transport.control import MonitorNotRunning, open_engine_stream
     from xscontainer.transport.stream import SocketStream
 
     def open_stream():

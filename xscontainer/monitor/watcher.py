@@ -11,10 +11,10 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
+from xscontainer.consumerxml.state import ALL_KINDS, StartTimes, expected_state, render_values
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor.backoff import CLEAR, RAISE, Backoff, FailureAlarm
-from xscontainer.monitor.coalesce import ALL_KINDS, refreshes_for
-from xscontainer.monitor.state import StartTimes, expected_state, render_values
+from xscontainer.monitor.coalesce import refreshes_for
 from xscontainer.monitor.view import Target
 
 LOG = logging.getLogger(__name__)
