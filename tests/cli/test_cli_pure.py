@@ -6,13 +6,13 @@ import io
 import pytest
 
 import consumer_xml as cx
+from xscontainer import consumerxml
 from xscontainer.cli import failures, layout, views
 from xscontainer.cli.layout import Column
 from xscontainer.cli.main import build_parser, main, split_prepare_vm
 from xscontainer.cli.resolve import Candidate, resolve
 from xscontainer.cli.xmlread import (BadDocument, Port, decode_document, parse_docker_ps,
                                      parse_docker_top, uptime_seconds)
-from xscontainer import consumerxml
 from xscontainer.errors import ConnectionFailure, InvalidArgument, NotFound, XSContainerError
 
 WEB_ID = "8dfafdbc3a40ac9c4a4b0dcd6b2a3b0c6fa4e6c8f7e2d4a8b1c5e9f3a7d2b6c0"
@@ -81,7 +81,8 @@ def test_docker_top_keeps_the_engine_column_order():
 
 def test_docker_top_with_encoded_titles_and_no_processes():
     top = {"Titles": ["Name", "Private Working Set"], "Processes": [["app.exe", "1.2MB"]]}
-    assert parse_docker_top(consumerxml.render_docker_top(top)) == (["Name", "Private Working Set"], [["app.exe", "1.2MB"]])
+    assert parse_docker_top(consumerxml.render_docker_top(top)) == (["Name", "Private Working Set"],
+                                                                     [["app.exe", "1.2MB"]])
     assert parse_docker_top(consumerxml.render_docker_top({"Titles": ["PID"], "Processes": []})) == ([], [])
 
 

@@ -94,7 +94,8 @@ def assert_consumers_read(docker_ps, containers):
         source = by_id[entry.id]
         assert entry.container == entry.id[:10] and entry.name == source["Names"][0][1:]
         assert entry.image == source["Image"] and entry.command == source["Command"]
-        assert entry.created == str(source["Created"]) and entry.status == consumerxml.normalise_status(source["Status"])
+        assert entry.created == str(source["Created"])
+        assert entry.status == consumerxml.normalise_status(source["Status"])
         assert [p.private_port for p in entry.ports] == ["3000", "3000"]
     docker = cx.xo_vm_docker({"xscontainer-monitor": "True", "docker_ps": docker_ps})
     assert [c["entry"]["id"] for c in docker["containers"]] == [c.id for c in seen]

@@ -67,7 +67,8 @@ def test_every_prototype_name_as_label_info_key_and_inspect_key(xo_parse_all):
         record = dict(compose_container(1, "running"), Labels=labels)
         documents.append(consumerxml.render_docker_ps([record, dict(compose_container(2, "exited"), Labels=labels)]))
         documents.append(consumerxml.render_docker_info({name: "1", "Driver": "overlay2", "x:y": [1, 2], "z:w": 3}))
-        documents.append(consumerxml.render_docker_inspect({"Config": {"Labels": labels}, name: [1, 2], "Env": ["a", "b"]}))
+        documents.append(consumerxml.render_docker_inspect({"Config": {"Labels": labels}, name: [1, 2],
+                                                            "Env": ["a", "b"]}))
     for document, result in zip(documents, xo_parse_all(documents)):
         assert "error" not in result, (result, document[:300])
     parsed = xo_parse_all(documents[:1])[0]["value"]["docker_ps"]

@@ -12,6 +12,7 @@ from xscontainer.consumerxml.state import ALL_KINDS, PS
 from xscontainer.engine.client import LIFECYCLE
 from xscontainer.engine.connect import EngineConnections
 from xscontainer.engine.diagnose import diagnose
+from xscontainer.engine.operations import run_operation
 from xscontainer.errors import InvalidArgument, NotFound
 from xscontainer.metrics.reporter import Reporter
 from xscontainer.metrics.rrddclient import RrddClient
@@ -23,7 +24,6 @@ from xscontainer.monitor.pooled import PooledSession
 from xscontainer.monitor.watcher import Watcher
 from xscontainer.monitor.writer import OtherConfigWriter
 from xscontainer.monitor.xapipool import SessionPool
-from xscontainer.operations import run_operation
 from xscontainer.poolkeys import PoolKeyCache
 from xscontainer.transport.control import CONTROL_DIR, control_socket_path
 from xscontainer.transport.ssh import DOCKER_SOCKET

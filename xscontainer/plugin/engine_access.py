@@ -30,7 +30,7 @@ class EngineAccess:
     def _direct(self, vm_uuid: str, op: str, params: Dict[str, Any]) -> Any:
         from xscontainer.engine.client import LIFECYCLE
         from xscontainer.engine.connect import EngineConnections
-        from xscontainer.operations import run_operation
+        from xscontainer.engine.operations import run_operation
         from xscontainer.poolkeys import PoolKeyCache
         session = self._session
         with EngineConnections(lambda: session, PoolKeyCache(lambda: session)) as engines:
