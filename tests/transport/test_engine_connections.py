@@ -6,6 +6,7 @@ The VMs are those of ``engineworld.World`` (a private simulator, a real sshd, a 
 engine). Live SSH connections are counted as paramiko's transport threads in this process.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -108,7 +109,12 @@ def test_a_slow_xapi_read_for_one_vm_does_not_hold_up_another(world):
         def get_guest_metrics(self, ref):
             return self._api.VM.get_guest_metrics(ref)
 
-    engines = world.connections(lambda: SlowForOneVm(world.pooled))
+    @contextlib.contextmanager
+    def slow_sessions():
+        with world.sessions.session() as session:
+            yield SlowForOneVm(session)
+
+    engines = world.connections(slow_sessions)
     blocked = threading.Thread(target=lambda: engines.client(stuck))
     blocked.start()
     try:
@@ -148,7 +154,7 @@ def test_the_vms_share_one_process_budget_for_responses_being_read(world):
             else:
                 conn.sendall(json_response(body))
     world.handler = handler
-    engines = EngineConnections(lambda: world.pooled, PoolKeyCache(lambda: world.pooled), connect_timeout=5,
+    engines = EngineConnections(world.sessions.session, PoolKeyCache(world.sessions.session), connect_timeout=5,
                                 socket_path=world.engine.path, ssh_port=world.rig.port,
                                 process_budget=2 * mib)
     try:

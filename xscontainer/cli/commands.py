@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO
 
 from xscontainer import plugincall
 from xscontainer.cli import layout, recorded, views, watch
-from xscontainer.cli.failures import EXIT_OK, exit_code
+from xscontainer.cli.failures import exit_code
 from xscontainer.cli.model import VmInfo
 from xscontainer.cli.resolve import Candidate, resolve
 from xscontainer.cli.xapiclient import PoolClient
@@ -16,6 +16,7 @@ from xscontainer.cli.xmlread import (ContainerRow, decode_document, docker_ps_is
                                      parse_docker_top)
 from xscontainer.engine.client import LIFECYCLE
 from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
+from xscontainer.exitcodes import EXIT_OK
 
 DOCKER_PS_KEY = "docker_ps"
 PAST = {"start": "started", "stop": "stopped", "restart": "restarted", "pause": "paused",

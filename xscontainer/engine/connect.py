@@ -5,9 +5,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Callable, Dict, Iterator, Optional
-
-import XenAPI
+from typing import Callable, Dict, Iterator
 
 from xscontainer.engine.budget import ByteBudget
 from xscontainer.engine.client import DockerClient
@@ -19,6 +17,7 @@ from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
 from xscontainer.transport.tcp import KEEPALIVE
 from xscontainer.transport.tls import TlsTunnel, client_context
 from xscontainer.vmsettings import VmSettings, read_vm_settings
+from xscontainer.xapi.session import SessionSource
 
 LOG = logging.getLogger(__name__)
 
@@ -45,8 +44,8 @@ class _Entry(object):
 class EngineConnections(object):
     """``client(vm_uuid)`` returns the VM's ``DockerClient``, reusing its warm connection.
 
-    ``session_factory()`` returns a logged-in xapi session (called when settings, pins or
-    secrets are read: at first use and at each reconnection); ``pool_keys`` is a
+    ``sessions`` lends a logged-in xapi session (borrowed when settings, pins or secrets are
+    read: at first use and at each reconnection); ``pool_keys`` is a
     ``PoolKeyCache`` (the private key is parsed once per process). A mode change in
     other_config takes effect after ``close(vm_uuid)``.
 
@@ -56,13 +55,13 @@ class EngineConnections(object):
     process's share, and eight parallel reads of ordinary answers stay far below it.
     """
 
-    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], pool_keys,
+    def __init__(self, sessions: SessionSource, pool_keys,
                  clock: Callable[[], float] = time.monotonic, limits: Limits = Limits(),
                  connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
                  nodelay_session: bool = True, vm_budget: int = 32 * 1024 * 1024,
                  process_budget: int = 128 * 1024 * 1024) -> None:
-        self._session_factory = session_factory
+        self._sessions = sessions
         self._vm_budget = vm_budget
         self._process_budget = ByteBudget(process_budget, "all VMs")
         self._pool_keys = pool_keys
@@ -79,7 +78,8 @@ class EngineConnections(object):
         self._entries = {}  # type: Dict[str, _Entry]
 
     def settings(self, vm_uuid: str) -> VmSettings:
-        return read_vm_settings(self._session_factory(), vm_uuid)
+        with self._sessions() as session:
+            return read_vm_settings(session, vm_uuid)
 
     def _build(self, vm_uuid: str) -> _Entry:
         settings = self.settings(vm_uuid)
@@ -89,13 +89,13 @@ class EngineConnections(object):
 
         if settings.mode == "tls":
             def context():
-                tls = read_client_tls(self._session_factory, self.settings(vm_uuid))
+                tls = read_client_tls(self._sessions, self.settings(vm_uuid))
                 return client_context(tls.ca_cert, tls.client_cert, tls.client_key)
             tunnel = TlsTunnel(vm_uuid, current_settings, context, port=self._tls_port, clock=self._clock,
                                connect_timeout=self._connect_timeout)
         else:
             tunnel = SshTunnel(vm_uuid, current_settings, self._pool_keys.paramiko_key,
-                               XapiHostKeyPin(self._session_factory, vm_uuid), ping_engine,
+                               XapiHostKeyPin(self._sessions, vm_uuid), ping_engine,
                                socket_path=self._socket_path, port=self._ssh_port, clock=self._clock,
                                connect_timeout=self._connect_timeout,
                                keepalive=self._keepalive, nodelay_session=self._nodelay_session)

@@ -9,19 +9,23 @@ away when monitoring works again or stops.
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
+from xscontainer.backoff import Backoff
 from xscontainer.consumerxml.state import ALL_KINDS, StartTimes, expected_state, render_values
 from xscontainer.errors import XSContainerError
-from xscontainer.monitor.backoff import CLEAR, RAISE, Backoff, FailureAlarm
+from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
 from xscontainer.monitor.coalesce import refreshes_for
 from xscontainer.monitor.view import Target
+
+if TYPE_CHECKING:  # service.py builds the watchers, so it imports this module
+    from xscontainer.monitor.service import Services  # noqa: F401
 
 LOG = logging.getLogger(__name__)
 
 
 class Watcher:
-    def __init__(self, target: Target, services: Any) -> None:
+    def __init__(self, target: Target, services: "Services") -> None:
         self.target = target
         self._services = services
         self._stop = threading.Event()

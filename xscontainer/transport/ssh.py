@@ -25,9 +25,9 @@ import paramiko
 from paramiko.common import cMSG_CHANNEL_OPEN
 from paramiko.message import Message
 
+from xscontainer.backoff import BackoffGate
 from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
 from xscontainer.hostkeys import check_host_key, host_key_algorithms_for
-from xscontainer.transport.backoff import Backoff
 from xscontainer.transport.stream import Stream
 from xscontainer.transport.tcp import KEEPALIVE, tcp_connect, tune_socket
 from xscontainer.vmsettings import VmSettings
@@ -188,7 +188,7 @@ class SshTunnel(object):
         self.address = None  # type: Optional[str]
         self.method = None  # type: Optional[str]  # the remembered way to the socket
         self.connects = 0
-        self.backoff = Backoff(clock)
+        self.backoff = BackoffGate(clock)
 
     # -- the SSH connection -------------------------------------------------------------------
     def transport(self) -> paramiko.Transport:
