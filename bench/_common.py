@@ -21,7 +21,8 @@ import xml.etree.ElementTree as ElementTree
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from xscontainer.engine.client import DockerClient
-from xscontainer.engine.http import HttpPool, SocketStream
+from xscontainer.engine.http import HttpPool
+from xscontainer.transport.stream import SocketStream
 
 LOG = logging.getLogger("bench")
 

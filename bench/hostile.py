@@ -33,7 +33,7 @@ import _common  # noqa: E402
 from _common import LOG  # noqa: E402
 from monitor.hostilebed import HOSTILE_MODES, MODES, Hostile, Probe, Sampler  # noqa: E402
 from xscontainer.engine.budget import MIB, VM_BUDGET  # noqa: E402
-from xscontainer.monitor.control import control_call  # noqa: E402
+from xscontainer.transport.control import control_call  # noqa: E402
 
 MEMORY_SLACK_MB = 32.0
 CPU_BUDGET = 0.25  # of one core, over the window

@@ -33,8 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 from _common import LOG  # noqa: E402
 from xscontainer.engine.client import DockerClient  # noqa: E402
-from xscontainer.engine.http import HttpPool, SocketStream  # noqa: E402
+from xscontainer.engine.http import HttpPool  # noqa: E402
 from xscontainer.metrics.reporter import INTERVAL, Reporter, ReporterOptions  # noqa: E402
+from xscontainer.transport.stream import SocketStream  # noqa: E402
 
 API = "1.43"
 

@@ -25,9 +25,11 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from xscontainer.engine.http import HttpPool, SocketStream
+from xscontainer.engine.http import HttpPool
+from xscontainer.engine.probe import ping_engine
 from xscontainer.hostkeys import MemoryHostKeyPin
 from xscontainer.transport.ssh import SshTunnel
+from xscontainer.transport.stream import SocketStream
 from xscontainer.vmsettings import VmSettings
 
 TARGET = "/v1.41/containers/json?all=1"
@@ -118,7 +120,7 @@ def main(argv=None):
         # (b) our warm tunnel
         settings = VmSettings("bench", "", [vm["ip"]], vm["ssh_user"], "ssh", None, {})
         pin = MemoryHostKeyPin("bench", vm["ssh_host_key"])  # the testbed made the key
-        tunnel = SshTunnel("bench", lambda: settings, lambda: pkey, pin,
+        tunnel = SshTunnel("bench", lambda: settings, lambda: pkey, pin, ping_engine,
                            nodelay_session=not args.no_nodelay_session)
         tunneled = HttpPool(tunnel.open_stream)
         b = timed(lambda: tunneled.request("GET", TARGET), args.calls)

@@ -6,7 +6,7 @@ import io
 import pytest
 
 import consumer_xml as cx
-from xscontainer import exitcodes
+from xscontainer import consumerxml, exitcodes
 from xscontainer.cli import failures, layout, views
 from xscontainer.cli.layout import Column
 from xscontainer.cli.main import build_parser, main, split_prepare_vm
@@ -14,7 +14,6 @@ from xscontainer.cli.resolve import Candidate, resolve
 from xscontainer.cli.xmlread import (BadDocument, Port, decode_document, parse_docker_ps,
                                      parse_docker_top, uptime_seconds)
 from xscontainer.errors import ConnectionFailure, InvalidArgument, NotFound, XSContainerError
-from xscontainer.monitor import render
 
 WEB_ID = "8dfafdbc3a40ac9c4a4b0dcd6b2a3b0c6fa4e6c8f7e2d4a8b1c5e9f3a7d2b6c0"
 JOB_ID = "9c2e1f0a8b7d6c5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e"
@@ -29,7 +28,7 @@ NOW = datetime.datetime(2024, 1, 15, 12, 0, 5)
 
 
 def docker_ps():
-    return render.render_docker_ps([WEB, JOB], {WEB_ID: "2024-01-15T10:00:00.5Z"})
+    return consumerxml.render_docker_ps([WEB, JOB], {WEB_ID: "2024-01-15T10:00:00.5Z"})
 
 
 # -- docker_ps --------------------------------------------------------------------------------------
@@ -57,9 +56,9 @@ def test_docker_ps_fields_and_uptime():
 
 def test_paused_and_empty_docker_ps():
     paused = dict(WEB, Status="Up 2 hours (Paused)")
-    (row,) = parse_docker_ps(render.render_docker_ps([paused]))
+    (row,) = parse_docker_ps(consumerxml.render_docker_ps([paused]))
     assert (row.status, row.state) == ("Up (Paused)", "paused")
-    assert parse_docker_ps(render.render_docker_ps([])) == []
+    assert parse_docker_ps(consumerxml.render_docker_ps([])) == []
 
 
 def test_malformed_docker_ps_is_a_clear_error():
@@ -74,29 +73,30 @@ def test_docker_top_keeps_the_engine_column_order():
     top = {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
            "Processes": [["root", "101", "1", "0", "10:00", "?", "00:01:02", "nginx: master <process>"],
                          ["nginx", "102", "101", "0", "10:00", "?", "00:00:00", "nginx: worker"]]}
-    titles, rows = parse_docker_top(render.render_docker_top(top))
+    titles, rows = parse_docker_top(consumerxml.render_docker_top(top))
     assert titles == top["Titles"]
     assert rows == top["Processes"]
-    assert [dict(zip(titles, r)) for r in rows] == cx.xencenter_top(render.render_docker_top(top))
+    assert [dict(zip(titles, r)) for r in rows] == cx.xencenter_top(consumerxml.render_docker_top(top))
 
 
 def test_docker_top_with_encoded_titles_and_no_processes():
     top = {"Titles": ["Name", "Private Working Set"], "Processes": [["app.exe", "1.2MB"]]}
-    assert parse_docker_top(render.render_docker_top(top)) == (["Name", "Private Working Set"], [["app.exe", "1.2MB"]])
-    assert parse_docker_top(render.render_docker_top({"Titles": ["PID"], "Processes": []})) == ([], [])
+    assert parse_docker_top(consumerxml.render_docker_top(top)) == (["Name", "Private Working Set"],
+                                                                     [["app.exe", "1.2MB"]])
+    assert parse_docker_top(consumerxml.render_docker_top({"Titles": ["PID"], "Processes": []})) == ([], [])
 
 
 def test_generic_decoding_reverses_the_encoding_with_string_scalars():
     record = {"Id": WEB_ID, "Args": ["-g", "daemon off;"], "State": {"Running": True, "Pid": 42},
               "Config": {"ExposedPorts": {"80/tcp": {}}, "Labels": {"a.b": "x<y"}}, "Empty": []}
-    root, value = decode_document(render.render_docker_inspect(record))
+    root, value = decode_document(consumerxml.render_docker_inspect(record))
     assert root == "docker_inspect"
     assert value == {"Id": WEB_ID, "Args": ["-g", "daemon off;"], "State": {"Running": "True", "Pid": "42"},
                      "Config": {"ExposedPorts": {"80/tcp": ""}, "Labels": {"a.b": "x<y"}}, "Empty": ""}
 
 
 def test_stats_records_are_typed_and_tabled():
-    text = render.render_document("docker_stats", [
+    text = consumerxml.render_document("docker_stats", [
         {"id": WEB_ID, "name": "web", "cpu_percent": 12.5, "memory_usage": 1048576, "memory_limit": 4194304,
          "network_rx_bytes": 2048, "network_tx_bytes": 0, "block_read_bytes": 0, "block_write_bytes": None}])
     records = views.stats_records(decode_document(text)[1])

@@ -1,7 +1,7 @@
 """Text results of the on-demand engine operations are XML-1.0-clean (they end up in a plugin
 result, which xapi parses strictly)."""
 
-from xscontainer.operations import run_operation
+from xscontainer.engine.operations import run_operation
 
 
 class LoggingEngine:

@@ -1,11 +1,11 @@
-"""The plugin dispatcher's own rules (xscontainer.xenapiplugin): UTF-8 in and out whatever the
+"""The plugin dispatcher's own rules (xscontainer.xapi.xenapiplugin): UTF-8 in and out whatever the
 locale, and every string of a response XML-1.0-clean, results and failures alike."""
 
 import io
 import os
 import xmlrpc.client
 
-from xscontainer import xenapiplugin
+from xscontainer.xapi import xenapiplugin
 from xscontainer.xapi import dom0
 
 

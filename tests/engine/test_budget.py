@@ -66,7 +66,8 @@ import socket  # noqa: E402
 import tempfile  # noqa: E402
 
 from xscontainer.engine.client import DockerClient  # noqa: E402
-from xscontainer.engine.http import HttpPool, SocketStream  # noqa: E402
+from xscontainer.engine.http import HttpPool  # noqa: E402
+from xscontainer.transport.stream import SocketStream  # noqa: E402
 
 from .unixserver import UnixServer, json_response, read_request  # noqa: E402
 

@@ -7,8 +7,9 @@ import tempfile
 import threading
 
 from xscontainer.engine.client import DockerClient
-from xscontainer.engine.http import HttpPool, SocketStream
+from xscontainer.engine.http import HttpPool
 from xscontainer.errors import ConnectionFailure
+from xscontainer.transport.stream import SocketStream
 
 from .unixserver import UnixServer, json_response, read_request
 

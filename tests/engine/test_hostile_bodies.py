@@ -9,9 +9,10 @@ import tempfile
 import pytest
 
 from xscontainer.engine.client import DockerClient
-from xscontainer.engine.http import HttpPool, SocketStream
+from xscontainer.engine.http import HttpPool
 from xscontainer.engine.streams import JsonStreamSplitter
 from xscontainer.errors import EngineError
+from xscontainer.transport.stream import SocketStream
 
 from .unixserver import UnixServer, json_response, read_request
 

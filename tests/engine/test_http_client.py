@@ -9,9 +9,10 @@ import threading
 import pytest
 
 from xscontainer.engine.client import DockerClient, choose_api_version, resolve_container
-from xscontainer.engine.http import HttpPool, Limits, SocketStream
+from xscontainer.engine.http import HttpPool, Limits
 from xscontainer.engine.streams import frame
 from xscontainer.errors import ConnectionFailure, EngineError, InvalidArgument, NotFound
+from xscontainer.transport.stream import SocketStream
 
 from .unixserver import UnixServer, json_response, old_engine, read_request
 

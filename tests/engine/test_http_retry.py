@@ -12,8 +12,9 @@ import threading
 
 import pytest
 
-from xscontainer.engine.http import HttpPool, SocketStream
+from xscontainer.engine.http import HttpPool
 from xscontainer.errors import ConnectionFailure
+from xscontainer.transport.stream import SocketStream
 
 from .unixserver import UnixServer, json_response, read_request
 

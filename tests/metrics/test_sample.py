@@ -2,8 +2,8 @@
 
 import math
 
+from xscontainer.engine.operations import stats_summary
 from xscontainer.metrics.sample import Sample, Summary, summarize, vm_datasources
-from xscontainer.operations import stats_summary
 
 VM = "0b1d2c3e-0000-4000-8000-000000000001"
 

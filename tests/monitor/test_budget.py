@@ -11,9 +11,9 @@ import pytest
 import XenAPI
 
 import consumer_xml as cx
+from xscontainer import consumerxml
+from xscontainer.consumerxml.state import StartTimes, render_state
 from xscontainer.errors import XSContainerError
-from xscontainer.monitor import render
-from xscontainer.monitor.state import StartTimes, render_state
 from xscontainer.xapi.maps import set_map_key
 
 XAPI_LIMIT = 300 * 1024  # Constants.http_limit_max_rpc_size in xen-api
@@ -94,7 +94,8 @@ def assert_consumers_read(docker_ps, containers):
         source = by_id[entry.id]
         assert entry.container == entry.id[:10] and entry.name == source["Names"][0][1:]
         assert entry.image == source["Image"] and entry.command == source["Command"]
-        assert entry.created == str(source["Created"]) and entry.status == render.normalise_status(source["Status"])
+        assert entry.created == str(source["Created"])
+        assert entry.status == consumerxml.normalise_status(source["Status"])
         assert [p.private_port for p in entry.ports] == ["3000", "3000"]
     docker = cx.xo_vm_docker({"xscontainer-monitor": "True", "docker_ps": docker_ps})
     assert [c["entry"]["id"] for c in docker["containers"]] == [c.id for c in seen]
@@ -137,7 +138,7 @@ def test_a_list_that_fits_is_written_whole_and_unmarked():
     containers = [compose_container(i, s) for i, s in enumerate(states(20))]
     docker_ps = rendered(containers)["docker_ps"]
     started = {c["Id"]: "2026-12-01T03:00:00.123Z" for c in containers if c["State"] != "exited"}
-    assert docker_ps == render.render_docker_ps(containers, started)
+    assert docker_ps == consumerxml.render_docker_ps(containers, started)
     assert docker_ps.startswith('<?xml version="1.0" ?><docker_ps><item>')
 
 

@@ -5,8 +5,9 @@ import threading
 
 import pytest
 
-from xscontainer.monitor.coalesce import (INFO, PS, CoalesceState, RefreshScheduler, engine_event_filters,
-                                          event_action, refreshes_for)
+from xscontainer.consumerxml.state import INFO, PS
+from xscontainer.monitor.coalesce import (CoalesceState, RefreshScheduler, engine_event_filters, event_action,
+                                          refreshes_for)
 
 WAIT = 10.0  # generous upper bound for a thread hand-over; never a timing assertion
 

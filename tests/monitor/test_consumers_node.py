@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from xscontainer.monitor import render
+from xscontainer import consumerxml
 from monitor.test_budget import compose_container, rendered, states
 
 PARSE_ALL = r"""
@@ -62,12 +62,13 @@ def test_the_parser_is_the_one_that_fails_on_a_prototype_name(xo_parse_all):
 
 def test_every_prototype_name_as_label_info_key_and_inspect_key(xo_parse_all):
     documents = []
-    for name in sorted(render.JS_OBJECT_MEMBERS):
+    for name in sorted(consumerxml.JS_OBJECT_MEMBERS):
         labels = {name: "x", "a:b": "1", "c:d": "2", "e:f": "3"}
         record = dict(compose_container(1, "running"), Labels=labels)
-        documents.append(render.render_docker_ps([record, dict(compose_container(2, "exited"), Labels=labels)]))
-        documents.append(render.render_docker_info({name: "1", "Driver": "overlay2", "x:y": [1, 2], "z:w": 3}))
-        documents.append(render.render_docker_inspect({"Config": {"Labels": labels}, name: [1, 2], "Env": ["a", "b"]}))
+        documents.append(consumerxml.render_docker_ps([record, dict(compose_container(2, "exited"), Labels=labels)]))
+        documents.append(consumerxml.render_docker_info({name: "1", "Driver": "overlay2", "x:y": [1, 2], "z:w": 3}))
+        documents.append(consumerxml.render_docker_inspect({"Config": {"Labels": labels}, name: [1, 2],
+                                                            "Env": ["a", "b"]}))
     for document, result in zip(documents, xo_parse_all(documents)):
         assert "error" not in result, (result, document[:300])
     parsed = xo_parse_all(documents[:1])[0]["value"]["docker_ps"]

@@ -21,8 +21,8 @@ import XenAPI
 from waiting import wait_for
 from consumer_xml import xencenter_containers, xencenter_docker_info, xencenter_docker_version
 from xscontainer.monitor.alerts import MESSAGE_NAME
-from xscontainer.monitor.control import control_call
 from xscontainer.monitor.service import Monitor, MonitorOptions
+from xscontainer.transport.control import control_call
 from xscontainer.xapi.session import close_session, open_local_session
 
 MONITOR_KEY = "xscontainer-monitor"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from xscontainer.monitor.policy import monitor_enabled, should_monitor, why_not_monitored
+from xscontainer.monitorpolicy import monitor_enabled, should_monitor, why_not_monitored
 
 HOST = "OpaqueRef:host-a"
 OTHER_HOST = "OpaqueRef:host-b"

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import consumer_xml as cx
-from xscontainer.monitor import render
+from xscontainer import consumerxml
 
 WEB_ID = "8dfafdbc3a40ac9c4a4b0dcd6b2a3b0c6fa4e6c8f7e2d4a8b1c5e9f3a7d2b6c0"
 CACHE_ID = "3f1c9a0b2d4e6f8a0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f5a"
@@ -140,7 +140,7 @@ def well_formed(text):
 # -- docker_ps ----------------------------------------------------------------------------------
 
 def test_docker_ps_as_xencenter_reads_it():
-    xml = well_formed(render.render_docker_ps(CONTAINERS))
+    xml = well_formed(consumerxml.render_docker_ps(CONTAINERS))
     got = cx.xencenter_containers(xml)
     assert [c.id for c in got] == [WEB_ID, CACHE_ID, JOB_ID, NEW_ID]  # newest first
     by_name = dict((c.name, c) for c in got)
@@ -160,9 +160,9 @@ def test_docker_ps_as_xencenter_reads_it():
 
 
 def test_docker_ps_as_xen_orchestra_reads_it():
-    other_config = {"xscontainer-monitor": "True", "docker_ps": render.render_docker_ps(CONTAINERS),
-                    "docker_info": render.render_docker_info(INFO),
-                    "docker_version": render.render_docker_version(VERSION)}
+    other_config = {"xscontainer-monitor": "True", "docker_ps": consumerxml.render_docker_ps(CONTAINERS),
+                    "docker_info": consumerxml.render_docker_info(INFO),
+                    "docker_version": consumerxml.render_docker_version(VERSION)}
     docker = cx.xo_vm_docker(other_config)
     assert docker["enabled"] is True
     entries = [c["entry"] for c in docker["containers"]]
@@ -179,9 +179,9 @@ def test_docker_ps_as_xen_orchestra_reads_it():
 
 
 def test_single_container_is_one_xo_object_and_empty_list_is_empty():
-    docker = cx.xo_vm_docker({"xscontainer-monitor": "True", "docker_ps": render.render_docker_ps([JOB])})
+    docker = cx.xo_vm_docker({"xscontainer-monitor": "True", "docker_ps": consumerxml.render_docker_ps([JOB])})
     assert [c["entry"]["names"] for c in docker["containers"]] == ["job"]
-    empty = render.render_docker_ps([])
+    empty = consumerxml.render_docker_ps([])
     assert empty == '<?xml version="1.0" ?><docker_ps/>'
     assert cx.xencenter_containers(empty) == []
     assert cx.xo_vm_docker({"xscontainer-monitor": "True", "docker_ps": empty})["containers"] == []
@@ -193,7 +193,7 @@ def test_exact_bytes_of_a_minimal_entry():
               "Created": 1423637159, "Ports": [{"PrivatePort": 443, "Type": "tcp"},
                                                {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
               "Labels": {}, "State": "running", "Status": "Up 4 seconds", "Mounts": []}
-    assert render.render_docker_ps([record]) == (
+    assert consumerxml.render_docker_ps([record]) == (
         '<?xml version="1.0" ?><docker_ps><item><entry>'
         '<id>e9c2212c65c387bba7c216c56cd19ffaa1cdb73cf5885f3259a6b1ae7747c834</id>'
         '<names>web</names><status>Up</status><container>e9c2212c65</container>'
@@ -206,7 +206,7 @@ def test_exact_bytes_of_a_minimal_entry():
 
 
 def test_other_top_level_keys_are_kept_lower_cased():
-    fields = cx.entry_children(render.render_docker_ps([WEB]))[0]
+    fields = cx.entry_children(consumerxml.render_docker_ps([WEB]))[0]
     for key in ("imageid", "state", "labels", "sizerw", "sizerootfs", "hostconfig",
                 "networksettings", "mounts"):
         assert key in fields
@@ -232,7 +232,7 @@ def test_other_top_level_keys_are_kept_lower_cased():
     (None, ""),
 ])
 def test_status_normalisation(raw, expected):
-    assert render.normalise_status(raw) == expected
+    assert consumerxml.normalise_status(raw) == expected
 
 
 @pytest.mark.parametrize("names, expected", [
@@ -245,25 +245,25 @@ def test_status_normalisation(raw, expected):
     ("/solo", "solo"),
 ])
 def test_names(names, expected):
-    assert render.container_name(names) == expected
+    assert consumerxml.container_name(names) == expected
 
 
 def test_names_in_the_document_have_no_leading_slash():
-    assert [c.name for c in cx.xencenter_containers(render.render_docker_ps([dict(WEB, Names=["/Web.App-1"])]))] \
+    assert [c.name for c in cx.xencenter_containers(consumerxml.render_docker_ps([dict(WEB, Names=["/Web.App-1"])]))] \
         == ["Web.App-1"]
 
 
 def test_started_at_child():
     started = {WEB_ID: INSPECT["State"]["StartedAt"], CACHE_ID: "2024-01-15T11:30:00+01:00",
                JOB_ID: "0001-01-01T00:00:00Z"}
-    xml = render.render_docker_ps(CONTAINERS, started)
+    xml = consumerxml.render_docker_ps(CONTAINERS, started)
     fields = dict((f["names"], f) for f in cx.entry_children(xml))
     assert fields["web"]["started_at"] == "2024-01-15T10:00:00Z"
     assert fields["Cache_1"]["started_at"] == "2024-01-15T10:30:00Z"
     assert "started_at" not in fields["job"]  # never started
     assert "started_at" not in fields["new"]  # unknown
     # The consumers' view is unchanged by the extra child.
-    assert cx.xencenter_containers(xml) == cx.xencenter_containers(render.render_docker_ps(CONTAINERS))
+    assert cx.xencenter_containers(xml) == cx.xencenter_containers(consumerxml.render_docker_ps(CONTAINERS))
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -278,17 +278,17 @@ def test_started_at_child():
     (1700000000, None),
 ])
 def test_timestamp_normalisation(raw, expected):
-    assert render.normalise_timestamp(raw) == expected
+    assert consumerxml.normalise_timestamp(raw) == expected
 
 
 def test_started_at_of_inspect():
-    assert render.started_at_of(INSPECT) == "2024-01-15T10:00:00Z"
-    assert render.started_at_of({"State": {"StartedAt": "0001-01-01T00:00:00Z"}}) is None
-    assert render.started_at_of({}) is None
+    assert consumerxml.started_at_of(INSPECT) == "2024-01-15T10:00:00Z"
+    assert consumerxml.started_at_of({"State": {"StartedAt": "0001-01-01T00:00:00Z"}}) is None
+    assert consumerxml.started_at_of({}) is None
 
 
 def test_same_state_gives_identical_bytes_whatever_the_engine_order():
-    first = render.render_docker_ps(CONTAINERS, {WEB_ID: "2024-01-15T10:00:00.1Z"})
+    first = consumerxml.render_docker_ps(CONTAINERS, {WEB_ID: "2024-01-15T10:00:00.1Z"})
     shuffled = []
     rng = random.Random(7)
     for container in reversed(CONTAINERS):
@@ -302,12 +302,12 @@ def test_same_state_gives_identical_bytes_whatever_the_engine_order():
         rng.shuffle(labels)
         record["Labels"] = dict(labels)
         shuffled.append(record)
-    second = render.render_docker_ps(shuffled, {WEB_ID: "2024-01-15T10:00:00.9Z"})
+    second = consumerxml.render_docker_ps(shuffled, {WEB_ID: "2024-01-15T10:00:00.9Z"})
     assert first == second
     # and status texts that only differ by elapsed time do not change the value
     later = [dict(c, Status=c["Status"].replace("2 hours", "3 hours").replace("5 minutes", "6 minutes"))
              for c in CONTAINERS]
-    assert render.render_docker_ps(later, {WEB_ID: "2024-01-15T10:00:00.1Z"}) == first
+    assert consumerxml.render_docker_ps(later, {WEB_ID: "2024-01-15T10:00:00.1Z"}) == first
 
 
 # -- nasty keys and text -------------------------------------------------------------------------
@@ -335,7 +335,7 @@ NASTY_LABELS = {
 
 def test_nasty_label_keys_stay_well_formed_and_create_no_phantom_containers():
     record = dict(WEB, Labels=NASTY_LABELS)
-    xml = well_formed(render.render_docker_ps([record, JOB]))
+    xml = well_formed(consumerxml.render_docker_ps([record, JOB]))
     containers = cx.xencenter_containers(xml)
     assert [c.name for c in containers] == ["web", "job"]
     # XO also sees exactly two entries
@@ -355,7 +355,7 @@ def test_nasty_label_keys_stay_well_formed_and_create_no_phantom_containers():
 
 def test_text_is_escaped_exactly_once():
     record = dict(WEB, Command='sh -c "a && b < c > d" \'q\'', Image="repo/img:<tag>&x")
-    xml = well_formed(render.render_docker_ps([record]))
+    xml = well_formed(consumerxml.render_docker_ps([record]))
     web = cx.xencenter_containers(xml)[0]
     assert web.command == 'sh -c "a && b < c > d" \'q\''
     assert web.image == "repo/img:<tag>&x"
@@ -365,12 +365,12 @@ def test_text_is_escaped_exactly_once():
 
 
 def test_characters_xml_cannot_carry_are_made_visible_and_line_ends_normalised():
-    xml = well_formed(render.render_docker_ps([dict(WEB, Command="a\x00b\x1bc\r\nd\re\tf\ud800")]))
+    xml = well_formed(consumerxml.render_docker_ps([dict(WEB, Command="a\x00b\x1bc\r\nd\re\tf\ud800")]))
     assert cx.xencenter_containers(xml)[0].command == "a\\x00b\\x1bc\nd\ne\tf\\ud800"
 
 
 def test_values_of_every_json_type():
-    xml = well_formed(render.render_document("docker_info", {
+    xml = well_formed(consumerxml.render_document("docker_info", {
         "t": True, "f": False, "n": None, "i": 12, "x": 1.5, "big": 2 ** 64, "s": "", "l": [], "d": {}}))
     assert xml == ('<?xml version="1.0" ?><docker_info><big>18446744073709551616</big><d/><f>False</f>'
                    '<i>12</i><l/><n>None</n><s></s><t>True</t><x>1.5</x></docker_info>')
@@ -378,13 +378,13 @@ def test_values_of_every_json_type():
 
 def test_root_must_be_a_plain_name():
     with pytest.raises(ValueError):
-        render.render_document("1bad", {})
+        consumerxml.render_document("1bad", {})
 
 
 # -- docker_info / docker_version / top / inspect ---------------------------------------------------
 
 def test_docker_info_as_xencenter_reads_it():
-    xml = well_formed(render.render_docker_info(INFO))
+    xml = well_formed(consumerxml.render_docker_info(INFO))
     info = cx.xencenter_docker_info(xml)
     assert info["NGoroutines"] == "51"
     assert info["DockerRootDir"] == "/var/lib/docker"
@@ -408,12 +408,12 @@ def test_docker_info_as_xencenter_reads_it():
 
 
 def test_a_nested_root_name_cannot_fool_the_descendant_search():
-    xml = well_formed(render.render_docker_info(dict(INFO, Plugins={"docker_info": {"Name": "evil"}})))
+    xml = well_formed(consumerxml.render_docker_info(dict(INFO, Plugins={"docker_info": {"Name": "evil"}})))
     assert cx.xencenter_docker_info(xml)["Name"] == "coreos-vm"
 
 
 def test_docker_version_as_xencenter_reads_it():
-    xml = well_formed(render.render_docker_version(VERSION))
+    xml = well_formed(consumerxml.render_docker_version(VERSION))
     version = cx.xencenter_docker_version(xml)
     assert version == {"Version": "24.0.7", "ApiVersion": "1.43", "GitCommit": "311b9ff",
                        "GoVersion": "go1.20.10", "Os": "linux", "Arch": "amd64",
@@ -421,7 +421,7 @@ def test_docker_version_as_xencenter_reads_it():
 
 
 def test_docker_top_as_xencenter_reads_it():
-    xml = well_formed(render.render_docker_top(TOP))
+    xml = well_formed(consumerxml.render_docker_top(TOP))
     rows = cx.xencenter_top(xml)
     assert [(r["PID"], r["TIME"], r["CMD"]) for r in rows] == [
         ("13642", "00:00:00", "/bin/bash"), ("13735", "00:00:00", "sleep 10 && echo <done> & ok")]
@@ -431,15 +431,15 @@ def test_docker_top_as_xencenter_reads_it():
 def test_docker_top_odd_shapes():
     windows = {"Titles": ["Name", "PID", "CPU", "Private Working Set"],
                "Processes": [["nginx.exe", "4", "00:00:01.000", "1.2MB"], ["short"]]}
-    rows = cx.xencenter_top(well_formed(render.render_docker_top(windows)))
+    rows = cx.xencenter_top(well_formed(consumerxml.render_docker_top(windows)))
     assert rows[0]["Private Working Set"] == "1.2MB"
     assert rows[1] == {"Name": "short", "PID": "-", "CPU": "-", "Private Working Set": "-"}
-    assert render.render_docker_top({"Titles": ["PID"], "Processes": []}) == \
+    assert consumerxml.render_docker_top({"Titles": ["PID"], "Processes": []}) == \
         '<?xml version="1.0" ?><docker_top/>'
 
 
 def test_docker_inspect_tree():
-    xml = well_formed(render.render_docker_inspect(INSPECT))
+    xml = well_formed(consumerxml.render_docker_inspect(INSPECT))
     tree = cx.details_tree(xml)
     assert tree[0] == "docker_inspect"
     top = dict(tree[1])
@@ -486,11 +486,11 @@ def _expected_tree(label, value):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_VALUES)
 def test_any_value_gives_well_formed_xml_that_reads_back(value):
-    xml = well_formed(render.render_document("docker_inspect", value))
+    xml = well_formed(consumerxml.render_document("docker_inspect", value))
     assert xml.startswith('<?xml version="1.0" ?><docker_inspect')
     assert cx.details_tree(xml) == _expected_tree("docker_inspect", value)
     cx.xo_parse(xml)  # no numeric references XO would show raw
-    assert render.render_document("docker_inspect", value) == xml
+    assert consumerxml.render_document("docker_inspect", value) == xml
 
 
 @settings(max_examples=150, deadline=None)
@@ -502,7 +502,7 @@ def test_any_value_gives_well_formed_xml_that_reads_back(value):
     "Labels": st.dictionaries(_KEYS, _XML_TEXT, max_size=5),
 }), max_size=4, unique_by=lambda c: c["Id"]))
 def test_any_container_list_reads_back_in_both_consumers(containers):
-    xml = well_formed(render.render_docker_ps(containers))
+    xml = well_formed(consumerxml.render_docker_ps(containers))
     got = cx.xencenter_containers(xml)
     assert len(got) == len(containers)
     assert sorted(c.id for c in got) == sorted(c["Id"] for c in containers)
@@ -527,9 +527,9 @@ def test_object_prototype_names_are_never_element_names(name):
     # XO's fast-xml-parser throws on <hasOwnProperty> followed by another key: parseXml returns ''
     # and the whole VM object fails. Encoded, the name only ever appears as an attribute value.
     record = dict(JOB, Labels={name: "x", "zzz": "y"}, **{name: "top-level"})
-    xml = well_formed(render.render_docker_ps([record]))
-    info = well_formed(render.render_docker_info({name: "1", "Driver": "overlay2"}))
-    for document in (xml, info, render.render_docker_inspect({"Config": {"Labels": {name: "1", "b": "2"}}})):
+    xml = well_formed(consumerxml.render_docker_ps([record]))
+    info = well_formed(consumerxml.render_docker_info({name: "1", "Driver": "overlay2"}))
+    for document in (xml, info, consumerxml.render_docker_inspect({"Config": {"Labels": {name: "1", "b": "2"}}})):
         assert "<%s>" % name not in document and "<%s/>" % name not in document
         assert '<SPECIAL_XS_ENCODED_ELEMENT name="%s">' % name in document
     docker = cx.xo_vm_docker({"xscontainer-monitor": "True", "docker_ps": xml, "docker_info": info})
@@ -542,7 +542,7 @@ def test_process_columns_xencenter_reads_are_never_empty():
     # whole Processes tab shows "The information is not available".
     top = {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
            "Processes": [["root", "", "1", "0", "10:00", "?", " ", ""], ["root", "7"]]}
-    xml = well_formed(render.render_docker_top(top))
+    xml = well_formed(consumerxml.render_docker_top(top))
     doc = cx.load_xml(xml)
     for process in doc.getElementsByTagName("Process"):
         for child in process.childNodes:

@@ -1,8 +1,8 @@
 """Refreshes wait for the container list to catch up with the events they follow."""
 
+from xscontainer.consumerxml.state import (MAX_INSPECTS, Settle, StartTimes, expected_state, render_state,
+                                          unmet)
 from xscontainer.engine.budget import ByteBudget
-from xscontainer.monitor.state import (MAX_INSPECTS, Settle, StartTimes, expected_state,
-                                       render_state, unmet)
 
 
 class FakeEngine:

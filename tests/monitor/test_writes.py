@@ -9,8 +9,8 @@ import XenAPI
 
 import consumer_xml as cx
 from monitor.test_budget import compose_container, states
+from xscontainer.consumerxml.state import render_state, StartTimes
 from xscontainer.monitor.coalesce import RefreshScheduler
-from xscontainer.monitor.state import render_state, StartTimes
 from xscontainer.monitor.view import Target
 from xscontainer.monitor.watcher import Watcher
 from xscontainer.monitor.writer import OtherConfigWriter

@@ -159,14 +159,15 @@ def test_no_config_drive_for_a_template_or_dom0(pool, target, what):
 
 
 def test_a_call_that_fits_here_but_not_once_forwarded_is_refused_with_a_code(pool):
+    from xscontainer import plugincall
     from xscontainer.plugin import validate
     uuid = pool.uuid(pool.running)
     container = "a" * validate.MAX_ARGUMENT_BYTES
-    base = validate.plugin_call_bytes("get_logs", pool.session.handle,
+    base = plugincall.plugin_call_bytes("get_logs", pool.session.handle,
                                       {"vmuuid": uuid, "container": container, "tail": "1"})
     args = {"vmuuid": uuid, "container": container,
-            "tail": "1" * (1 + validate.MAX_CALL_BYTES - base)}
-    assert validate.plugin_call_bytes("get_logs", pool.session.handle, args) == \
-        validate.MAX_CALL_BYTES  # reaches the plugin on the first host...
+            "tail": "1" * (1 + plugincall.MAX_CALL_BYTES - base)}
+    assert plugincall.plugin_call_bytes("get_logs", pool.session.handle, args) == \
+        plugincall.MAX_CALL_BYTES  # reaches the plugin on the first host...
     details = pool.failure("get_logs", args)  # ...which cannot forward it: E2BIG on the second
     assert details[:3] == ["XENAPI_PLUGIN_FAILURE", "get_logs", "ARGUMENT_TOO_LARGE"]

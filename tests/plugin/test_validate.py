@@ -2,6 +2,7 @@
 
 import pytest
 
+from xscontainer import plugincall
 from xscontainer.errors import InvalidArgument
 from xscontainer.plugin import validate
 
@@ -64,19 +65,19 @@ def test_call_size_is_that_of_xapis_argv_element():
                 "<value>" + UUID + "</value></member><member><name>sruuid</name><value/>"
                 "</member><member><name>configuration</name><value>a&lt;b&gt;&amp;&quot;c\u00e9"
                 "</value></member></struct></value></param></params></methodCall>")
-    assert validate.plugin_call_bytes("create_config_drive", SESSION, args) == \
+    assert plugincall.plugin_call_bytes("create_config_drive", SESSION, args) == \
         len(expected.encode("utf-8"))
 
 
 def test_configuration_limit_is_what_one_argv_element_can_carry():
     # Linux MAX_ARG_STRLEN is 131072 bytes with the NUL; a forwarded call carries one more key.
-    assert validate.MAX_CALL_BYTES == 131071
+    assert plugincall.MAX_CALL_BYTES == 131071
     biggest = {"vmuuid": UUID, "sruuid": UUID,
                "configuration": "x" * validate.MAX_CONFIGURATION_BYTES}
-    forwarded = dict(biggest, **{validate.FORWARDED_KEY: "1"})
-    assert validate.plugin_call_bytes("create_config_drive", SESSION, forwarded) == \
-        validate.MAX_CALL_BYTES
-    validate.check_call_size("create_config_drive", SESSION, biggest)
+    forwarded = dict(biggest, **{plugincall.FORWARDED_KEY: "1"})
+    assert plugincall.plugin_call_bytes("create_config_drive", SESSION, forwarded) == \
+        plugincall.MAX_CALL_BYTES
+    plugincall.check_call_size("create_config_drive", SESSION, biggest)
 
 
 def test_a_call_too_large_once_escaped_is_refused_with_its_size():
@@ -84,6 +85,6 @@ def test_a_call_too_large_once_escaped_is_refused_with_its_size():
                "configuration": "&" * (validate.MAX_CONFIGURATION_BYTES // 5 + 1)}
     validate.check_sizes(escaped)
     with pytest.raises(InvalidArgument) as err:
-        validate.check_call_size("create_config_drive", SESSION, escaped)
+        plugincall.check_call_size("create_config_drive", SESSION, escaped)
     assert err.value.code == "ARGUMENT_TOO_LARGE"
     assert "131071" in err.value.message and "configuration" in err.value.message

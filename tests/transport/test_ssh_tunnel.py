@@ -11,6 +11,7 @@ import pytest
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool
+from xscontainer.engine.probe import ping_engine
 from xscontainer.errors import ConnectionFailure, EngineError
 from xscontainer.hostkeys import fingerprint
 from xscontainer.transport.ssh import DIAL_STDIO, NCAT, SOCAT, STREAMLOCAL, SshTunnel
@@ -64,7 +65,7 @@ class Clock(object):
 
 
 def tunnel_for(rig, server, pin=None, clock=None, **kw):
-    return SshTunnel("vm-test", rig.settings, rig.pkey, pin or MemoryPin(pinned=rig.host_key_b64()),
+    return SshTunnel("vm-test", rig.settings, rig.pkey, pin or MemoryPin(pinned=rig.host_key_b64()), ping_engine,
                      socket_path=server.path,
                      port=rig.port, clock=clock or Clock(), connect_timeout=5, **kw)
 

@@ -12,6 +12,7 @@ import pytest
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool
+from xscontainer.engine.probe import ping_engine
 from xscontainer.errors import ConnectionFailure, NotFound
 from xscontainer.hostkeys import MemoryHostKeyPin
 from xscontainer.transport.ssh import SshTunnel
@@ -39,7 +40,7 @@ def client(bed):
         pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(handle.read()))
     settings = VmSettings(vm["name_label"], "", [vm["ip"]], vm["ssh_user"], "ssh", None, {})
     pin = MemoryHostKeyPin(vm["name_label"], vm["ssh_host_key"])  # the testbed made the key
-    tunnel = SshTunnel(vm["name_label"], lambda: settings, lambda: pkey, pin, connect_timeout=5)
+    tunnel = SshTunnel(vm["name_label"], lambda: settings, lambda: pkey, pin, ping_engine, connect_timeout=5)
     client = DockerClient(HttpPool(tunnel.open_stream), vm["name_label"])
     yield client
     assert pin.pinned == vm["ssh_host_key"]

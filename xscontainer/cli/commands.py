@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO
 
+from xscontainer import plugincall
 from xscontainer.cli import layout, recorded, views, watch
 from xscontainer.cli.failures import exit_code
 from xscontainer.cli.model import VmInfo
@@ -16,7 +17,6 @@ from xscontainer.cli.xmlread import (ContainerRow, decode_document, docker_ps_is
 from xscontainer.engine.client import LIFECYCLE
 from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
 from xscontainer.exitcodes import EXIT_OK
-from xscontainer.plugin import validate
 
 DOCKER_PS_KEY = "docker_ps"
 PAST = {"start": "started", "stop": "stopped", "restart": "restarted", "pause": "paused",
@@ -318,13 +318,13 @@ def cmd_config_drive_default(ctx: Context, template_query: str) -> int:
 def check_configuration_size(session_ref: str, args: Dict[str, str]) -> None:
     """Refuse, before calling, a configuration xapi could not hand to the plugin: the whole call,
     XML-escaped (``&`` is 5 bytes), must fit one command-line argument, forwarded or not."""
-    size = validate.forwarded_call_bytes("create_config_drive", session_ref, args)
-    if size > validate.MAX_CALL_BYTES:
+    size = plugincall.forwarded_call_bytes("create_config_drive", session_ref, args)
+    if size > plugincall.MAX_CALL_BYTES:
         raise InvalidArgument(
             "The configuration is too large for xapi: the plugin call would be %d bytes once "
             "XML-escaped (characters & < > \" count 4 to 6 bytes each), and xapi can pass at most "
             "%d bytes to a plugin: shorten it by at least %d escaped bytes." % (
-                size, validate.MAX_CALL_BYTES, size - validate.MAX_CALL_BYTES),
+                size, plugincall.MAX_CALL_BYTES, size - plugincall.MAX_CALL_BYTES),
             code="ARGUMENT_TOO_LARGE")
 
 

@@ -122,9 +122,10 @@ class EngineRoute(NamedTuple):
 def _monitor_route(control_path: str, vm_uuid: str) -> Optional[EngineRoute]:
     """Streams through this host's monitor when it watches the VM, else None."""
     from xscontainer.engine.client import DockerClient
-    from xscontainer.engine.http import HttpPool, SocketStream
+    from xscontainer.engine.http import HttpPool
     from xscontainer.errors import XSContainerError
-    from xscontainer.monitor.control import MonitorNotRunning, open_engine_stream
+    from xscontainer.transport.control import MonitorNotRunning, open_engine_stream
+    from xscontainer.transport.stream import SocketStream
 
     def open_stream():
         return SocketStream(open_engine_stream(control_path, vm_uuid), "monitor:%s" % vm_uuid)

@@ -331,7 +331,7 @@ def run_engine_verb(ctx: commands.Context, args: argparse.Namespace, stdin: Text
                                          getattr(err, "buffer", err))
     control = None
     if not args.url and vm.host_uuid:  # in dom0 of the VM's host: its monitor may lend its connection
-        from xscontainer.monitor.control import control_socket_path
+        from xscontainer.transport.control import control_socket_path
         from xscontainer.xapi.inventory import this_host_uuid
         try:
             here = this_host_uuid()

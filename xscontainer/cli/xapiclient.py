@@ -9,7 +9,7 @@ from xscontainer.cli.failures import from_xapi_failure
 from xscontainer.cli.model import Named, VmInfo
 from xscontainer.errors import XapiError, XSContainerError
 from xscontainer.hostkeys import fingerprint, pin_state
-from xscontainer.plugin.routing import PLUGIN_NAME, forwarding_error
+from xscontainer.plugincall import PLUGIN_NAME, forwarding_error
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MODE_KEY
 from xscontainer.xapi import NULL_REF
 from xscontainer.xapi.maps import remove_map_key, set_map_key

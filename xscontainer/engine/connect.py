@@ -10,9 +10,11 @@ from typing import Callable, Dict, Iterator
 from xscontainer.engine.budget import PROCESS_BUDGET, VM_BUDGET, ByteBudget
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
+from xscontainer.engine.probe import ping_engine
 from xscontainer.hostkeys import XapiHostKeyPin
 from xscontainer.tlscerts import read_client_tls
-from xscontainer.transport.ssh import DOCKER_SOCKET, KEEPALIVE, SshTunnel
+from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
+from xscontainer.transport.tcp import KEEPALIVE
 from xscontainer.transport.tls import TlsTunnel, client_context
 from xscontainer.vmsettings import VmSettings, read_vm_settings
 from xscontainer.xapi.session import SessionSource
@@ -93,8 +95,9 @@ class EngineConnections(object):
                                connect_timeout=self._connect_timeout)
         else:
             tunnel = SshTunnel(vm_uuid, current_settings, self._pool_keys.paramiko_key,
-                               XapiHostKeyPin(self._sessions, vm_uuid), socket_path=self._socket_path,
-                               port=self._ssh_port, clock=self._clock, connect_timeout=self._connect_timeout,
+                               XapiHostKeyPin(self._sessions, vm_uuid), ping_engine,
+                               socket_path=self._socket_path, port=self._ssh_port, clock=self._clock,
+                               connect_timeout=self._connect_timeout,
                                keepalive=self._keepalive, nodelay_session=self._nodelay_session)
         budget = ByteBudget(self._vm_budget, "VM %s" % vm_uuid, self._process_budget)
         pool = HttpPool(tunnel.open_stream, self._limits, max_idle=self._max_idle, budget=budget, vm_uuid=vm_uuid)

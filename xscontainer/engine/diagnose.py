@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple, Optional
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
+from xscontainer.engine.probe import ping_engine
 from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
 from xscontainer.hostkeys import XapiHostKeyPin
 from xscontainer.poolkeys import PoolKeyCache
@@ -107,7 +108,7 @@ def _diagnose_ssh(sessions: SessionSource, settings: VmSettings, keys: PoolKeyCa
                   port: int, clock) -> Diagnosis:
     vm_uuid = settings.vm_uuid
     tunnel = SshTunnel(vm_uuid, lambda: _settings(sessions, vm_uuid), keys.paramiko_key,
-                       XapiHostKeyPin(sessions, vm_uuid), socket_path=socket_path, port=port,
+                       XapiHostKeyPin(sessions, vm_uuid), ping_engine, socket_path=socket_path, port=port,
                        clock=clock, connect_timeout=timeout, keepalive=timeout)
     pool = HttpPool(tunnel.open_stream, Limits(response_timeout=timeout), max_idle=1)
     try:

@@ -9,9 +9,9 @@ types and sizes are checked, and a container whose figures make no sense is left
 import math
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
+from xscontainer.engine.operations import stats_summary
 from xscontainer.metrics.names import ds_name, encode_container_name
 from xscontainer.metrics.protocol import INT64_MAX, DataSource
-from xscontainer.operations import stats_summary
 
 MAX_CONTAINERS_PER_VM = 256
 

@@ -18,12 +18,10 @@ import threading
 import time
 from typing import Callable, Dict, FrozenSet, Hashable, Iterable, List, Mapping, Optional, Set, Tuple
 
+from xscontainer.consumerxml.state import INFO, PS
+
 LOG = logging.getLogger(__name__)
 
-PS = "docker_ps"
-INFO = "docker_info"
-VERSION = "docker_version"
-ALL_KINDS = frozenset([PS, INFO, VERSION])
 
 # Container actions that change what docker_ps shows (health_status arrives as
 # "health_status: healthy"; exec_* events, frequent with health checks, change nothing).

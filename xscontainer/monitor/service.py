@@ -8,22 +8,24 @@ from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import XenAPI
 
-from xscontainer.engine.connect import EngineConnections
-from xscontainer.transport.ssh import DOCKER_SOCKET
+from xscontainer.consumerxml.state import ALL_KINDS, PS
 from xscontainer.engine.client import LIFECYCLE
+from xscontainer.engine.connect import EngineConnections
 from xscontainer.engine.diagnose import diagnose
+from xscontainer.engine.operations import run_operation
 from xscontainer.errors import InvalidArgument, NotFound
 from xscontainer.metrics.reporter import Reporter
 from xscontainer.metrics.rrddclient import RrddClient
 from xscontainer.monitor.alerts import Alerts
-from xscontainer.monitor.coalesce import ALL_KINDS, PS, RefreshScheduler
-from xscontainer.monitor.control import CONTROL_DIR, ControlServer, Splice, control_socket_path
+from xscontainer.monitor.coalesce import RefreshScheduler
+from xscontainer.monitor.control import ControlServer, Splice
 from xscontainer.monitor.daemon import HostMonitor
 from xscontainer.monitor.watcher import Watcher
 from xscontainer.monitor.writer import OtherConfigWriter
 from xscontainer.monitor.xapipool import SessionPool
-from xscontainer.operations import run_operation
 from xscontainer.poolkeys import PoolKeyCache
+from xscontainer.transport.control import CONTROL_DIR, control_socket_path
+from xscontainer.transport.ssh import DOCKER_SOCKET
 from xscontainer.xapi.inventory import this_host_uuid
 
 LOG = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ It answers one question: which VMs must this host watch, and how to reach each o
 
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from xscontainer.monitor.policy import should_monitor
+from xscontainer.monitorpolicy import should_monitor
 from xscontainer.vmsettings import (DEFAULT_USERNAME, MODE_KEY, TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY,
                                     USERNAME_KEY, choose_addresses)
 from xscontainer.xapi import NULL_REF

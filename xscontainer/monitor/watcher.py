@@ -12,10 +12,10 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from xscontainer.backoff import Backoff
+from xscontainer.consumerxml.state import ALL_KINDS, StartTimes, expected_state, render_values
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
-from xscontainer.monitor.coalesce import ALL_KINDS, refreshes_for
-from xscontainer.monitor.state import StartTimes, expected_state, render_values
+from xscontainer.monitor.coalesce import refreshes_for
 from xscontainer.monitor.view import Target
 
 if TYPE_CHECKING:  # service.py builds the watchers, so it imports this module

@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional
 
 import XenAPI
 
-from xscontainer.monitor.control import MonitorNotRunning, control_call, control_socket_path
+from xscontainer.transport.control import MonitorNotRunning, control_call, control_socket_path
 from xscontainer.xapi.session import lend
 
 
@@ -29,9 +29,9 @@ class EngineAccess:
             return self._direct(vm_uuid, op, request)
 
     def _direct(self, vm_uuid: str, op: str, params: Dict[str, Any]) -> Any:
-        from xscontainer.engine.connect import EngineConnections
         from xscontainer.engine.client import LIFECYCLE
-        from xscontainer.operations import run_operation
+        from xscontainer.engine.connect import EngineConnections
+        from xscontainer.engine.operations import run_operation
         from xscontainer.poolkeys import PoolKeyCache
         sessions = lend(self._session)
         with EngineConnections(sessions, PoolKeyCache(sessions)) as engines:
@@ -44,9 +44,8 @@ class EngineAccess:
             return result
 
     def _write_state(self, engines, vm_uuid: str, kinds) -> None:
-        from xscontainer.monitor.coalesce import ALL_KINDS
-        from xscontainer.monitor.policy import monitor_enabled
-        from xscontainer.monitor.state import StartTimes, render_state
+        from xscontainer.consumerxml.state import ALL_KINDS, StartTimes, render_state
+        from xscontainer.monitorpolicy import monitor_enabled
         from xscontainer.xapi.maps import set_map_key
         vm_ref = self._session.xenapi.VM.get_by_uuid(vm_uuid)
         if not monitor_enabled(self._session.xenapi.VM.get_other_config(vm_ref)):
@@ -60,30 +59,30 @@ class EngineAccess:
         return self.call(vm_uuid, operation, container=container) or ""
 
     def top_xml(self, vm_uuid: str, container: str) -> str:
-        from xscontainer.monitor.render import render_docker_top
+        from xscontainer.consumerxml import render_docker_top
         return render_docker_top(self.call(vm_uuid, "top", container=container))
 
     def inspect_xml(self, vm_uuid: str, container: str) -> str:
-        from xscontainer.monitor.render import render_docker_inspect
+        from xscontainer.consumerxml import render_docker_inspect
         return render_docker_inspect(self.call(vm_uuid, "inspect", container=container))
 
     def logs(self, vm_uuid: str, container: str, tail: int) -> str:
         return self.call(vm_uuid, "logs", container=container, tail=tail)
 
     def stats_xml(self, vm_uuid: str, container: Optional[str]) -> str:
-        from xscontainer.monitor.render import render_document
+        from xscontainer.consumerxml import render_document
         return render_document("docker_stats", self.call(vm_uuid, "stats", container=container))
 
     def ps_xml(self, vm_uuid: str) -> str:
         """Every container as a ``docker_ps`` document, whatever its size (not written to xapi)."""
-        from xscontainer.monitor.render import render_docker_ps
+        from xscontainer.consumerxml import render_docker_ps
         return render_docker_ps(self.call(vm_uuid, "ps"))
 
     def refresh(self, vm_uuid: str) -> None:
         self.call(vm_uuid, "refresh")
 
     def status_xml(self, vm_uuid: str, extra: Optional[Dict[str, Any]] = None) -> str:
-        from xscontainer.monitor.render import render_document
+        from xscontainer.consumerxml import render_document
         try:
             status = control_call(self._path(), "status", {"vm": vm_uuid})
             monitor_running = True
@@ -95,7 +94,7 @@ class EngineAccess:
 
     def _unwatched_status(self, vm_uuid: str, monitor_running: bool) -> Dict[str, Any]:
         from xscontainer.engine.diagnose import diagnose
-        from xscontainer.monitor.policy import why_not_monitored
+        from xscontainer.monitorpolicy import why_not_monitored
         api = self._session.xenapi
         vm = api.VM.get_record(api.VM.get_by_uuid(vm_uuid))
         metrics = None

@@ -12,11 +12,11 @@ from typing import Callable, Dict
 
 import XenAPI
 
-from xscontainer import logfile, xenapiplugin
+from xscontainer import logfile
 from xscontainer.errors import XSContainerError
 from xscontainer.plugin.functions import FUNCTIONS, Here, run_function
 from xscontainer.plugin.validate import UUID_RE
-from xscontainer.xapi import dom0
+from xscontainer.xapi import dom0, xenapiplugin
 
 PLUGIN_FAILURE = "XENAPI_PLUGIN_FAILURE"
 LOG_FORMAT = "%(asctime)s %(levelname)s [plugin %(process)d] %(name)s: %(message)s"

@@ -8,14 +8,9 @@ from typing import Dict, NamedTuple, Optional
 
 import XenAPI
 
-from xscontainer.errors import NotFound, XapiError, XSContainerError
-from xscontainer.plugin.validate import FORWARDED_KEY, check_call_size
+from xscontainer.errors import NotFound
+from xscontainer.plugincall import FORWARDED_KEY, PLUGIN_NAME, check_call_size, forwarding_error
 from xscontainer.xapi import NULL_REF
-
-PLUGIN_NAME = "xscontainer"
-# FORWARDED_KEY is set on a forwarded call. It only stops a second hop (a VM migrating at that
-# moment must not make calls bounce forever); it never lets a call run on a host that is not
-# the right one, so a caller gains nothing by setting it.
 
 
 class Target(NamedTuple):
@@ -102,28 +97,6 @@ def forward(session: "XenAPI.Session", target: Target, fn: str, args: Dict[str, 
         if error is None:
             raise
         raise error from exc
-
-
-def forwarding_error(details, host: str, why: str = "") -> Optional[XSContainerError]:
-    """Our error for xapi's failure to run the plugin on ``host`` (``name (uuid)``), chosen
-    ``why`` (a phrase such as "that runs VM web (uuid)"); None when it is not such a failure."""
-    code = str(details[0]) if details else ""
-    subject = "Host %s %s" % (host, why) if why else "Host %s" % host
-    if code == "HOST_OFFLINE":
-        return XapiError(
-            "%s is offline; bring it back (or move the VM to a live host), then try again."
-            % subject, code="HOST_OFFLINE")
-    if code == "CANNOT_CONTACT_HOST":
-        return XapiError(
-            "%s cannot be contacted; check that it is up, that xapi runs on it and that the "
-            "management network reaches it, then try again." % subject,
-            code="CANNOT_CONTACT_HOST")
-    if code == "XENAPI_MISSING_PLUGIN" and [str(d) for d in details[1:2]] == [PLUGIN_NAME]:
-        return XapiError(
-            "xscontainer is not installed on host %s: install it there (every host of the pool "
-            "needs the same version; hosts are upgraded one by one), then try again." % host,
-            code="PLUGIN_NOT_INSTALLED")
-    return None
 
 
 def was_forwarded(args: Dict[str, str]) -> bool:

@@ -4,6 +4,7 @@ import re
 from typing import Dict, Iterable, Optional
 
 from xscontainer.errors import InvalidArgument
+from xscontainer.plugincall import FORWARDED_KEY, MAX_CALL_BYTES, plugin_call_bytes
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Docker's own rule for names; ids and id prefixes are lower-case hex.
@@ -11,52 +12,6 @@ CONTAINER_NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
 CONTAINER_ID_RE = re.compile(r"^[0-9a-f]{1,64}$")
 MAX_ARGUMENT_BYTES = 64 * 1024
 MAX_LOG_TAIL = 10000
-# Set on a call one host forwards to another (see routing): a forwarded call is that much longer.
-FORWARDED_KEY = "xscontainer-forwarded"
-# xapi execs a plugin with the whole call (caller's session, every argument, XML-escaped) as one
-# argv element; Linux refuses an element over MAX_ARG_STRLEN = 131072 bytes, NUL included.
-MAX_CALL_BYTES = 128 * 1024 - 1
-_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_XML_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"))
-
-
-def _xapi_pcdata_bytes(text: str) -> int:
-    """Bytes of ``text`` as xapi writes it into the call (xml-light2 ``esc_pcdata``)."""
-    text = _CONTROL_RE.sub("", text)
-    for char, entity in _XML_ESCAPES:
-        text = text.replace(char, entity)
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def _value_bytes(text: str) -> int:
-    return len("<value/>") if text == "" else len("<value></value>") + _xapi_pcdata_bytes(text)
-
-
-def plugin_call_bytes(fn: str, session_ref: str, args: Dict[str, str]) -> int:
-    """The length of the argv element xapi builds for ``host.call_plugin`` (``xapi_plugins.ml``:
-    ``Xml.to_string`` of ``methodCall fn [session; struct args]``), without its NUL."""
-    members = sum(len("<member><name></name></member>") + _xapi_pcdata_bytes(key)
-                  + _value_bytes(value) for key, value in args.items())
-    return (len("<methodCall><methodName></methodName><params><param></param><param><value>"
-                "<struct></struct></value></param></params></methodCall>")
-            + _xapi_pcdata_bytes(fn) + _value_bytes(session_ref) + members)
-
-
-def forwarded_call_bytes(fn: str, session_ref: str, args: Dict[str, str]) -> int:
-    """``plugin_call_bytes`` of the call once one host forwards it to another (the worst case)."""
-    return plugin_call_bytes(fn, session_ref, dict(args, **{FORWARDED_KEY: "1"}))
-
-
-def check_call_size(fn: str, session_ref: str, args: Dict[str, str]) -> None:
-    """Refuse a call that could not reach the plugin, forwarded to another host included."""
-    size = forwarded_call_bytes(fn, session_ref, args)
-    if size > MAX_CALL_BYTES:
-        largest = max(args, key=lambda k: _xapi_pcdata_bytes(args[k])) if args else "?"
-        raise InvalidArgument(
-            "The call of %s would be %d bytes once XML-escaped (argument %s is the largest), but "
-            "xapi can pass at most %d bytes to a plugin (one command-line argument): make the "
-            "%s smaller." % (fn, size, largest[:64], MAX_CALL_BYTES, largest[:64]),
-            code="ARGUMENT_TOO_LARGE")
 
 
 def _largest_configuration() -> int:

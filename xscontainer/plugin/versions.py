@@ -6,7 +6,7 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import XenAPI
 
-from xscontainer.plugin.routing import PLUGIN_NAME
+from xscontainer.plugincall import PLUGIN_NAME
 
 VERSION_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 

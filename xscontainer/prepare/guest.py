@@ -16,7 +16,8 @@ import paramiko
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XSContainerError
 from xscontainer.prepare import authkeys
 from xscontainer.prepare.options import WriteFailed
-from xscontainer.transport.ssh import handshake_failed, start_client_for, tcp_connect
+from xscontainer.transport.ssh import handshake_failed, start_client_for
+from xscontainer.transport.tcp import tcp_connect
 
 LOG = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The SSH tunnel to a VM's Docker socket: one persistent, pinned, kept-alive paramiko connection
 per VM, producing byte streams (channels) that end at ``/var/run/docker.sock`` in the guest.
 
-Ways to reach the socket, tried in order until one answers ``/_ping``, then remembered:
+Ways to reach the socket, tried in order until one passes the tunnel's ``probe`` (the engine's
+``/_ping``, ``engine.probe.ping_engine``), then remembered:
 
 1. ``direct-streamlocal@openssh.com`` (OpenSSH's Unix-socket forwarding): nothing but sshd runs
    in the guest, and each channel is a plain connection to the socket;
@@ -25,10 +26,10 @@ from paramiko.common import cMSG_CHANNEL_OPEN
 from paramiko.message import Message
 
 from xscontainer.backoff import BackoffGate
-from xscontainer.engine.http import Stream
-from xscontainer.engine.httpparse import ResponseHead, ResponseParser
 from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
 from xscontainer.hostkeys import check_host_key, host_key_algorithms_for
+from xscontainer.transport.stream import Stream
+from xscontainer.transport.tcp import KEEPALIVE, tcp_connect, tune_socket
 from xscontainer.vmsettings import VmSettings
 
 LOG = logging.getLogger(__name__)
@@ -41,9 +42,7 @@ SOCAT = "socat"
 NCAT = "ncat"
 METHODS = (STREAMLOCAL, DIAL_STDIO, SOCAT, NCAT)
 
-_NO_ANSWER = "no answer in time"  # _ping's verdict for a silent engine
-
-PING = b"GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: xscontainer\r\n\r\n"
+NO_ANSWER = "no answer in time"  # a probe's verdict for a silent engine
 
 
 def exec_command_for(method: str, socket_path: str) -> str:
@@ -106,6 +105,15 @@ class ChannelStream(Stream):
     def close_write(self) -> None:
         self._sock.shutdown_write()
 
+    def eof_reason(self) -> str:
+        """Why the peer closed the channel: the command's exit status and stderr when a command
+        (socat, ncat, docker) carried it."""
+        chan = self._sock
+        err = chan.recv_stderr(4096) if chan.recv_stderr_ready() else b""
+        status = chan.recv_exit_status() if chan.exit_status_ready() else None
+        return "closed%s%s" % (" (exit status %s)" % status if status is not None else "",
+                               ": " + err.decode("utf-8", "replace").strip() if err else "")
+
     def broken(self) -> Optional[str]:
         if not self._transport.is_active():
             exc = self._transport.get_exception()
@@ -113,64 +121,9 @@ class ChannelStream(Stream):
         return None
 
 
-# Dead-peer detection: an SSH keepalive every KEEPALIVE s puts data in flight on a quiet
-# connection, and TCP_USER_TIMEOUT gives the connection up when sent data stays unacknowledged
-# for DEAD_PEER_GRACE s. A VM whose network is cut is noticed within 2 + 5 = 7 s (it was
-# 10 + 30 = 40 s: a dead VM stayed "monitored" for 41 s). 5 s lets Linux retransmit four times
-# (RTO from 200 ms, doubling: 0.2, 0.6, 1.4, 3.0 s), so one lost packet or a live migration's
-# sub-second pause does not drop a healthy connection. The cost is one wake-up of paramiko's
-# thread per VM every 2 s (500/s at 1000 VMs) and, on a quiet link, one small packet.
-KEEPALIVE = 2.0
-DEAD_PEER_GRACE = 5.0
-
-
-def _tune_socket(sock: socket.socket, keepalive: float, grace: float = DEAD_PEER_GRACE) -> None:
-    """Low latency (NODELAY) and dead-peer detection (see DEAD_PEER_GRACE): TCP keepalive
-    probes for a link idle at the TCP level too, TCP_USER_TIMEOUT for unacknowledged data."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", int(keepalive)), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", int(grace)),
-                        ("TCP_USER_TIMEOUT", int(grace * 1000))):
-        option = getattr(socket, name, None)
-        if option is None and name == "TCP_USER_TIMEOUT":
-            option = 18  # Linux; not named by Python 3.6
-        if option is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, option, max(1, value))
-            except OSError:
-                pass
-
-
-def tcp_connect(addresses: List[str], port: int, timeout: float, vm_uuid: str,
-                what: str) -> Tuple[socket.socket, str]:
-    """Connect to the first address that accepts; errors say why the last one did not."""
-    if not addresses:
-        raise ConnectionFailure(
-            "VM %s reports no IP address, so xscontainer cannot reach it. Make sure the guest "
-            "tools (xe-guest-utilities) run in the VM and that it has a network." % vm_uuid,
-            code="NO_ADDRESS", vm_uuid=vm_uuid)
-    last = None  # type: Optional[ConnectionFailure]
-    for address in addresses:
-        try:
-            sock = socket.create_connection((address, port), timeout=timeout)
-            return sock, address
-        except ConnectionRefusedError as exc:
-            last = ConnectionFailure(
-                "Nothing listens on %s port %d of VM %s (%s): %s is not running there, or a firewall "
-                "rejects it." % (address, port, vm_uuid, exc.strerror, what),
-                code="PORT_CLOSED", vm_uuid=vm_uuid, address=address, port=port)
-        except socket.timeout:
-            last = ConnectionFailure(
-                "VM %s does not answer on %s port %d within %.0f s: check that it runs and that "
-                "dom0 can route to it." % (vm_uuid, address, port, timeout),
-                code="ADDRESS_UNREACHABLE", vm_uuid=vm_uuid, address=address, port=port)
-        except OSError as exc:
-            last = ConnectionFailure(
-                "Cannot reach VM %s at %s port %d: %s. Check that dom0 can route to it."
-                % (vm_uuid, address, port, exc.strerror or exc),
-                code="ADDRESS_UNREACHABLE", vm_uuid=vm_uuid, address=address, port=port)
-    assert last is not None
-    raise last
+# probe(stream, deadline, clock): None when the engine answers on the stream by ``deadline`` (of
+# ``clock``), NO_ANSWER when it stays silent until then, else why not (``engine.probe.ping_engine``).
+Probe = Callable[[ChannelStream, float, Callable[[], float]], Optional[str]]
 
 
 def handshake_failed(vm_uuid: str, address: str, exc: BaseException) -> ConnectionFailure:
@@ -206,12 +159,13 @@ class SshTunnel(object):
     """One VM's SSH connection, opened on first use, reopened (with back-off) after it dies.
 
     ``settings`` is called at every (re)connection, so a changed address or user is picked up.
+    ``probe`` says whether the engine answers on a new stream (see ``Probe``).
     ``open_stream()`` returns a new channel to the Docker socket; the HTTP pool above keeps
     channels for reuse. Thread-safe.
     """
 
     def __init__(self, vm_uuid: str, settings: Callable[[], VmSettings], pkey: Callable[[], paramiko.PKey],
-                 pin, socket_path: str = DOCKER_SOCKET, port: int = SSH_PORT,
+                 pin, probe: Probe, socket_path: str = DOCKER_SOCKET, port: int = SSH_PORT,
                  clock: Callable[[], float] = time.monotonic, connect_timeout: float = 10.0,
                  keepalive: float = KEEPALIVE, nodelay_session: bool = True,
                  methods: Tuple[str, ...] = METHODS) -> None:
@@ -219,6 +173,7 @@ class SshTunnel(object):
         self._settings = settings
         self._pkey = pkey
         self._pin = pin
+        self._probe = probe
         self.socket_path = socket_path
         self.port = port
         self._clock = clock
@@ -273,7 +228,7 @@ class SshTunnel(object):
     def _connect(self) -> paramiko.Transport:
         settings = self._settings()
         sock, address = tcp_connect(settings.addresses, self.port, self._connect_timeout, self.vm_uuid, "sshd")
-        _tune_socket(sock, self._keepalive)
+        tune_socket(sock, self._keepalive)
         transport = paramiko.Transport(sock)
         try:
             start_pinned_client(transport, self._pin, self._connect_timeout)
@@ -396,13 +351,16 @@ class SshTunnel(object):
                     raise self._lost(exc)
                 failures.append((method, str(exc) or type(exc).__name__))
                 continue
-            why = self._ping(stream, deadline)
+            try:
+                why = self._probe(stream, deadline, self._clock)
+            except paramiko.SSHException as exc:
+                why = str(exc) or type(exc).__name__
             if why is None:
                 LOG.info("VM %s: reaching the Docker socket through %s", self.vm_uuid, method)
                 self.method = method
                 return stream
             stream.close()
-            if why == _NO_ANSWER:
+            if why == NO_ANSWER:
                 raise EngineError(
                     "The Docker engine in VM %s accepts connections on %s (through %s) but did not answer "
                     "within %.0f s: it is hung or overloaded; restart it in the VM (systemctl restart "
@@ -410,47 +368,6 @@ class SshTunnel(object):
                     code="ENGINE_TIMEOUT", vm_uuid=self.vm_uuid, method=method)
             failures.append((method, why))
         raise self._no_socket(failures)
-
-    def _ping(self, stream: ChannelStream, deadline: float) -> Optional[str]:
-        """None when the engine answers /_ping on this stream by ``deadline`` (of ``clock``),
-        ``_NO_ANSWER`` when it stays silent until then, else why not."""
-        parser = ResponseParser("GET")
-        chan = stream._sock
-        try:
-            stream.sendall(PING)
-            while True:
-                event = parser.next_event()
-                if isinstance(event, ResponseHead):
-                    break
-                remaining = deadline - self._clock()
-                if remaining <= 0:
-                    return _NO_ANSWER
-                stream.settimeout(remaining)
-                data = stream.recv(65536)
-                if not data:
-                    err = chan.recv_stderr(4096) if chan.recv_stderr_ready() else b""
-                    status = chan.recv_exit_status() if chan.exit_status_ready() else None
-                    return "closed%s%s" % (" (exit status %s)" % status if status is not None else "",
-                                           ": " + err.decode("utf-8", "replace").strip() if err else "")
-                parser.feed(data)
-            while not parser.done:
-                event = parser.next_event()
-                if not isinstance(event, bytes) and not parser.done:
-                    remaining = deadline - self._clock()
-                    if remaining <= 0:
-                        return _NO_ANSWER
-                    stream.settimeout(remaining)
-                    data = stream.recv(65536)
-                    if not data:
-                        return "closed inside the answer"
-                    parser.feed(data)
-            if not parser.keep_alive:
-                return "the engine does not keep connections open"
-            return None
-        except socket.timeout:
-            return _NO_ANSWER
-        except (EngineError, paramiko.SSHException, OSError, EOFError) as exc:
-            return str(exc) or type(exc).__name__
 
     def _lost(self, exc: BaseException) -> ConnectionFailure:
         return ConnectionFailure("The SSH connection to VM %s broke: %s" % (self.vm_uuid, exc or type(exc).__name__),

@@ -8,9 +8,9 @@ import time
 from typing import Callable, Optional
 
 from xscontainer.backoff import BackoffGate
-from xscontainer.engine.http import SocketStream, Stream
 from xscontainer.errors import ConnectionFailure
-from xscontainer.transport.ssh import tcp_connect
+from xscontainer.transport.stream import SocketStream, Stream
+from xscontainer.transport.tcp import tcp_connect
 from xscontainer.vmsettings import VmSettings
 
 TLS_PORT = 2376

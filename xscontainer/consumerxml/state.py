@@ -1,15 +1,20 @@
 """Read an engine's state and render the other_config values (shared by the monitor's refreshes
-and the plugin's direct path)."""
+and the plugin's direct path): ``docker_ps``, ``docker_info`` and ``docker_version``."""
 
 import threading
 import time
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
+from xscontainer.consumerxml.documents import render_docker_info, render_docker_version
+from xscontainer.consumerxml.ps import PsDocument, fit_docker_ps
 from xscontainer.errors import XSContainerError
-from xscontainer.monitor import render
-from xscontainer.monitor.coalesce import INFO, PS, VERSION
 from xscontainer.xapi import maps
 
+# The VM.other_config keys whose values this package renders (the monitor refreshes them by kind).
+PS = "docker_ps"
+INFO = "docker_info"
+VERSION = "docker_version"
+ALL_KINDS = frozenset([PS, INFO, VERSION])
 RUNNING_STATES = ("running", "paused", "restarting")
 
 
@@ -77,7 +82,7 @@ class Settle(NamedTuple):
 
 class Rendered(NamedTuple):
     values: Dict[str, str]  # key -> value, for the kinds asked
-    ps: Optional[render.PsDocument]  # what docker_ps left out (None when not asked)
+    ps: Optional[PsDocument]  # what docker_ps left out (None when not asked)
 
 
 def render_values(client, kinds: Iterable[str], start_times: StartTimes,
@@ -88,10 +93,10 @@ def render_values(client, kinds: Iterable[str], start_times: StartTimes,
     values = {}
     cost = maps.xmlrpc_text_bytes
     if VERSION in kinds:
-        values[VERSION] = render.render_docker_version(client.version(), budget=maps.value_budget("VM", VERSION),
+        values[VERSION] = render_docker_version(client.version(), budget=maps.value_budget("VM", VERSION),
                                                        cost=cost)
     if INFO in kinds:
-        values[INFO] = render.render_docker_info(client.info(), budget=maps.value_budget("VM", INFO), cost=cost)
+        values[INFO] = render_docker_info(client.info(), budget=maps.value_budget("VM", INFO), cost=cost)
     document = None
     if PS in kinds:
         containers = client.containers(all=True)
@@ -101,7 +106,7 @@ def render_values(client, kinds: Iterable[str], start_times: StartTimes,
             containers = None  # the list is held in the VM's budget until dropped: one at a time
             settle.sleep(delay)
             containers = client.containers(all=True)
-        document = render.fit_docker_ps(containers, start_times.lookup(client, containers),
+        document = fit_docker_ps(containers, start_times.lookup(client, containers),
                                         budget=maps.value_budget("VM", PS), cost=cost)
         values[PS] = document.xml
     return Rendered(values, document)

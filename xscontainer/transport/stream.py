@@ -1,0 +1,66 @@
+"""The byte-stream seam: what every transport hands to the HTTP client above (an SSH channel, a
+TLS socket, a Unix socket, a stream spliced through the monitor)."""
+
+import select
+import socket
+from typing import Optional
+
+
+class Stream(object):
+    """What a transport hands the HTTP client (``engine.http``): a connected, socket-like byte stream.
+
+    Subclasses (or wrapped objects) need ``sendall``, ``recv``, ``settimeout``, ``close``;
+    ``alive()`` lets the pool drop an idle stream whose transport died before reusing it.
+    """
+
+    def __init__(self, sock, description: str = "stream") -> None:
+        self._sock = sock
+        self.description = description
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        return self._sock.recv(size)
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        self._sock.settimeout(timeout)
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except (OSError, EOFError):
+            pass
+
+    def close_write(self) -> None:
+        """Tell the peer we send no more (a hijacked exec's stdin ends); reading goes on."""
+        self._sock.shutdown(socket.SHUT_WR)
+
+    def alive(self) -> bool:
+        """False when an idle stream can no longer carry a request (peer closed, transport died)."""
+        return True
+
+    def broken(self) -> Optional[str]:
+        """Why the underlying transport is dead, or None (used to explain an EOF)."""
+        return None
+
+
+class SocketStream(Stream):
+    """A plain or TLS socket: idle liveness is "nothing readable" (an idle HTTP peer sends
+    nothing; readable means EOF or stray bytes, either way unusable)."""
+
+    def close(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in another thread
+        except OSError:
+            pass
+        super().close()
+
+    def alive(self) -> bool:
+        try:
+            if getattr(self._sock, "pending", None) and self._sock.pending():
+                return False
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
