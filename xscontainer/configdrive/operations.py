@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import XenAPI
 
 from xscontainer import hostkeys
-from xscontainer.configdrive import iso, render, transfer
+from xscontainer.configdrive import guestformats, iso, render, transfer
 from xscontainer.errors import ConfigDriveError
 from xscontainer.poolkeys import PoolKeyPair, ensure_pool_keypair, generate_keypair
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MONITOR_KEY
@@ -179,9 +179,9 @@ def drive_may_pin(vm_uuid: str, other_config: Dict[str, str]) -> bool:
     return state.bound and made_by_drive
 
 
-def _new_host_key(vm_uuid: str, hostname: str) -> render.HostKey:
+def _new_host_key(vm_uuid: str, hostname: str) -> guestformats.HostKey:
     pair = generate_keypair(comment="root@" + (hostname or vm_uuid))
-    return render.HostKey(pair.private_pem, pair.public_line)
+    return guestformats.HostKey(pair.private_pem, pair.public_line)
 
 
 def _pin_drive_key(session: "XenAPI.Session", vm_ref: str, vm_uuid: str, key_b64: str) -> None:
@@ -331,7 +331,7 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
         hin_device = _hin_device(session, vm)
     except XenAPI.Failure as exc:
         raise _translate(exc, "read the pool key or networks") from exc
-    host_key = None  # type: Optional[render.HostKey]
+    host_key = None  # type: Optional[guestformats.HostKey]
     if drive_may_pin(vm_uuid, vm.get("other_config") or {}):
         host_key = _new_host_key(vm_uuid, render.vm_name_to_hostname(vm.get("name_label", ""), vm_uuid))
     context = render.RenderContext(vm_uuid, vm.get("name_label", ""), pair.public_line, hin_device,
