@@ -9,7 +9,8 @@ import consumer_xml as cx
 from xscontainer import consumerxml, exitcodes
 from xscontainer.cli import failures, layout, views
 from xscontainer.cli.layout import Column
-from xscontainer.cli.main import build_parser, main, split_prepare_vm
+from xscontainer.cli.main import main
+from xscontainer.cli.parser import build_parser, split_prepare_vm
 from xscontainer.cli.resolve import Candidate, resolve
 from xscontainer.cli.xmlread import (BadDocument, Port, decode_document, parse_docker_ps,
                                      parse_docker_top, uptime_seconds)
@@ -284,7 +285,7 @@ def test_every_verb_is_in_the_parser():
 
 
 def test_prepare_vm_gets_the_connection_options_in_its_own_spelling():
-    from xscontainer.cli.main import prepare_vm_argv
+    from xscontainer.cli.parser import prepare_vm_argv
     args = build_parser().parse_args(["--url", "https://h/", "--username", "root", "--password-file", "pw",
                                       "prepare-vm"])
     assert prepare_vm_argv(args, ["--vm", "vm1"]) == ["--url", "https://h/", "--username-xapi", "root",

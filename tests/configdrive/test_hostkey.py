@@ -11,7 +11,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from xscontainer.configdrive import render
+from xscontainer.configdrive import guestformats, render
 from xscontainer.configdrive.operations import DRIVE_HOSTKEY_KEY, drive_may_pin, load_template
 from xscontainer.hostkeys import fingerprint
 from xscontainer.poolkeys import generate_keypair
@@ -19,7 +19,7 @@ from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY
 
 POOL = generate_keypair()
 HOST = generate_keypair("root@vm")
-HOST_KEY = render.HostKey(HOST.private_pem, HOST.public_line)
+HOST_KEY = guestformats.HostKey(HOST.private_pem, HOST.public_line)
 VM_UUID = "6f2d0d6c-1d3e-4a59-9b0a-0c1d2e3f4a5b"
 OTHER_UUID = "0a1b2c3d-0000-4000-8000-000000000000"
 AUTHORIZING = "#cloud-config\nhostname: web\nssh_authorized_keys:\n  - %CONTAINERPUBKEY%\n"
@@ -55,14 +55,14 @@ def test_cloud_config_carries_the_key_for_cloud_init_and_for_coreos_cloudinit():
     assert data["hostname"] == "web"
     assert data["ssh_keys"] == {"ed25519_private": HOST.private_pem, "ed25519_public": HOST.public_line}
     files = files_by_path(data["write_files"])
-    assert files[render.HOST_KEY_PATH]["content"] == HOST.private_pem
-    assert files[render.HOST_KEY_PATH]["permissions"] == "0600"
-    assert files[render.HOST_KEY_PATH + ".pub"]["content"] == HOST.public_line + "\n"
-    assert files[render.HOST_KEY_PATH + ".pub"]["permissions"] == "0644"
+    assert files[guestformats.HOST_KEY_PATH]["content"] == HOST.private_pem
+    assert files[guestformats.HOST_KEY_PATH]["permissions"] == "0600"
+    assert files[guestformats.HOST_KEY_PATH + ".pub"]["content"] == HOST.public_line + "\n"
+    assert files[guestformats.HOST_KEY_PATH + ".pub"]["permissions"] == "0644"
     # What dom0 pins is the public half of the private key the guest gets.
     assert rendered.host_key_pinned == HOST.public_line.split()[1]
     assert public_blob_of_private(data["ssh_keys"]["ed25519_private"]) == rendered.host_key_pinned
-    assert render.guest_host_key(rendered.user_data) == HOST.private_pem
+    assert guestformats.guest_host_key(rendered.user_data) == HOST.private_pem
 
 
 def test_the_users_own_files_and_keys_are_kept_and_a_clashing_host_key_file_replaced():
@@ -73,8 +73,8 @@ def test_the_users_own_files_and_keys_are_kept_and_a_clashing_host_key_file_repl
         "ssh_keys:\n  rsa_private: R\n  rsa_public: ssh-rsa AAAA r\n  ed25519_private: theirs\n")
     data = yaml.safe_load(render.render_user_data(text, ctx()).user_data)
     files = files_by_path(data["write_files"])
-    assert sorted(files) == ["/etc/motd", render.HOST_KEY_PATH, render.HOST_KEY_PATH + ".pub"]
-    assert files[render.HOST_KEY_PATH]["content"] == HOST.private_pem
+    assert sorted(files) == ["/etc/motd", guestformats.HOST_KEY_PATH, guestformats.HOST_KEY_PATH + ".pub"]
+    assert files[guestformats.HOST_KEY_PATH]["content"] == HOST.private_pem
     # 0644 unquoted is the integer 420 in YAML 1.1: written back as the octal string it meant.
     assert files["/etc/motd"]["permissions"] == "0644" and files["/etc/motd"]["content"] == "hi"
     assert data["ssh_keys"]["rsa_private"] == "R"
@@ -89,8 +89,8 @@ def test_ignition_gets_the_key_files_merged(version, v2):
     rendered = render.render_user_data(json.dumps(config), ctx())
     data = json.loads(rendered.user_data)
     files = files_by_path(data["storage"]["files"])
-    assert sorted(files) == ["/etc/hostname", render.HOST_KEY_PATH, render.HOST_KEY_PATH + ".pub"]
-    private, public = files[render.HOST_KEY_PATH], files[render.HOST_KEY_PATH + ".pub"]
+    assert sorted(files) == ["/etc/hostname", guestformats.HOST_KEY_PATH, guestformats.HOST_KEY_PATH + ".pub"]
+    private, public = files[guestformats.HOST_KEY_PATH], files[guestformats.HOST_KEY_PATH + ".pub"]
     assert private["mode"] == 0o600 and public["mode"] == 0o644
     assert data_url_content(private["contents"]["source"]) == HOST.private_pem
     assert data_url_content(public["contents"]["source"]) == HOST.public_line + "\n"
@@ -99,14 +99,14 @@ def test_ignition_gets_the_key_files_merged(version, v2):
     else:
         assert private["overwrite"] is True and "filesystem" not in private
     assert rendered.host_key_pinned == public_blob_of_private(HOST.private_pem)
-    assert render.guest_host_key(rendered.user_data) == HOST.private_pem
+    assert guestformats.guest_host_key(rendered.user_data) == HOST.private_pem
     # The pool key is merged as before.
     assert POOL.public_line.split()[1] in data["passwd"]["users"][0]["sshAuthorizedKeys"][0]
 
 
 def test_ignition_without_storage_gets_one():
     rendered = render.render_user_data('{"ignition": {"version": "3.3.0"}}', ctx())
-    assert render.HOST_KEY_PATH in files_by_path(json.loads(rendered.user_data)["storage"]["files"])
+    assert guestformats.HOST_KEY_PATH in files_by_path(json.loads(rendered.user_data)["storage"]["files"])
 
 
 @pytest.mark.parametrize("storage", ['"x"', '{"files": 3}'])
@@ -125,7 +125,7 @@ def test_no_key_when_the_drive_does_not_authorize_the_pool_key(text):
     rendered = render.render_user_data(text, ctx())
     assert rendered.host_key_pinned is None
     assert "PRIVATE KEY" not in rendered.user_data
-    assert render.guest_host_key(rendered.user_data) is None
+    assert guestformats.guest_host_key(rendered.user_data) is None
 
 
 def test_no_key_when_none_is_given():

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from xscontainer.configdrive import render
+from xscontainer.configdrive import guestformats, render
 from xscontainer.configdrive.operations import load_template
 from xscontainer.errors import ConfigDriveError
 
@@ -115,13 +115,13 @@ def test_decode_br():
 
 
 @pytest.mark.parametrize("text,fmt", [
-    ("#cloud-config\na: 1\n", render.FORMAT_CLOUD_CONFIG),
-    ("\ufeff#cloud-config\r\na: 1\r\n", render.FORMAT_CLOUD_CONFIG),
-    ('  {"ignition": {"version": "3.3.0"}}', render.FORMAT_IGNITION),
-    ("#!/bin/sh\necho hi\n", render.FORMAT_SCRIPT),
+    ("#cloud-config\na: 1\n", guestformats.FORMAT_CLOUD_CONFIG),
+    ("\ufeff#cloud-config\r\na: 1\r\n", guestformats.FORMAT_CLOUD_CONFIG),
+    ('  {"ignition": {"version": "3.3.0"}}', guestformats.FORMAT_IGNITION),
+    ("#!/bin/sh\necho hi\n", guestformats.FORMAT_SCRIPT),
 ])
 def test_detect_format(text, fmt):
-    assert render.detect_format(text) == fmt
+    assert guestformats.detect_format(text) == fmt
 
 
 @pytest.mark.parametrize("text", [
@@ -154,7 +154,7 @@ def test_cloud_config_authorization_detected_for_users_and_top_level():
                  "#cloud-config\nusers:\n  - name: core\n    ssh-authorized-keys: [\"%CONTAINERPUBKEY%\"]\n"):
         rendered = render.render_user_data(text, ctx())
         assert rendered.authorizes_pool_key, text
-        assert rendered.format == render.FORMAT_CLOUD_CONFIG
+        assert rendered.format == guestformats.FORMAT_CLOUD_CONFIG
 
 
 def test_commented_key_does_not_authorize():
@@ -174,7 +174,7 @@ def test_ignition_gets_the_key_merged_into_core():
     core = [u for u in data["passwd"]["users"] if u["name"] == "core"][0]
     assert core["sshAuthorizedKeys"][0] == "ssh-ed25519 AAAAmine me"
     assert ED_B64 in core["sshAuthorizedKeys"][1].split()
-    assert rendered.authorizes_pool_key and rendered.format == render.FORMAT_IGNITION
+    assert rendered.authorizes_pool_key and rendered.format == guestformats.FORMAT_IGNITION
     # merging again does not duplicate
     again = render.render_user_data(rendered.user_data, ctx())
     core = [u for u in json.loads(again.user_data)["passwd"]["users"] if u["name"] == "core"][0]
@@ -262,11 +262,11 @@ def test_round_up():
 def test_guest_authorized_keys_for_core():
     cloud = "#cloud-config\nssh_authorized_keys: [a]\nusers:\n  - name: core\n    ssh_authorized_keys: [b]\n" \
             "  - name: other\n    ssh_authorized_keys: [c]\n"
-    assert render.guest_authorized_keys(cloud) == ["a", "b"]
+    assert guestformats.guest_authorized_keys(cloud) == ["a", "b"]
     ignition = '{"ignition": {"version": "3.3.0"}, "passwd": {"users": [{"name": "core", ' \
                '"sshAuthorizedKeys": ["k1"]}, {"name": "x", "sshAuthorizedKeys": ["k2"]}]}}'
-    assert render.guest_authorized_keys(ignition) == ["k1"]
-    assert render.guest_authorized_keys("#!/bin/sh\n") == []
+    assert guestformats.guest_authorized_keys(ignition) == ["k1"]
+    assert guestformats.guest_authorized_keys("#!/bin/sh\n") == []
 
 
 # Hostile configurations: each ends in INVALID_CONFIGURATION with a sentence, never in an internal

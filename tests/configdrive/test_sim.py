@@ -11,7 +11,7 @@ import yaml
 
 from xscontainer.configdrive import (create_config_drive, get_config_drive_configuration,
                                      get_config_drive_default)
-from xscontainer.configdrive import iso, render, transfer
+from xscontainer.configdrive import guestformats, iso, render, transfer
 from xscontainer.errors import ConfigDriveError
 from xscontainer.poolkeys import ensure_pool_keypair
 
@@ -347,7 +347,7 @@ def drive_host_key(sim, session, vdi_uuid, tmp_path):
     """(private key text, public blob derived from it) that the drive gives the guest."""
     from cryptography.hazmat.primitives import serialization
     _, data = download(sim, session, vdi_uuid, tmp_path)
-    private = render.guest_host_key(iso.read_drive_file(data, render.USER_DATA).decode())
+    private = guestformats.guest_host_key(iso.read_drive_file(data, render.USER_DATA).decode())
     if private is None:
         return None, None
     key = serialization.load_ssh_private_key(private.encode("ascii"), password=None)

@@ -5,7 +5,7 @@ import pytest
 
 from xscontainer import exitcodes
 from xscontainer.cli.failures import exit_code
-from xscontainer.cli.main import build_parser
+from xscontainer.cli.parser import build_parser
 from xscontainer.errors import ConnectionFailure, InvalidArgument, NotFound, XapiError
 from xscontainer.prepare.options import EPILOG, exit_code_for
 

@@ -331,7 +331,7 @@ def test_config_drive_through_the_plugin_makes_the_guest_monitored(pool, tmp_pat
     key (the drive not applied, or an impostor at its address) it is refused."""
     import shutil
     from xscontainer.configdrive.iso import read_drive_file
-    from xscontainer.configdrive.render import guest_authorized_keys, guest_host_key
+    from xscontainer.configdrive.guestformats import guest_authorized_keys, guest_host_key
     api = pool.session.xenapi
     vm = pool.vm(0)
     ref = api.VM.get_by_uuid(vm["uuid"])

@@ -1,4 +1,5 @@
-"""The plugin-facing config drive operations: xapi lookups, VDI/VBD lifecycle, all-or-nothing.
+"""The plugin-facing config drive operations: xapi lookups, all-or-nothing (the VDI/VBD lifecycle is
+``disks``).
 
 ``create_config_drive`` validates everything it can before it makes anything in xapi, and on any
 later failure removes what it made, so a failed call leaves the VM as it was.
@@ -6,23 +7,22 @@ later failure removes what it made, so a failed call leaves the VM as it was.
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import XenAPI
 
 from xscontainer import hostkeys
-from xscontainer.configdrive import iso, render, transfer
+from xscontainer.configdrive import guestformats, iso, render, transfer
+from xscontainer.configdrive.disks import (MadeSoFar, config_drives_of, create_vbd, create_vdi, remove_drive,
+                                           translate_failure)
 from xscontainer.errors import ConfigDriveError
 from xscontainer.poolkeys import PoolKeyPair, ensure_pool_keypair, generate_keypair
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MONITOR_KEY
-from xscontainer.xapi import NULL_REF
 from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
 
 LOG = logging.getLogger(__name__)
 
 CLOUD_CONFIG_OVERRIDE_PATH = "/opt/xensource/packages/files/xscontainer/cloud-config.template"
-CONFIG_DRIVE_KEY = "config-drive"
-CONFIG_DRIVE_NAME = "Automatic Config Drive"
 HIN_PREFERENCE_KEY = "xscontainer-use-hostinternalnetwork"
 # Written when absent: XenCenter then offers the "Container Management" page (key present) without
 # turning monitoring on by itself (value not "true"), as the original's mark_monitorable_vm did.
@@ -37,29 +37,6 @@ DRIVE_HOSTKEY_KEY = "xscontainer-sshhostkey-drive"
 VDI_ALIGNMENT = 2 * 1024 * 1024  # xapi cannot import raw disks that are not 2 MiB aligned
 MAX_DRIVE_SIZE = 64 * 1024 * 1024
 ACCEPTED_POWER_STATES = ("Halted", "Running")
-FIRST_USERDEVICE = 1
-LAST_USERDEVICE = 15
-
-_XAPI_CODES = {
-    "SR_FULL": "SR_FULL",
-    "VDI_TOO_LARGE": "DISK_TOO_LARGE",
-    "SR_NO_PBDS": "SR_NOT_ATTACHED",
-    "SR_OPERATION_NOT_SUPPORTED": "SR_NOT_SUITABLE",
-    "SR_BACKEND_FAILURE_44": "SR_FULL",  # "insufficient space" from the storage manager
-    "VM_BAD_POWER_STATE": "VM_BAD_POWER_STATE",
-    "HANDLE_INVALID": "OBJECT_VANISHED",
-}
-
-
-def _translate(exc: "XenAPI.Failure", doing: str) -> ConfigDriveError:
-    details = list(exc.details or [])
-    code = _XAPI_CODES.get(details[0] if details else "", "XAPI_ERROR")
-    return ConfigDriveError("xapi refused to %s: %s" % (doing, " ".join(str(d) for d in details)),
-                            code=code, xapi_error=details)
-
-
-def _is_true(value: Optional[str]) -> bool:
-    return (value or "").strip().lower() == "true"
 
 
 def package_template_path() -> str:
@@ -98,7 +75,7 @@ def get_config_drive_default(session: "XenAPI.Session", template_uuid: Optional[
     try:
         enabled = hin_enabled(session)
     except XenAPI.Failure as exc:
-        raise _translate(exc, "read the pool's configuration") from exc
+        raise translate_failure(exc, "read the pool's configuration") from exc
     return render.default_template_text(text, enabled, source)
 
 
@@ -112,7 +89,7 @@ def _lookup(session: "XenAPI.Session", cls: str, uuid: str) -> Tuple[str, Dict[s
         if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
             raise ConfigDriveError("There is no %s with uuid %s." % (cls, uuid), code="%s_NOT_FOUND" % cls,
                                    **{cls.lower() + "_uuid": uuid}) from exc
-        raise _translate(exc, "look up %s %s" % (cls, uuid)) from exc
+        raise translate_failure(exc, "look up %s %s" % (cls, uuid)) from exc
 
 
 def _vm(session: "XenAPI.Session", vm_uuid: str) -> Tuple[str, Dict[str, Any]]:
@@ -179,9 +156,9 @@ def drive_may_pin(vm_uuid: str, other_config: Dict[str, str]) -> bool:
     return state.bound and made_by_drive
 
 
-def _new_host_key(vm_uuid: str, hostname: str) -> render.HostKey:
+def _new_host_key(vm_uuid: str, hostname: str) -> guestformats.HostKey:
     pair = generate_keypair(comment="root@" + (hostname or vm_uuid))
-    return render.HostKey(pair.private_pem, pair.public_line)
+    return guestformats.HostKey(pair.private_pem, pair.public_line)
 
 
 def _pin_drive_key(session: "XenAPI.Session", vm_ref: str, vm_uuid: str, key_b64: str) -> None:
@@ -202,116 +179,6 @@ def _pin_drive_key(session: "XenAPI.Session", vm_ref: str, vm_uuid: str, key_b64
             code="HOSTKEY_PIN_FAILED", xapi_error=list(exc.details)) from exc
 
 
-class _Made:
-    """What one create_config_drive call has made, so a failure can remove exactly that."""
-
-    def __init__(self, session: "XenAPI.Session", vm_uuid: str) -> None:
-        self.session = session
-        self.vm_uuid = vm_uuid
-        self.vdi = None  # type: Optional[str]
-        self.vbd = None  # type: Optional[str]
-
-    def undo(self) -> None:
-        api = self.session.xenapi
-        if self.vbd is not None:
-            try:
-                if api.VBD.get_currently_attached(self.vbd):
-                    api.VBD.unplug(self.vbd)
-                api.VBD.destroy(self.vbd)
-            except XenAPI.Failure as exc:
-                LOG.error("VM %s: cannot remove the new config drive VBD %s: %s", self.vm_uuid,
-                          self.vbd, exc.details)
-        if self.vdi is not None:
-            try:
-                api.VDI.destroy(self.vdi)
-            except XenAPI.Failure as exc:
-                LOG.error("VM %s: cannot remove the new config drive VDI %s: %s", self.vm_uuid,
-                          self.vdi, exc.details)
-
-
-def _create_vdi(session: "XenAPI.Session", sr_ref: str, vm_uuid: str, size: int) -> str:
-    record = {
-        "name_label": CONFIG_DRIVE_NAME,
-        "name_description": "Cloud-config drive of VM %s, made by xscontainer" % vm_uuid,
-        "SR": sr_ref,
-        "virtual_size": str(size),
-        "type": "user",
-        "sharable": False,
-        "read_only": False,
-        "other_config": {CONFIG_DRIVE_KEY: "True"},
-        "xenstore_data": {},
-        "sm_config": {},
-        "tags": [],
-    }
-    try:
-        return session.xenapi.VDI.create(record)
-    except XenAPI.Failure as exc:
-        raise _translate(exc, "create the config drive disk") from exc
-
-
-def _create_vbd(session: "XenAPI.Session", vm_ref: str, vdi_ref: str) -> str:
-    used = set()
-    for vbd in session.xenapi.VM.get_VBDs(vm_ref):
-        try:
-            used.add(session.xenapi.VBD.get_userdevice(vbd))
-        except XenAPI.Failure:
-            continue
-    record = {
-        "VM": vm_ref, "VDI": vdi_ref, "device": "", "bootable": False, "mode": "RO",
-        "type": "Disk", "unpluggable": True, "empty": False,
-        "other_config": {CONFIG_DRIVE_KEY: "True"},
-        "qos_algorithm_type": "", "qos_algorithm_params": {},
-    }
-    for number in range(FIRST_USERDEVICE, LAST_USERDEVICE + 1):
-        if str(number) in used:
-            continue
-        record["userdevice"] = str(number)
-        try:
-            return session.xenapi.VBD.create(record)
-        except XenAPI.Failure as exc:
-            if exc.details and exc.details[0] == "DEVICE_ALREADY_EXISTS":
-                continue  # someone took it since we looked: try the next one
-            if exc.details and exc.details[0] == "INVALID_DEVICE":
-                break
-            raise _translate(exc, "attach the config drive") from exc
-    raise ConfigDriveError("The VM has no free disk slot for the config drive.",
-                           code="NO_FREE_DEVICE")
-
-
-def _config_drives_of(session: "XenAPI.Session", vm_ref: str,
-                      exclude_vbd: Optional[str]) -> List[Tuple[str, Dict[str, Any]]]:
-    """(VBD ref, VBD record) of every config drive of the VM but ``exclude_vbd``."""
-    api = session.xenapi
-    result = []
-    for vbd in api.VM.get_VBDs(vm_ref):
-        if vbd == exclude_vbd:
-            continue
-        try:
-            record = api.VBD.get_record(vbd)
-            marked = _is_true(record.get("other_config", {}).get(CONFIG_DRIVE_KEY))
-            if not marked and record.get("VDI", NULL_REF) != NULL_REF and not record.get("empty"):
-                marked = _is_true(api.VDI.get_other_config(record["VDI"]).get(CONFIG_DRIVE_KEY))
-        except XenAPI.Failure:
-            continue  # removed meanwhile
-        if marked:
-            result.append((vbd, record))
-    return result
-
-
-def _remove_drive(session: "XenAPI.Session", vm_uuid: str, vbd: str, record: Dict[str, Any]) -> None:
-    api = session.xenapi
-    if record.get("currently_attached"):
-        api.VBD.unplug(vbd)
-    api.VBD.destroy(vbd)
-    vdi = record.get("VDI", NULL_REF)
-    if vdi != NULL_REF and not record.get("empty"):
-        if not api.VDI.get_VBDs(vdi):
-            api.VDI.destroy(vdi)
-        else:
-            LOG.info("VM %s: old config drive VDI %s is still used by another VM; kept", vm_uuid, vdi)
-    LOG.info("VM %s: removed the previous config drive (VBD %s)", vm_uuid, vbd)
-
-
 def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, configuration: str,
                         keypair: Optional[PoolKeyPair] = None, socket_path: Optional[str] = None,
                         tools_iso_dir: Optional[str] = None) -> str:
@@ -330,8 +197,8 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
         pair = keypair or ensure_pool_keypair(session)
         hin_device = _hin_device(session, vm)
     except XenAPI.Failure as exc:
-        raise _translate(exc, "read the pool key or networks") from exc
-    host_key = None  # type: Optional[render.HostKey]
+        raise translate_failure(exc, "read the pool key or networks") from exc
+    host_key = None  # type: Optional[guestformats.HostKey]
     if drive_may_pin(vm_uuid, vm.get("other_config") or {}):
         host_key = _new_host_key(vm_uuid, render.vm_name_to_hostname(vm.get("name_label", ""), vm_uuid))
     context = render.RenderContext(vm_uuid, vm.get("name_label", ""), pair.public_line, hin_device,
@@ -348,17 +215,17 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
     _check_sr(sr_uuid, sr, size)
     image += b"\0" * (size - len(image))
 
-    made = _Made(session, vm_uuid)
+    made = MadeSoFar(session, vm_uuid)
     try:
-        made.vdi = _create_vdi(session, sr_ref, vm_uuid, size)
+        made.vdi = create_vdi(session, sr_ref, vm_uuid, size)
         vdi_uuid = api.VDI.get_uuid(made.vdi)
         transfer.import_raw(session, vdi_uuid, image, socket_path=socket_path)
-        made.vbd = _create_vbd(session, vm_ref, made.vdi)
+        made.vbd = create_vbd(session, vm_ref, made.vdi)
         if api.VM.get_power_state(vm_ref) == "Running":
             api.VBD.plug(made.vbd)
-        for vbd, record in _config_drives_of(session, vm_ref, made.vbd):
+        for vbd, record in config_drives_of(session, vm_ref, made.vbd):
             try:
-                _remove_drive(session, vm_uuid, vbd, record)
+                remove_drive(session, vm_uuid, vbd, record)
             except XenAPI.Failure as exc:
                 raise ConfigDriveError(
                     "The previous config drive of VM %s cannot be removed (%s); the new one was "
@@ -367,7 +234,7 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
                     code="OLD_DRIVE_IN_USE", xapi_error=list(exc.details)) from exc
     except XenAPI.Failure as exc:
         made.undo()
-        raise _translate(exc, "set up the config drive of VM %s" % vm_uuid) from exc
+        raise translate_failure(exc, "set up the config drive of VM %s" % vm_uuid) from exc
     except BaseException:
         made.undo()
         raise
@@ -397,7 +264,7 @@ def get_config_drive_configuration(session: "XenAPI.Session", vdi_uuid: str,
         if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
             raise ConfigDriveError("There is no VDI with uuid %s." % vdi_uuid, code="VDI_NOT_FOUND",
                                    vdi_uuid=vdi_uuid) from exc
-        raise _translate(exc, "look up VDI %s" % vdi_uuid) from exc
+        raise translate_failure(exc, "look up VDI %s" % vdi_uuid) from exc
     if virtual_size > MAX_DRIVE_SIZE:
         raise ConfigDriveError("VDI %s (%d bytes) is larger than any config drive: it is not one."
                                % (vdi_uuid, virtual_size), code="NOT_A_CONFIG_DRIVE")

@@ -34,20 +34,18 @@ class ResponseHead(NamedTuple):
         return default
 
 
-class _NeedData(object):
+class _Sentinel(object):
+    def __init__(self, name: str) -> None:
+        self._name = name
+
     def __repr__(self) -> str:
-        return "NEED_DATA"
+        return self._name
 
 
-class _End(object):
-    def __repr__(self) -> str:
-        return "END"
+NEED_DATA = _Sentinel("NEED_DATA")
+END = _Sentinel("END")
 
-
-NEED_DATA = _NeedData()
-END = _End()
-
-Event = Union[ResponseHead, bytes, _NeedData, _End]
+Event = Union[ResponseHead, bytes, _Sentinel]
 
 
 def _protocol_error(what: str) -> EngineError:
@@ -105,9 +103,7 @@ def _is_chunked(head: ResponseHead) -> bool:
                for c in v.split(",") if c.strip()]
     if not codings:
         return False
-    if codings[-1] != "chunked" or codings.count("chunked") != 1:
-        raise _protocol_error("unsupported Transfer-Encoding %r" % ",".join(codings))
-    if len(codings) != 1:
+    if codings != ["chunked"]:
         raise _protocol_error("unsupported Transfer-Encoding %r" % ",".join(codings))
     return True
 
@@ -323,11 +319,11 @@ class ResponseParser(object):
         while True:
             # Resume where the last search stopped: a head arriving byte by byte is searched once.
             end = self._buf.find(b"\r\n\r\n", max(0, self._searched - 3))
+            if (len(self._buf) if end < 0 else end) > self._max_head:
+                raise EngineError("The Docker engine sent response headers larger than %d bytes."
+                                  % self._max_head, code=TOO_LARGE)
             if end < 0:
                 self._searched = len(self._buf)
-                if len(self._buf) > self._max_head:
-                    raise EngineError("The Docker engine sent response headers larger than %d bytes."
-                                      % self._max_head, code=TOO_LARGE)
                 if self._eof:
                     if self._buf:
                         raise _protocol_error("connection closed inside the response head")
@@ -337,9 +333,6 @@ class ResponseParser(object):
                 if probe and not b"HTTP/"[:len(probe)] == probe:
                     raise _protocol_error("bad status line %r" % bytes(self._buf[:40]))
                 return NEED_DATA
-            if end > self._max_head:
-                raise EngineError("The Docker engine sent response headers larger than %d bytes."
-                                  % self._max_head, code=TOO_LARGE)
             head = parse_head(bytes(self._buf[:end]))
             del self._buf[:end + 4]
             self._searched = 0

@@ -210,18 +210,11 @@ def _is_ip(text: str) -> bool:
         return False
 
 
+# The exit code of each kind of failure, first match wins; anything else is a bug (EXIT_INTERNAL).
+_EXIT_CODES = ((Refused, EXIT_REFUSED), (WriteFailed, EXIT_WRITE), (InvalidArgument, EXIT_USAGE),
+               (NotFound, EXIT_NOT_FOUND), (ConnectionFailure, EXIT_UNREACHABLE), (XapiError, EXIT_XAPI))
+
+
 def exit_code_for(exc: XSContainerError) -> int:
     """The exit code of a failure."""
-    if isinstance(exc, Refused):
-        return EXIT_REFUSED
-    if isinstance(exc, WriteFailed):
-        return EXIT_WRITE
-    if isinstance(exc, InvalidArgument):
-        return EXIT_USAGE
-    if isinstance(exc, NotFound):
-        return EXIT_NOT_FOUND
-    if isinstance(exc, ConnectionFailure):
-        return EXIT_UNREACHABLE
-    if isinstance(exc, XapiError):
-        return EXIT_XAPI
-    return EXIT_INTERNAL
+    return next((code for kind, code in _EXIT_CODES if isinstance(exc, kind)), EXIT_INTERNAL)
