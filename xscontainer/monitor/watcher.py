@@ -89,7 +89,8 @@ class Watcher:
                 if self._stop.is_set():
                     break
                 # The stream is open before the full read: no change can fall between them.
-                services.scheduler.request(uuid, ALL_KINDS)
+                # Background: a thousand VMs connecting must not delay another VM's event.
+                services.scheduler.request(uuid, ALL_KINDS, background=True)
                 for event in stream:
                     kinds = refreshes_for(event.raw)
                     LOG.debug("VM %s: engine event %s %s -> %s", uuid, event.action, event.name, sorted(kinds))
