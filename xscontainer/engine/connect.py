@@ -5,7 +5,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, NamedTuple, Optional
 
 import XenAPI
 
@@ -16,9 +16,17 @@ from xscontainer.hostkeys import XapiHostKeyPin
 from xscontainer.tlscerts import read_client_tls
 from xscontainer.transport.ssh import DOCKER_SOCKET, KEEPALIVE, SshTunnel
 from xscontainer.transport.tls import TlsTunnel, client_context
-from xscontainer.vmsettings import VmSettings, read_vm_settings
+from xscontainer.vmsettings import VmSettings, read_vm_settings, settings_from_records
 
 LOG = logging.getLogger(__name__)
+
+
+class VmRecords(NamedTuple):
+    """A VM as xapi last showed it: what its connection settings and pin are made of."""
+
+    vm_ref: str
+    other_config: Dict[str, str]
+    networks: Dict[str, str]  # its VM_guest_metrics.networks (empty when none)
 
 
 class _Entry(object):
@@ -52,6 +60,11 @@ class EngineConnections(object):
     VMs at once: twice the largest single answer (``/containers/json``, 16 MiB) per VM, so a VM's
     list and an inspect fit together while one hostile guest can take a quarter of the
     process's share, and eight parallel reads of ordinary answers stay far below it.
+
+    ``records(vm_uuid)``, when given, returns what the caller already knows of the VM from xapi
+    (``VmRecords``: the monitor follows every VM through ``event.from``) or None; settings and
+    the host-key pin are then read from it instead of from xapi. At a thousand VMs that is 10,000
+    fewer xapi calls in the start-up (four to build, four to connect, two per pin read).
     """
 
     def __init__(self, session_factory: Callable[[], "XenAPI.Session"], pool_keys,
@@ -59,8 +72,10 @@ class EngineConnections(object):
                  connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
                  nodelay_session: bool = True, vm_budget: int = 32 * 1024 * 1024,
-                 process_budget: int = 128 * 1024 * 1024) -> None:
+                 process_budget: int = 128 * 1024 * 1024,
+                 records: Optional[Callable[[str], Optional["VmRecords"]]] = None) -> None:
         self._session_factory = session_factory
+        self._records = records
         self._vm_budget = vm_budget
         self._process_budget = ByteBudget(process_budget, "all VMs")
         self._pool_keys = pool_keys
@@ -77,7 +92,16 @@ class EngineConnections(object):
         self._entries = {}  # type: Dict[str, _Entry]
 
     def settings(self, vm_uuid: str) -> VmSettings:
+        known = self._records(vm_uuid) if self._records is not None else None
+        if known is not None:
+            return settings_from_records(vm_uuid, known.vm_ref, known.other_config, known.networks)
         return read_vm_settings(self._session_factory(), vm_uuid)
+
+    def _known_other_config(self, vm_uuid: str) -> Callable[[], Optional[Dict[str, str]]]:
+        def other_config() -> Optional[Dict[str, str]]:
+            known = self._records(vm_uuid) if self._records is not None else None
+            return known.other_config if known is not None else None
+        return other_config
 
     def _build(self, vm_uuid: str) -> _Entry:
         settings = self.settings(vm_uuid)
@@ -93,7 +117,7 @@ class EngineConnections(object):
                                connect_timeout=self._connect_timeout)
         else:
             tunnel = SshTunnel(vm_uuid, current_settings, self._pool_keys.paramiko_key,
-                               XapiHostKeyPin(self._session_factory, vm_uuid), socket_path=self._socket_path,
+                               XapiHostKeyPin(self._session_factory, vm_uuid, self._known_other_config(vm_uuid)), socket_path=self._socket_path,
                                port=self._ssh_port, clock=self._clock, connect_timeout=self._connect_timeout,
                                keepalive=self._keepalive, nodelay_session=self._nodelay_session)
         budget = ByteBudget(self._vm_budget, "VM %s" % vm_uuid, self._process_budget)

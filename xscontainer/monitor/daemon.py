@@ -86,6 +86,10 @@ class HostMonitor:
         """other_config of a VM as the last event showed it (empty when unknown)."""
         return dict(self._view.vms.get(vm_ref, {}).get("other_config", {}))
 
+    def vm_records(self, vm_uuid: str):
+        """The VM as xapi's events last showed it (``VmRecords``), None when unknown."""
+        return self._view.vm_records(vm_uuid)
+
     def watchers(self) -> Dict[str, object]:
         with self._lock:
             return dict(self._watchers)

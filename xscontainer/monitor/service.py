@@ -86,7 +86,8 @@ class Monitor:
         pooled = PooledSession(self._sessions)
         self._pool_keys = PoolKeyCache(lambda: pooled)
         self._engines = EngineConnections(lambda: pooled, self._pool_keys, clock=clock, ssh_port=options.ssh_port,
-                                          socket_path=options.docker_socket)
+                                          socket_path=options.docker_socket,
+                                          records=lambda vm_uuid: self.host.vm_records(vm_uuid))
         self._scheduler = RefreshScheduler(self._refresh, options.refresh_workers, on_error=self._refresh_failed)
         self.services = Services(self._sessions, self._engines, self._scheduler, options, clock, self._pool_keys)
         self.host = HostMonitor(session_factory, self._start_watcher, inventory_path, options.poll_timeout,
