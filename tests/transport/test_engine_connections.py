@@ -177,7 +177,7 @@ def test_the_vms_share_one_process_budget_for_responses_being_read(world):
 def test_a_vm_known_from_xapis_events_connects_without_reading_xapi(world):
     """The monitor follows every VM through event.from: given those records, building and
     opening a VM's connection (settings, address, host-key pin) reads nothing more from xapi
-    (it was ten calls per VM, 10,000 for a thousand VMs' start-up)."""
+    (it was twelve calls per VM, 12,000 for a thousand VMs' start-up)."""
     uuid = world.vms[0]
     api = world.pooled.xenapi
     ref = api.VM.get_by_uuid(uuid)
