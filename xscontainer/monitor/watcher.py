@@ -41,6 +41,8 @@ class Watcher:
                         "last_error": None, "last_error_code": None, "diagnosis": None,
                         "addresses": list(target.addresses), "docker_ps_note": None}  # type: Dict[str, Any]
         self._thread = threading.Thread(target=self._run, name="watch-%s" % target.vm_uuid[:8], daemon=True)
+        # Where the time to the first keys went (logged once; bench/scale.py sums the lines).
+        self._startup = {"began": services.clock()}  # type: Optional[Dict[str, float]]
 
     # -- owner's side --------------------------------------------------------------------
     def start(self) -> "Watcher":
@@ -83,9 +85,13 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 client = services.engines.client(uuid)
+                waited = services.clock()
                 with services.connect_slots:  # the first request opens the connection
+                    slot = services.clock()
                     stream = client.events()
                 self._stream = stream
+                self._note_startup(slot_wait=slot - waited, connect=services.clock() - slot,
+                                   requested=services.clock())
                 if self._stop.is_set():
                     break
                 # The stream is open before the full read: no change can fall between them.
@@ -161,7 +167,9 @@ class Watcher:
         services = self._services
         with self._state_lock:
             expectations = dict(self._expectations)
+        began = services.clock()
         rendered = render_values(services.engines.client(self.target.vm_uuid), kinds, self.start_times, expectations)
+        read = services.clock()
         values = rendered.values
         with self._state_lock:  # met or given up; a newer one for the same container stays
             for cid, check in expectations.items():
@@ -181,7 +189,24 @@ class Watcher:
                 self._write_failed(kinds, exc)
                 return
         self._write_backoff.reset()
+        self._first_keys(began, read, services.clock())
         self._succeeded()
+
+    def _note_startup(self, **times: float) -> None:
+        with self._state_lock:
+            if self._startup is not None:
+                self._startup.update(times)
+
+    def _first_keys(self, began: float, read: float, written: float) -> None:
+        """Log once where the time from the watcher's start to its first keys went."""
+        with self._state_lock:
+            times, self._startup = self._startup, None
+        if times is None or "requested" not in times:
+            return
+        LOG.info("VM %s: first keys written %.3f s after monitoring started: slot_wait=%.3f connect=%.3f "
+                 "queued=%.3f engine_read=%.3f xapi_write=%.3f", self.target.vm_uuid, written - times["began"],
+                 times["slot_wait"], times["connect"], max(0.0, began - times["requested"]), read - began,
+                 written - read)
 
     def _write_failed(self, kinds, exc: Exception) -> None:
         """Read and write again after a back-off: the writer no longer believes the keys written."""
