@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor.backoff import CLEAR, RAISE, Backoff, FailureAlarm
 from xscontainer.monitor.coalesce import ALL_KINDS, refreshes_for
-from xscontainer.monitor.state import StartTimes, expected_state, render_values
+from xscontainer.monitor.state import StartTimes, expected_state, may_change_start_time, render_values
 from xscontainer.monitor.view import Target
 
 LOG = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ class Watcher:
                     LOG.debug("VM %s: engine event %s %s -> %s", uuid, event.action, event.name, sorted(kinds))
                     if kinds:
                         if event.id:
-                            self.start_times.invalidate(event.id)
+                            if may_change_start_time(event.action or ""):
+                                self.start_times.invalidate(event.id)
                             self._expect(event)
                         services.scheduler.request(uuid, kinds)
                 if not self._stop.is_set():
