@@ -1,8 +1,11 @@
-"""The one exponential back-off schedule (pure), shared by the tunnels, the watchers and the
-monitor's xapi loop."""
+"""Back-off, once for the whole product (pure; time is injected): the schedule
+(``backoff_delay``, and ``Backoff`` which counts the attempts) and the gate that refuses
+attempts while the schedule's delay runs (``BackoffGate``, the SSH and TLS tunnels')."""
 
 import random
 from typing import Callable, Optional
+
+from xscontainer.errors import ConnectionFailure
 
 
 def backoff_delay(attempt: int, initial: float = 0.5, maximum: float = 30.0, factor: float = 2.0,
@@ -25,3 +28,67 @@ def backoff_delay(attempt: int, initial: float = 0.5, maximum: float = 30.0, fac
         value = (rand or random.random)()
         delay *= 1.0 - jitter * min(max(value, 0.0), 1.0)
     return delay
+
+
+class Backoff(object):
+    """The schedule with its count: ``next_delay()`` after each failure, ``reset()`` after a
+    success."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0, factor: float = 2.0,
+                 jitter: float = 0.0, rand: Optional[Callable[[], float]] = None) -> None:
+        if initial < 0 or maximum < initial or factor < 1:
+            raise ValueError("need 0 <= initial <= maximum and factor >= 1")
+        self.initial = initial
+        self.maximum = maximum
+        self.factor = factor
+        self.jitter = jitter
+        self._rand = rand
+        self.attempts = 0
+
+    def delay(self, attempt: int) -> float:
+        return backoff_delay(attempt, self.initial, self.maximum, self.factor, self.jitter, self._rand)
+
+    def next_delay(self) -> float:
+        delay = self.delay(self.attempts)
+        self.attempts += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class BackoffGate(object):
+    """After ``n`` consecutive failures, refuse new attempts for the schedule's delay
+    (``min(initial * 2**(n-1), maximum)`` seconds) and re-raise the last failure instead: a VM
+    that is down costs one attempt per period, not one per caller. A success resets it; losing an
+    established connection does not count as a failure, so the first reconnect is immediate."""
+
+    def __init__(self, clock: Callable[[], float], initial: float = 0.5, maximum: float = 30.0) -> None:
+        self._clock = clock
+        self._schedule = Backoff(initial, maximum)
+        self._retry_at = 0.0
+        self._last = None  # type: Optional[ConnectionFailure]
+
+    @property
+    def failures(self) -> int:
+        """Consecutive failures since the last success."""
+        return self._schedule.attempts
+
+    def check(self) -> None:
+        """Raise the last failure while the back-off period runs."""
+        if self._last is not None and self._clock() < self._retry_at:
+            raise ConnectionFailure(self._last.message, code=self._last.code, backoff=True,
+                                    **self._last.details)
+
+    def failed(self, error: ConnectionFailure) -> None:
+        self._last = error
+        self._retry_at = self._clock() + self._schedule.next_delay()
+
+    def succeeded(self) -> None:
+        self._schedule.reset()
+        self._last = None
+        self._retry_at = 0.0
+
+    @property
+    def retry_at(self) -> float:
+        return self._retry_at

@@ -22,6 +22,7 @@ import XenAPI
 from xscontainer.errors import ConnectionFailure, XapiError
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY
 from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
+from xscontainer.xapi.session import SessionSource
 
 LOG = logging.getLogger(__name__)
 
@@ -174,13 +175,13 @@ def duplicate_error(vm_uuid: str, key_b64: str, others: List[str]) -> Connection
 class XapiHostKeyPin(object):
     """The pin of one VM, read and written through xapi."""
 
-    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], vm_uuid: str,
+    def __init__(self, sessions: SessionSource, vm_uuid: str,
                  other_config: Optional[Callable[[], Optional[Dict[str, str]]]] = None) -> None:
         """``other_config``: the VM's other_config as the caller already knows it from xapi
         (the monitor's event view), or None when it does not; reading the pin then costs no
         xapi call (two per read otherwise, two reads per connection: at a thousand VMs that
         was 4,000 calls of the start-up). Writing a pin always goes to xapi."""
-        self._session_factory = session_factory
+        self._sessions = sessions
         self.vm_uuid = vm_uuid
         self._known = other_config
 
@@ -191,9 +192,9 @@ class XapiHostKeyPin(object):
         known = self._known() if self._known is not None else None
         if known is not None:
             return pin_state(self.vm_uuid, known)
-        session = self._session_factory()
         try:
-            return pin_state(self.vm_uuid, session.xenapi.VM.get_other_config(self._vm(session)))
+            with self._sessions() as session:
+                return pin_state(self.vm_uuid, session.xenapi.VM.get_other_config(self._vm(session)))
         except XenAPI.Failure as exc:
             raise XapiError("Cannot read the pinned SSH host key of VM %s: %s"
                             % (self.vm_uuid, exc.details)) from exc
@@ -204,32 +205,35 @@ class XapiHostKeyPin(object):
     def pin_verified(self, offered: str) -> None:
         """Pin ``offered``, which a dom0-side act verified. Refused (``SSH_HOSTKEY_DUPLICATE``) when
         it vouches for another VM; a key pinned meanwhile by someone else wins (mismatch)."""
-        session = self._session_factory()
-        api = session.xenapi
         try:
-            others = pinned_elsewhere(self.vm_uuid, offered, api.VM.get_all_records())
-            if others:
-                raise duplicate_error(self.vm_uuid, offered, others)
-            vm = self._vm(session)
-            state = pin_state(self.vm_uuid, api.VM.get_other_config(vm))
-            if state.pinned is not None and state.pinned != offered:
-                raise mismatch_error(self.vm_uuid, state.pinned, offered)
-            if state.copied_for is not None:  # a clone's copy: replace it
-                remove_map_key(api.VM, vm, HOSTKEY_KEY)
-            if not add_map_key_if_absent(api.VM, vm, HOSTKEY_KEY, offered):
-                pinned = (api.VM.get_other_config(vm).get(HOSTKEY_KEY) or "").strip()
-                if pinned != offered:
-                    raise mismatch_error(self.vm_uuid, pinned, offered)
-            set_map_key(api.VM, vm, HOSTKEY_VM_KEY, self.vm_uuid)
-            remove_map_key(api.VM, vm, HOSTKEY_FINGERPRINT_KEY)
+            with self._sessions() as session:
+                self._pin(session, offered)
         except XenAPI.Failure as exc:
             raise XapiError("Cannot pin the SSH host key of VM %s: %s" % (self.vm_uuid, exc.details)) from exc
 
+    def _pin(self, session: "XenAPI.Session", offered: str) -> None:
+        api = session.xenapi
+        others = pinned_elsewhere(self.vm_uuid, offered, api.VM.get_all_records())
+        if others:
+            raise duplicate_error(self.vm_uuid, offered, others)
+        vm = self._vm(session)
+        state = pin_state(self.vm_uuid, api.VM.get_other_config(vm))
+        if state.pinned is not None and state.pinned != offered:
+            raise mismatch_error(self.vm_uuid, state.pinned, offered)
+        if state.copied_for is not None:  # a clone's copy: replace it
+            remove_map_key(api.VM, vm, HOSTKEY_KEY)
+        if not add_map_key_if_absent(api.VM, vm, HOSTKEY_KEY, offered):
+            pinned = (api.VM.get_other_config(vm).get(HOSTKEY_KEY) or "").strip()
+            if pinned != offered:
+                raise mismatch_error(self.vm_uuid, pinned, offered)
+        set_map_key(api.VM, vm, HOSTKEY_VM_KEY, self.vm_uuid)
+        remove_map_key(api.VM, vm, HOSTKEY_FINGERPRINT_KEY)
+
     def bind(self) -> None:
         """Name this VM in a legacy pin, so that a later clone's copy is told apart."""
-        session = self._session_factory()
         try:
-            add_map_key_if_absent(session.xenapi.VM, self._vm(session), HOSTKEY_VM_KEY, self.vm_uuid)
+            with self._sessions() as session:
+                add_map_key_if_absent(session.xenapi.VM, self._vm(session), HOSTKEY_VM_KEY, self.vm_uuid)
         except XenAPI.Failure as exc:
             raise XapiError("Cannot record the VM of the SSH host key of VM %s: %s"
                             % (self.vm_uuid, exc.details)) from exc

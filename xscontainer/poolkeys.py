@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from xscontainer.errors import XapiError
 from xscontainer.xapi.maps import add_map_key_if_absent, set_map_key
+from xscontainer.xapi.session import SessionSource
 
 PRIVATE_KEY_ENTRY = "xscontainer-private-secret-uuid"
 PUBLIC_KEY_ENTRY = "xscontainer-public-secret-uuid"
@@ -136,8 +137,8 @@ def paramiko_key_from_text(private_pem: str, public_line: str):
 class PoolKeyCache:
     """Loads the pool key once per process; ``invalidate()`` after a pool change event."""
 
-    def __init__(self, session_factory, clock=time.monotonic) -> None:
-        self._session_factory = session_factory
+    def __init__(self, sessions: SessionSource, clock=time.monotonic) -> None:
+        self._sessions = sessions
         self._lock = threading.Lock()
         self._pair = None  # type: Optional[PoolKeyPair]
         self._pkey = None
@@ -146,7 +147,8 @@ class PoolKeyCache:
     def keypair(self) -> PoolKeyPair:
         with self._lock:
             if self._pair is None:
-                self._pair = ensure_pool_keypair(self._session_factory())
+                with self._sessions() as session:
+                    self._pair = ensure_pool_keypair(session)
             return self._pair
 
     def paramiko_key(self):

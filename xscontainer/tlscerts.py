@@ -4,7 +4,7 @@
 
 import datetime
 import ipaddress
-from typing import Callable, List, NamedTuple
+from typing import List, NamedTuple
 
 import XenAPI
 from cryptography import x509
@@ -15,6 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from xscontainer.errors import ConnectionFailure
 from xscontainer.vmsettings import TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY, VmSettings
+from xscontainer.xapi.session import SessionSource
 
 
 class TlsBundle(NamedTuple):
@@ -80,24 +81,24 @@ def generate_tls_bundle(ips: List[str], dns_names: List[str] = (), days: int = 3
                      _pem_cert(client), _pem_key(client_key))
 
 
-def read_client_tls(session_factory: Callable[[], "XenAPI.Session"], settings: VmSettings) -> ClientTls:
+def read_client_tls(sessions: SessionSource, settings: VmSettings) -> ClientTls:
     """The VM's CA and client certificate/key, from the secrets its other_config names."""
     missing = [k for k in (TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY) if k not in settings.tls_secrets]
     if missing:
         raise ConnectionFailure(
             "VM %s is in TLS mode but other-config lacks %s: run xscontainer-prepare-vm --mode tls for it."
             % (settings.vm_uuid, ", ".join(missing)), code="TLS_NOT_CONFIGURED", vm_uuid=settings.vm_uuid)
-    session = session_factory()
     values = {}
-    for key in (TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY):
-        uuid = settings.tls_secrets[key]
-        try:
-            values[key] = session.xenapi.secret.get_value(session.xenapi.secret.get_by_uuid(uuid))
-        except XenAPI.Failure as exc:
-            raise ConnectionFailure(
-                "VM %s: other-config:%s names secret %s, which does not exist; run "
-                "xscontainer-prepare-vm --mode tls again." % (settings.vm_uuid, key, uuid),
-                code="TLS_NOT_CONFIGURED", vm_uuid=settings.vm_uuid) from exc
+    with sessions() as session:
+        for key in (TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY):
+            uuid = settings.tls_secrets[key]
+            try:
+                values[key] = session.xenapi.secret.get_value(session.xenapi.secret.get_by_uuid(uuid))
+            except XenAPI.Failure as exc:
+                raise ConnectionFailure(
+                    "VM %s: other-config:%s names secret %s, which does not exist; run "
+                    "xscontainer-prepare-vm --mode tls again." % (settings.vm_uuid, key, uuid),
+                    code="TLS_NOT_CONFIGURED", vm_uuid=settings.vm_uuid) from exc
     return ClientTls(values[TLS_CA_CERT_KEY], values[TLS_CLIENT_CERT_KEY], values[TLS_CLIENT_KEY_KEY])
 
 

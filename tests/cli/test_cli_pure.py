@@ -6,6 +6,7 @@ import io
 import pytest
 
 import consumer_xml as cx
+from xscontainer import exitcodes
 from xscontainer.cli import failures, layout, views
 from xscontainer.cli.layout import Column
 from xscontainer.cli.main import build_parser, main, split_prepare_vm
@@ -125,7 +126,7 @@ def test_ambiguous_prefix_lists_every_candidate():
     assert info.value.code == "VM_AMBIGUOUS"
     assert "web (%s)" % UUIDS[0] in info.value.message and "web-2 (%s)" % UUIDS[1] in info.value.message
     assert info.value.details["candidates"] == UUIDS[:2]
-    assert failures.exit_code(info.value) == failures.EXIT_NOT_FOUND
+    assert failures.exit_code(info.value) == exitcodes.EXIT_NOT_FOUND
 
 
 def test_duplicate_names_are_ambiguous_but_uuids_still_work():
@@ -211,16 +212,16 @@ def test_ps_table_and_json():
 def test_plugin_failures_become_coded_errors():
     err = failures.from_xapi_failure(["XENAPI_PLUGIN_FAILURE", "get_top", "PORT_CLOSED", "Nothing listens."], "x")
     assert isinstance(err, ConnectionFailure) and err.code == "PORT_CLOSED" and err.message == "Nothing listens."
-    assert failures.exit_code(err) == failures.EXIT_UNREACHABLE
+    assert failures.exit_code(err) == exitcodes.EXIT_UNREACHABLE
     err = failures.from_xapi_failure(["XENAPI_PLUGIN_FAILURE", "pause", "CONTAINER_NOT_FOUND", "No."], "x")
-    assert failures.exit_code(err) == failures.EXIT_NOT_FOUND
+    assert failures.exit_code(err) == exitcodes.EXIT_NOT_FOUND
     err = failures.from_xapi_failure(["XENAPI_PLUGIN_FAILURE", "non-zero exit", "", "Traceback..."], "running top")
     assert err.code == "PLUGIN_FAILED" and "running top" in err.message
-    assert failures.exit_code(err) == failures.EXIT_FAILED
+    assert failures.exit_code(err) == exitcodes.EXIT_FAILED
     err = failures.from_xapi_failure(["HANDLE_INVALID", "VM", "OpaqueRef:x"], "reading a VM")
-    assert failures.exit_code(err) == failures.EXIT_NOT_FOUND
-    assert failures.exit_code(XSContainerError("x", code="XAPI_UNREACHABLE")) == failures.EXIT_XAPI
-    assert failures.exit_code(XSContainerError("x", code="ENGINE_ERROR")) == failures.EXIT_FAILED
+    assert failures.exit_code(err) == exitcodes.EXIT_NOT_FOUND
+    assert failures.exit_code(XSContainerError("x", code="XAPI_UNREACHABLE")) == exitcodes.EXIT_XAPI
+    assert failures.exit_code(XSContainerError("x", code="ENGINE_ERROR")) == exitcodes.EXIT_FAILED
 
 
 def test_doctor_report():
@@ -228,7 +229,7 @@ def test_doctor_report():
                                   "diagnosis": "Nothing listens on port 22. (PORT_CLOSED)", "since": "None"})
     assert report.code == "PORT_CLOSED" and not report.healthy and report.since is None
     assert "sshd" in report.advice[0]
-    assert views.doctor_exit_code(report) == failures.EXIT_UNREACHABLE
+    assert views.doctor_exit_code(report) == exitcodes.EXIT_UNREACHABLE
     healthy = views.doctor_report({"state": "monitored", "last_error": "None", "diagnosis": "None"})
     assert healthy.healthy and views.doctor_exit_code(healthy) == 0
     idle = views.doctor_report({"state": "not monitored", "reason": "not registered",
@@ -301,11 +302,11 @@ def test_xapi_refusals_of_the_users_role_and_of_the_pool_have_their_exit_codes()
          "No permission in user session. (Roles with this permission: pool-admin)"],
         "running the plugin function register")
     assert err.code == "RBAC_PERMISSION_DENIED"
-    assert failures.exit_code(err) == failures.EXIT_PERMISSION == 6
+    assert failures.exit_code(err) == exitcodes.EXIT_PERMISSION == 6
     assert "host.call_plugin" in err.message and "pool-admin" in err.message
-    for code, expected in (("VM_NOT_RUNNING", failures.EXIT_UNREACHABLE),
-                           ("ARGUMENT_TOO_LARGE", failures.EXIT_USAGE),
-                           ("HOST_OFFLINE", failures.EXIT_FAILED),
-                           ("PLUGIN_NOT_INSTALLED", failures.EXIT_FAILED)):
+    for code, expected in (("VM_NOT_RUNNING", exitcodes.EXIT_UNREACHABLE),
+                           ("ARGUMENT_TOO_LARGE", exitcodes.EXIT_USAGE),
+                           ("HOST_OFFLINE", exitcodes.EXIT_FAILED),
+                           ("PLUGIN_NOT_INSTALLED", exitcodes.EXIT_FAILED)):
         err = failures.from_xapi_failure(["XENAPI_PLUGIN_FAILURE", "get_logs", code, "Why."], "x")
         assert (err.code, failures.exit_code(err)) == (code, expected)

@@ -7,11 +7,10 @@ import sys
 
 import pytest
 
+from xscontainer.exitcodes import EXIT_PERMISSION
 from xscontainer.plugin import validate
 from xscontainer.sim.process import SimulatorProcess
 from xscontainer.xapi.session import close_session
-
-EXIT_PERMISSION = 6
 
 
 @pytest.fixture(scope="module")

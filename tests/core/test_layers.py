@@ -18,8 +18,8 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(xscontainer.__file__))
 # layer, and parts of its own layer unless the layer is marked independent.
 LAYERS = (
     # Pure helpers: no xapi, no sockets of ours.
-    ("pure", False, {"xscontainer", "errors", "xmltext", "jsonbound", "logfile", "backoff", "packaging",
-                     "vendorpath"}),
+    ("pure", False, {"xscontainer", "errors", "exitcodes", "xmltext", "jsonbound", "logfile", "backoff",
+                     "packaging", "vendorpath"}),
     # The xapi boundary, and our product's records kept in xapi (settings, pins, pool keys, secrets).
     ("xapi", False, {"xapi", "vmsettings", "hostkeys", "poolkeys", "tlscerts", "xenapiplugin"}),
     ("transport", False, {"transport"}),

@@ -23,6 +23,7 @@ from xscontainer.poolkeys import PoolKeyCache, generate_keypair
 from xscontainer.vmsettings import HOSTKEY_KEY, MODE_KEY, USERNAME_KEY, choose_addresses
 from xscontainer.xapi.maps import remove_map_key, set_map_key
 from xscontainer.xapi.session import close_session
+from xscontainer.xapi.session import lend
 
 TIMEOUT = 2
 VM_NAME = "vm3"
@@ -42,14 +43,14 @@ class Target(object):
         self.session = testbed.xapi_session()
         self.api = self.session.xenapi
         self.ref = self.api.VM.get_by_uuid(self.uuid)
-        self.keys = PoolKeyCache(lambda: self.session)
+        self.keys = PoolKeyCache(lend(self.session))
         self.saved = dict((k, v) for k, v in self.other_config().items() if k in SAVED_KEYS)
 
     def other_config(self):
         return self.api.VM.get_other_config(self.ref)
 
     def diagnose(self, uuid=None):
-        return diagnose(self.session, uuid or self.uuid, self.keys, timeout=TIMEOUT)
+        return diagnose(lend(self.session), uuid or self.uuid, self.keys, timeout=TIMEOUT)
 
     def restore(self):
         current = self.other_config()
@@ -232,7 +233,7 @@ def test_api_too_old(target):
 
 @pytest.fixture(scope="module")
 def client(target):
-    with EngineConnections(lambda: target.session, target.keys, connect_timeout=5) as engines:
+    with EngineConnections(lend(target.session), target.keys, connect_timeout=5) as engines:
         yield engines.client(target.uuid)
 
 

@@ -66,10 +66,8 @@ def test_the_burners_cpu_appears_within_two_readings_and_matches_docker_stats(be
     started_at = monitor.reporter.published
     wait_for(lambda: burner_cpu(session, ref) is not None, timeout=60, what="the restarted burner's CPU")
     # Counted in the reporter's writes (one per rrdd reading), not in seconds: the write under
-    # way when the container started may have listed containers before it, and on a machine too
-    # loaded for the reporter to finish its engine reads before rrdd reads, rrdd sees no update
-    # and skips one reading (as the real rrdd does). Two on a quiet machine.
-    assert monitor.reporter.published - started_at <= 3
+    # way when the container started may have listed containers before it; the next has it.
+    assert monitor.reporter.published - started_at <= 2
     ours = wait_for(lambda: burner_cpu(session, ref) if monitor.reporter.published - started_at >= 3 else None,
                     timeout=60, what="a reading over a full interval")
     theirs = docker_stats_cpu(testbed, vm)
@@ -93,10 +91,16 @@ def test_the_cli_shows_what_rrdd_recorded(bed):
     wait_for(lambda: burner_cpu(session, ref) is not None, timeout=60, what="the burner's CPU data source")
     info = testbed.info()
     env = dict(os.environ, XSCONTAINER_XAPI_SOCKET=info["unix_socket"], XSCONTAINER_INVENTORY=info["hosts"][0]["inventory"])
-    out = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "stats", "--json", "--recorded",
-                          record["uuid"]], env=env, stdout=subprocess.PIPE, check=True).stdout
-    rows = {r["name"]: r for r in json.loads(out.decode("utf-8"))["containers"]}
-    assert {"web", "burner"} <= set(rows) and "exited" not in rows
+
+    def recorded_when_both_run():
+        out = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "stats", "--json", "--recorded",
+                              record["uuid"]], env=env, stdout=subprocess.PIPE, check=True).stdout
+        rows = {r["name"]: r for r in json.loads(out.decode("utf-8"))["containers"]}
+        return rows if {"web", "burner"} <= set(rows) else None
+
+    # A reading the reporter missed (a loaded host) leaves every source unknown until the next.
+    rows = wait_for(recorded_when_both_run, timeout=30, what="both running containers in stats --recorded")
+    assert "exited" not in rows
     assert rows["burner"]["cpu_percent"] > 0 and rows["web"]["memory_usage"] > 0
     table = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "stats", "--recorded", record["uuid"]],
                            env=env, stdout=subprocess.PIPE, check=True).stdout.decode("utf-8")

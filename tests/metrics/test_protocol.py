@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from xscontainer.metrics.protocol import HEADER_SIZE, DataSource, encode_payload, metadata_json
-from xscontainer.sim.rrdd import InvalidChecksum, InvalidHeader, InvalidPayload, NoUpdate, PayloadReader, ReadError
+from xscontainer.sim.rrdv2 import InvalidChecksum, InvalidHeader, InvalidPayload, NoUpdate, PayloadReader, ReadError
 
 VM = "0b1d2c3e-0000-4000-8000-000000000001"
 CPU = DataSource("container_web_cpu", 12.5, "float", "gauge", "vm " + VM, "%", "CPU", 0.0)

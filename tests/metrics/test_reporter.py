@@ -2,6 +2,7 @@
 faked at the DockerClient interface: what rrdd reads is what the engines said."""
 
 import math
+import threading
 import os
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from xscontainer.errors import ConnectionFailure
 from xscontainer.metrics.reporter import Reporter, ReporterOptions
 from xscontainer.metrics.rrddclient import RrddClient
-from xscontainer.sim.rrdd import HostRrdd, RrddHub
+from xscontainer.sim.rrdd import HostRrdd
+from xscontainer.sim.rrddserver import RrddHub
 
 VM1 = "0b1d2c3e-0000-4000-8000-000000000001"
 VM2 = "0b1d2c3e-0000-4000-8000-000000000002"
@@ -72,12 +74,12 @@ def rig(tmp_path):
 
 def reading(clock, rrdd, reporter, wallclock_step=5.0):
     """One reporter cycle just before rrdd's reading, then that reading."""
-    clock.now += rrdd.next_reading() - 3.0  # the reporter's lead before the next reading
+    clock.now += rrdd.next_reading() - reporter.options.lead
     reporter._wallclock.now += wallclock_step
     published = reporter.published
     reporter.cycle()
     assert reporter.published == published + 1
-    clock.now += 3.0
+    clock.now += reporter.options.lead
     rrdd.read_all()
 
 
@@ -141,7 +143,7 @@ def test_an_unreachable_vm_is_left_out_and_the_others_published(rig):
 def test_no_reading_soon_means_no_write(rig):
     clock, rrdd, engines, reporter = rig
     clock.now += 5.0 - rrdd.next_reading()  # just after a reading: the next is 5 s away
-    assert reporter.cycle() == pytest.approx(2.0)
+    assert reporter.cycle() == pytest.approx(5.0 - reporter.options.lead)
     assert reporter.published == 0
 
 
@@ -201,3 +203,25 @@ def test_a_registration_left_by_a_killed_monitor_is_replaced(rig):
         rrdd.register(uid, "Five_Seconds", "V2")
     reading(clock, rrdd, reporter)
     assert ours(rrdd, VM1)["container_burner_cpu"] == 10.0
+
+
+class MeetingEngine(Engine):
+    """Each stats read waits until every container's read has begun: read one after another,
+    the first one gives up (the barrier breaks) and the VM is not sampled."""
+
+    def __init__(self, containers):
+        super().__init__(containers)
+        self.barrier = threading.Barrier(len(containers), timeout=1.5)
+
+    def stats(self, ident, one_shot=False):
+        self.barrier.wait()
+        return super().stats(ident, one_shot)
+
+
+def test_a_vms_containers_are_read_at_once_not_one_after_another(rig):
+    clock, rrdd, engines, reporter = rig
+    previous = {"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0}
+    engines[VM2] = MeetingEngine({"c%d" % i: stats_doc(100, 1000, precpu=previous) for i in range(4)})
+    reading(clock, rrdd, reporter)
+    assert {name for name in ours(rrdd, VM2) if name.endswith("_cpu")} == {
+        "container_c%d_cpu" % i for i in range(4)}

@@ -75,12 +75,13 @@ def monitor(world):
 
 @pytest.fixture
 def registered(world):
-    api = world.pooled.xenapi
     uuid = world.vms[0]
-    ref = api.VM.get_by_uuid(uuid)
-    api.VM.add_to_other_config(ref, "xscontainer-monitor", "True")
+    with world.sessions.session() as session:
+        ref = session.xenapi.VM.get_by_uuid(uuid)
+        session.xenapi.VM.add_to_other_config(ref, "xscontainer-monitor", "True")
     yield uuid
-    api.VM.remove_from_other_config(ref, "xscontainer-monitor")
+    with world.sessions.session() as session:
+        session.xenapi.VM.remove_from_other_config(ref, "xscontainer-monitor")
 
 
 @pytest.fixture
@@ -112,12 +113,12 @@ def test_status_carries_the_real_reason_of_a_failed_refresh(world, engine_answer
                          ids=["oversize", "garbage", "not-a-list"])
 def test_a_hostile_engine_is_never_diagnosed_ok(world, engine_answers, answer, code):
     engine_answers(answer)
-    result = diagnose(world.pooled, world.vms[1], PoolKeyCache(lambda: world.pooled), timeout=5,
+    result = diagnose(world.sessions.session, world.vms[1], PoolKeyCache(world.sessions.session), timeout=5,
                       socket_path=world.engine.path, ssh_port=world.rig.port)
     assert (result.code, result.ok) == (code, False), result.message
 
 
 def test_a_sane_engine_is_diagnosed_ok(world):
-    result = diagnose(world.pooled, world.vms[1], PoolKeyCache(lambda: world.pooled), timeout=5,
+    result = diagnose(world.sessions.session, world.vms[1], PoolKeyCache(world.sessions.session), timeout=5,
                       socket_path=world.engine.path, ssh_port=world.rig.port)
     assert result.ok, result.message

@@ -9,6 +9,7 @@ from xscontainer.poolkeys import ensure_pool_keypair, paramiko_key_from_text
 from xscontainer.sim.process import SimulatorProcess
 from xscontainer.tlscerts import generate_tls_bundle, read_client_tls
 from xscontainer.vmsettings import read_vm_settings
+from xscontainer.xapi.session import lend
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,6 @@ def test_the_original_vms_tls_secrets_are_read_as_they_are(session):
     api.VM.add_to_other_config(vm, "xscontainer-mode", "tls")
     before = api.VM.get_other_config(vm)
 
-    tls = read_client_tls(lambda: session, read_vm_settings(session, vm_uuid))
+    tls = read_client_tls(lend(session), read_vm_settings(session, vm_uuid))
     assert tuple(tls) == (bundle.ca_cert, bundle.client_cert, bundle.client_key)
     assert api.VM.get_other_config(vm) == before

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from xscontainer.exitcodes import EXIT_REFUSED
+
 from tests.prepare.conftest import run_prepare
 from tests.prepare.fakesshd import FakeSshd
 
@@ -81,7 +83,7 @@ def test_unverified_key_without_terminal_is_refused_before_any_password(simpool,
                                                                          password_file):
     uuid, ref = vm
     run = run_prepare(ssh_args(uuid, sshd, password_file, "--yes"), simpool.info["unix_socket"])
-    assert run.returncode == 5, run
+    assert run.returncode == EXIT_REFUSED, run
     assert "HOSTKEY_NOT_VERIFIED" in run.stderr and "--host-key-fingerprint" in run.stderr
     assert openssh_fingerprint(sshd.host_key_b64) in run.stderr  # shown, so it can be checked
     assert sshd.attempts() == []
@@ -148,7 +150,7 @@ def _run_on_terminal(args, socket_path, answers):
 def test_terminal_shows_the_fingerprint_and_no_sends_nothing(simpool, sim_session, sshd, vm, password_file):
     uuid, ref = vm
     rc, text = _run_on_terminal(ssh_args(uuid, sshd, password_file), simpool.info["unix_socket"], [b"y\n", b"n\n"])
-    assert rc == 5, text
+    assert rc == EXIT_REFUSED, text
     assert openssh_fingerprint(sshd.host_key_b64) in text
     assert sshd.attempts() == []
     assert HOSTKEY not in sim_session.xenapi.VM.get_other_config(ref)

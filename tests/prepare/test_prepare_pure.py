@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from xscontainer.errors import ConnectionFailure, InvalidArgument, NotFound, XapiError, XSContainerError
-from xscontainer.prepare import authkeys, options, steps, tls, vm
+from xscontainer.exitcodes import EXIT_REFUSED, EXIT_USAGE
+from xscontainer.prepare import authkeys, steps, tls, vm
 from xscontainer.prepare.options import Refused, WriteFailed, exit_code_for, parse_args
 from xscontainer.tlscerts import generate_tls_bundle
 
@@ -109,7 +110,7 @@ def test_usage_errors(argv, fragment):
     with pytest.raises(InvalidArgument) as info:
         parse_args(argv)
     assert fragment in info.value.message
-    assert exit_code_for(info.value) == options.EXIT_USAGE
+    assert exit_code_for(info.value) == EXIT_USAGE
 
 
 def test_tls_options():
@@ -129,8 +130,8 @@ def test_main_reports_usage_errors_with_code_2_and_help_with_0(capsys):
 
 
 @pytest.mark.parametrize("exc,code", [
-    (Refused("no"), 5), (WriteFailed("w"), 7), (InvalidArgument("u"), 2), (NotFound("n"), 3),
-    (ConnectionFailure("c", code="SSH_HOSTKEY_MISMATCH"), 4), (XapiError("x"), 6), (XSContainerError("?"), 8),
+    (Refused("no"), 9), (WriteFailed("w"), 7), (InvalidArgument("u"), 2), (NotFound("n"), 3),
+    (ConnectionFailure("c", code="SSH_HOSTKEY_MISMATCH"), 4), (XapiError("x"), 5), (XSContainerError("?"), 8),
 ])
 def test_exit_codes(exc, code):
     assert exit_code_for(exc) == code
@@ -235,7 +236,7 @@ def test_consent_refused(answer):
     console, _ = _console(answer)
     with pytest.raises(Refused) as info:
         steps.confirm(console, ["plan"], assume_yes=False)
-    assert exit_code_for(info.value) == 5
+    assert exit_code_for(info.value) == EXIT_REFUSED == 9
 
 
 def test_no_terminal_without_yes_is_refused_with_advice():

@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from xscontainer.exitcodes import EXIT_REFUSED, EXIT_XAPI
 from xscontainer.tlscerts import generate_tls_bundle
 
 from tests.prepare.conftest import run_prepare
@@ -123,7 +124,7 @@ def test_no_terminal_and_no_yes_is_refused_and_changes_nothing(simpool, sim_sess
     before = sim_session.xenapi.VM.get_other_config(ref)
     run = run_prepare(["--vm", uuid, "--mode", "tls", "--generate-certs", "--server-cert-dir",
                        str(tmp_path / "c")], simpool.info["unix_socket"], stdin_text="y\n")
-    assert run.returncode == 5, run
+    assert run.returncode == EXIT_REFUSED, run
     assert "--yes" in run.stderr and "Nothing was changed" in run.stderr
     assert sim_session.xenapi.VM.get_other_config(ref) == before
     assert not os.path.exists(str(tmp_path / "c"))
@@ -163,12 +164,12 @@ def test_remote_xapi_and_verify_only(simpool, sim_session, tmp_path):
     password.write_text("wrong\n")
     run = run_prepare(["--vm", uuid, "--verify-only", "--url", simpool.info["xapi_url"],
                        "--password-file-xapi", str(password)])
-    assert run.returncode == 6 and "refused the login" in run.stderr, run
+    assert run.returncode == EXIT_XAPI and "refused the login" in run.stderr, run
 
 
 def test_unreachable_local_xapi():
     run = run_prepare(["--vm", "x", "--verify-only"], "/nonexistent/xapi")
-    assert run.returncode == 6 and "Cannot log in to xapi" in run.stderr, run
+    assert run.returncode == EXIT_XAPI and "Cannot log in to xapi" in run.stderr, run
 
 
 def _run_on_terminal(args, socket_path, answer):
@@ -206,7 +207,7 @@ def test_interactive_no_changes_nothing(simpool, sim_session, tmp_path):
     before = sim_session.xenapi.VM.get_other_config(ref)
     rc, text = _run_on_terminal(["--vm", uuid, "--mode", "tls", "--generate-certs", "--server-cert-dir",
                                  str(tmp_path / "c")], simpool.info["unix_socket"], b"n\n")
-    assert rc == 5, text
+    assert rc == EXIT_REFUSED, text
     assert "Proceed? [y/N]" in text and "you did not confirm" in text
     assert sim_session.xenapi.VM.get_other_config(ref) == before
 

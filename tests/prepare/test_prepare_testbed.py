@@ -14,7 +14,7 @@ from xscontainer.engine.diagnose import diagnose
 from xscontainer.hostkeys import fingerprint
 from xscontainer.poolkeys import generate_keypair
 from xscontainer.xapi.maps import remove_map_key, set_map_key
-from xscontainer.xapi.session import close_session
+from xscontainer.xapi.session import close_session, lend
 
 from tests.prepare.conftest import run_prepare
 
@@ -99,7 +99,7 @@ def _count(text, public_line):
 
 def test_prepare_vm_end_to_end_and_idempotent(target):
     assert _count(_read(target.authorized_keys), target.pool_line) == 0
-    before = diagnose(target.session, target.uuid, timeout=10)
+    before = diagnose(lend(target.session), target.uuid, timeout=10)
     assert before.code == "SSH_AUTH_FAILED", before
     # A bad mode left by someone is no obstacle: preparing overwrites it.
     set_map_key(target.session.xenapi.VM, target.ref, "xscontainer-mode", "bogus")
@@ -115,7 +115,7 @@ def test_prepare_vm_end_to_end_and_idempotent(target):
     assert config["xscontainer-mode"] == "ssh"
     assert config["xscontainer-monitor"] == "True"
     assert config["xscontainer-sshhostkey"] == target.vm["ssh_host_key"]
-    assert diagnose(target.session, target.uuid, timeout=10).ok
+    assert diagnose(lend(target.session), target.uuid, timeout=10).ok
 
     second = target.prepare()
     assert second.returncode == 0, second

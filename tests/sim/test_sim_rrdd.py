@@ -15,7 +15,8 @@ import XenAPI
 
 from xscontainer.metrics.protocol import DataSource, encode_payload
 from xscontainer.metrics.rrddclient import RrddClient, RrddError
-from xscontainer.sim.rrdd import HostRrdd, RrddHub
+from xscontainer.sim.rrdd import HostRrdd
+from xscontainer.sim.rrddserver import RrddHub
 
 VM = "0b1d2c3e-0000-4000-8000-000000000001"
 OTHER_VM = "0b1d2c3e-0000-4000-8000-000000000002"

@@ -12,7 +12,6 @@ import threading
 import paramiko
 
 from xscontainer.engine.connect import EngineConnections
-from xscontainer.monitor.pooled import PooledSession
 from xscontainer.monitor.xapipool import SessionPool
 from xscontainer.poolkeys import PRIVATE_KEY_ENTRY, PUBLIC_KEY_ENTRY, PoolKeyCache
 from xscontainer.sim.process import SimulatorProcess
@@ -46,14 +45,14 @@ class World(object):
         self.sim = SimulatorProcess(directory)
         self.sim.start()
         self.sessions = SessionPool(self.sim.local_session, 4)
-        self.pooled = PooledSession(self.sessions)
-        api = self.pooled.xenapi
-        pool = api.pool.get_all()[0]
-        for entry, value in ((PRIVATE_KEY_ENTRY, self.rig.pair.private_pem),
-                             (PUBLIC_KEY_ENTRY, self.rig.pair.public_line)):
-            secret = api.secret.create({"value": value, "other_config": {}})
-            api.pool.add_to_other_config(pool, entry, api.secret.get_uuid(secret))
-        self.vms = [self._vm(api, "vm%d" % i, self.rig.host_key_b64()) for i in range(2)]
+        with self.sessions.session() as session:
+            api = session.xenapi
+            pool = api.pool.get_all()[0]
+            for entry, value in ((PRIVATE_KEY_ENTRY, self.rig.pair.private_pem),
+                                 (PUBLIC_KEY_ENTRY, self.rig.pair.public_line)):
+                secret = api.secret.create({"value": value, "other_config": {}})
+                api.pool.add_to_other_config(pool, entry, api.secret.get_uuid(secret))
+            self.vms = [self._vm(api, "vm%d" % i, self.rig.host_key_b64()) for i in range(2)]
 
     @staticmethod
     def _vm(api, name, host_key):
@@ -66,8 +65,8 @@ class World(object):
         api.VM.add_to_other_config(ref, "xscontainer-sshhostkey", host_key)
         return api.VM.get_uuid(ref)
 
-    def connections(self, session_factory=None):
-        return EngineConnections(session_factory or (lambda: self.pooled), PoolKeyCache(lambda: self.pooled),
+    def connections(self, sessions=None):
+        return EngineConnections(sessions or self.sessions.session, PoolKeyCache(self.sessions.session),
                                  connect_timeout=5, socket_path=self.engine.path, ssh_port=self.rig.port)
 
     def close(self):

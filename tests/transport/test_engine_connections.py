@@ -6,6 +6,7 @@ The VMs are those of ``engineworld.World`` (a private simulator, a real sshd, a 
 engine). Live SSH connections are counted as paramiko's transport threads in this process.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -108,7 +109,12 @@ def test_a_slow_xapi_read_for_one_vm_does_not_hold_up_another(world):
         def get_guest_metrics(self, ref):
             return self._api.VM.get_guest_metrics(ref)
 
-    engines = world.connections(lambda: SlowForOneVm(world.pooled))
+    @contextlib.contextmanager
+    def slow_sessions():
+        with world.sessions.session() as session:
+            yield SlowForOneVm(session)
+
+    engines = world.connections(slow_sessions)
     blocked = threading.Thread(target=lambda: engines.client(stuck))
     blocked.start()
     try:
@@ -148,7 +154,7 @@ def test_the_vms_share_one_process_budget_for_responses_being_read(world):
             else:
                 conn.sendall(json_response(body))
     world.handler = handler
-    engines = EngineConnections(lambda: world.pooled, PoolKeyCache(lambda: world.pooled), connect_timeout=5,
+    engines = EngineConnections(world.sessions.session, PoolKeyCache(world.sessions.session), connect_timeout=5,
                                 socket_path=world.engine.path, ssh_port=world.rig.port,
                                 process_budget=2 * mib)
     try:
@@ -179,10 +185,11 @@ def test_a_vm_known_from_xapis_events_connects_without_reading_xapi(world):
     opening a VM's connection (settings, address, host-key pin) reads nothing more from xapi
     (it was twelve calls per VM, 12,000 for a thousand VMs' start-up)."""
     uuid = world.vms[0]
-    api = world.pooled.xenapi
-    ref = api.VM.get_by_uuid(uuid)
-    known = VmRecords(ref, api.VM.get_other_config(ref),
-                      api.VM_guest_metrics.get_networks(api.VM.get_guest_metrics(ref)))
+    with world.sessions.session() as session:
+        api = session.xenapi
+        ref = api.VM.get_by_uuid(uuid)
+        known = VmRecords(ref, api.VM.get_other_config(ref),
+                          api.VM_guest_metrics.get_networks(api.VM.get_guest_metrics(ref)))
     calls = []
 
     class Counting(object):
@@ -198,7 +205,12 @@ def test_a_vm_known_from_xapis_events_connects_without_reading_xapi(world):
             calls.append(".".join(self._path))
             return self._target(*args)
 
-    engines = EngineConnections(lambda: Counting(world.pooled), PoolKeyCache(lambda: world.pooled),
+    @contextlib.contextmanager
+    def counting_sessions():
+        with world.sessions.session() as session:
+            yield Counting(session)
+
+    engines = EngineConnections(counting_sessions, PoolKeyCache(world.sessions.session),
                                 connect_timeout=5, socket_path=world.engine.path, ssh_port=world.rig.port,
                                 records=lambda vm_uuid: known if vm_uuid == uuid else None)
     try:

@@ -31,6 +31,7 @@ from xscontainer.vmsettings import (MODE_KEY, TLS_CA_CERT_KEY, TLS_CLIENT_CERT_K
                                     VmSettings)
 from xscontainer.xapi.maps import remove_map_key, set_map_key
 from xscontainer.xapi.session import close_session
+from xscontainer.xapi.session import lend
 
 TLS_KEYS = (TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY)
 SAMPLES = ["burner", "exited", "sleeper", "web"]
@@ -83,7 +84,7 @@ def _forget_tls(session, ref):
 
 
 def _engines(session, **kwargs):
-    return EngineConnections(lambda: session, PoolKeyCache(lambda: session), connect_timeout=5, **kwargs)
+    return EngineConnections(lend(session), PoolKeyCache(lend(session)), connect_timeout=5, **kwargs)
 
 
 def test_tls_mode_lists_containers_streams_events_and_diagnoses_ok(tls_vm):
@@ -122,7 +123,7 @@ def test_tls_mode_lists_containers_streams_events_and_diagnoses_ok(tls_vm):
         assert ("pause", "web") in seen and ("unpause", "web") in seen
         assert client.inspect("web")["State"]["Status"] == "running"
 
-    result = diagnose(session, vm["uuid"], timeout=5)
+    result = diagnose(lend(session), vm["uuid"], timeout=5)
     assert result.code == "OK", result
 
 
@@ -138,7 +139,7 @@ def test_a_wrong_ca_is_refused_with_a_clear_code(tls_vm):
                 engines.client(vm["uuid"]).containers()
         assert info.value.code == "TLS_VERIFY_FAILED"
         assert vm["uuid"] in info.value.message and "CA" in info.value.message
-        result = diagnose(session, vm["uuid"], timeout=5)
+        result = diagnose(lend(session), vm["uuid"], timeout=5)
         assert result.code == "TLS_VERIFY_FAILED"
         assert "CA" in result.message and "xscontainer-prepare-vm" in result.message
         assert result.message.rstrip().endswith(".")
@@ -172,7 +173,7 @@ def test_the_engine_refuses_a_client_certificate_of_another_ca(tls_vm):
     mixed = right._replace(client_cert=stranger.client_cert, client_key=stranger.client_key)
     store_client_tls(session, vm["uuid"], mixed)
     try:
-        result = diagnose(session, vm["uuid"], timeout=5)
+        result = diagnose(lend(session), vm["uuid"], timeout=5)
         assert result.code == "TLS_HANDSHAKE_FAILED", result
         assert "client certificate" in result.message and "xscontainer-prepare-vm" in result.message
     finally:

@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO
 
 from xscontainer.cli import layout, recorded, views, watch
-from xscontainer.cli.failures import EXIT_OK, exit_code
+from xscontainer.cli.failures import exit_code
 from xscontainer.cli.model import VmInfo
 from xscontainer.cli.resolve import Candidate, resolve
 from xscontainer.cli.xapiclient import PoolClient
@@ -15,6 +15,7 @@ from xscontainer.cli.xmlread import (ContainerRow, decode_document, docker_ps_is
                                      parse_docker_top)
 from xscontainer.engine.client import LIFECYCLE
 from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
+from xscontainer.exitcodes import EXIT_OK
 from xscontainer.plugin import validate
 
 DOCKER_PS_KEY = "docker_ps"

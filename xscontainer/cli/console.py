@@ -155,7 +155,9 @@ def engine_route(session, vm_uuid: str, control_path: Optional[str] = None) -> I
         return
     from xscontainer.engine.connect import EngineConnections
     from xscontainer.poolkeys import PoolKeyCache
-    with EngineConnections(lambda: session, PoolKeyCache(lambda: session)) as engines:
+    from xscontainer.xapi.session import lend
+    sessions = lend(session)
+    with EngineConnections(sessions, PoolKeyCache(sessions)) as engines:
         yield EngineRoute(engines.client(vm_uuid), engines.tunnel(vm_uuid).open_stream)
 
 

@@ -1,4 +1,4 @@
-"""Errors and exit codes of the command line (pure).
+"""Errors of the command line and their exit codes (pure; the codes are ``xscontainer.exitcodes``).
 
 A plugin failure reaches us as ``XenAPI.Failure`` with details
 ``[XENAPI_PLUGIN_FAILURE, fn, CODE, message]``; it becomes the matching ``XSContainerError`` so
@@ -10,14 +10,8 @@ from typing import Sequence
 
 from xscontainer.errors import (ConnectionFailure, InvalidArgument, NotFound, XapiError,
                                 XSContainerError)
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # the operation failed (engine error, xapi refused, plugin failure)
-EXIT_USAGE = 2  # the command line is wrong
-EXIT_NOT_FOUND = 3  # no such VM, container, template, SR or VDI, or the name is ambiguous
-EXIT_UNREACHABLE = 4  # the VM's Docker engine cannot be reached (doctor: the VM is not healthy)
-EXIT_XAPI = 5  # xapi itself cannot be reached or refused the login
-EXIT_PERMISSION = 6  # the xapi user's role does not allow the operation (RBAC)
+from xscontainer.exitcodes import (EXIT_FAILED, EXIT_NOT_FOUND, EXIT_PERMISSION, EXIT_UNREACHABLE, EXIT_USAGE,
+                                   EXIT_XAPI)
 
 PLUGIN_FAILURE = "XENAPI_PLUGIN_FAILURE"
 _CODE_RE = re.compile(r"\A[A-Z][A-Z0-9_]*\Z")

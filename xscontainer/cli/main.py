@@ -52,15 +52,7 @@ is not a terminal is never cut). Errors go to stderr as one sentence and a stabl
 brackets, e.g. `xscontainer: No VM is named 'x' (by uuid, name or prefix). [VM_NOT_FOUND]`
 (with --json: a JSON object {"error": {"code", "message"}}).
 
-Exit codes:
-    0  success (doctor: the VM's engine answers)
-    1  the operation failed (engine error, xapi or the plugin refused)
-    2  usage error (bad command line or argument)
-    3  not found: no such VM, container, template, SR or VDI, or an ambiguous name
-    4  the VM's Docker engine cannot be reached (doctor: the VM is not healthy)
-    5  xapi cannot be reached, or refused the login
-    6  the xapi user's role does not allow the operation (RBAC_PERMISSION_DENIED; e.g. a
-       read-only user: every plugin call needs pool-admin)
+Exit codes: the table in xscontainer.exitcodes, shared with xscontainer-prepare-vm.
 """
 
 import argparse
@@ -73,8 +65,9 @@ import warnings
 from typing import List, Optional, TextIO, Tuple
 
 from xscontainer.cli import commands
-from xscontainer.cli.failures import EXIT_FAILED, EXIT_USAGE, exit_code
+from xscontainer.cli.failures import exit_code
 from xscontainer.errors import InvalidArgument, XapiError, XSContainerError
+from xscontainer.exitcodes import EXIT_FAILED, EXIT_USAGE, XSCONTAINER, help_text
 
 PROG = "xscontainer"
 GLOBAL_WITH_VALUE = ("--url", "--username", "--password-file", "--ca-file")
@@ -83,8 +76,8 @@ GLOBAL_FLAGS = ("--insecure",)
 
 def _usage_and_codes() -> Tuple[str, str]:
     doc = __doc__ or ""
-    head, _, codes = doc.partition("Exit codes:")
-    return head.strip(), "Exit codes:" + codes.rstrip()
+    head, _, _ = doc.partition("Exit codes:")
+    return head.strip(), help_text(XSCONTAINER)
 
 
 def fingerprint_argument(text: str) -> str:

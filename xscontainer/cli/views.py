@@ -5,11 +5,12 @@ import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from xscontainer.cli import layout
-from xscontainer.cli.failures import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, UNREACHABLE_CODES
+from xscontainer.cli.failures import UNREACHABLE_CODES
 from xscontainer.cli.layout import Column
 from xscontainer.cli.model import VmInfo
 from xscontainer.cli.xmlread import ContainerRow, none_if_null, uptime_seconds
 from xscontainer.errors import XSContainerError
+from xscontainer.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 
 
 def error_json(exc: XSContainerError) -> Dict[str, str]:

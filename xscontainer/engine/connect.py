@@ -7,8 +7,6 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, NamedTuple, Optional
 
-import XenAPI
-
 from xscontainer.engine.budget import ByteBudget
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
@@ -17,6 +15,7 @@ from xscontainer.tlscerts import read_client_tls
 from xscontainer.transport.ssh import DOCKER_SOCKET, KEEPALIVE, SshTunnel
 from xscontainer.transport.tls import TlsTunnel, client_context
 from xscontainer.vmsettings import VmSettings, read_vm_settings, settings_from_records
+from xscontainer.xapi.session import SessionSource
 
 LOG = logging.getLogger(__name__)
 
@@ -51,8 +50,8 @@ class _Entry(object):
 class EngineConnections(object):
     """``client(vm_uuid)`` returns the VM's ``DockerClient``, reusing its warm connection.
 
-    ``session_factory()`` returns a logged-in xapi session (called when settings, pins or
-    secrets are read: at first use and at each reconnection); ``pool_keys`` is a
+    ``sessions`` lends a logged-in xapi session (borrowed when settings, pins or secrets are
+    read: at first use and at each reconnection); ``pool_keys`` is a
     ``PoolKeyCache`` (the private key is parsed once per process). A mode change in
     other_config takes effect after ``close(vm_uuid)``.
 
@@ -67,14 +66,14 @@ class EngineConnections(object):
     fewer xapi calls in the start-up (four to build, four to connect, two for each of the two pin reads).
     """
 
-    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], pool_keys,
+    def __init__(self, sessions: SessionSource, pool_keys,
                  clock: Callable[[], float] = time.monotonic, limits: Limits = Limits(),
                  connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
                  nodelay_session: bool = True, vm_budget: int = 32 * 1024 * 1024,
                  process_budget: int = 128 * 1024 * 1024,
                  records: Optional[Callable[[str], Optional["VmRecords"]]] = None) -> None:
-        self._session_factory = session_factory
+        self._sessions = sessions
         self._records = records
         self._vm_budget = vm_budget
         self._process_budget = ByteBudget(process_budget, "all VMs")
@@ -95,7 +94,8 @@ class EngineConnections(object):
         known = self._records(vm_uuid) if self._records is not None else None
         if known is not None:
             return settings_from_records(vm_uuid, known.vm_ref, known.other_config, known.networks)
-        return read_vm_settings(self._session_factory(), vm_uuid)
+        with self._sessions() as session:
+            return read_vm_settings(session, vm_uuid)
 
     def _known_other_config(self, vm_uuid: str) -> Callable[[], Optional[Dict[str, str]]]:
         def other_config() -> Optional[Dict[str, str]]:
@@ -111,13 +111,14 @@ class EngineConnections(object):
 
         if settings.mode == "tls":
             def context():
-                tls = read_client_tls(self._session_factory, self.settings(vm_uuid))
+                tls = read_client_tls(self._sessions, self.settings(vm_uuid))
                 return client_context(tls.ca_cert, tls.client_cert, tls.client_key)
             tunnel = TlsTunnel(vm_uuid, current_settings, context, port=self._tls_port, clock=self._clock,
                                connect_timeout=self._connect_timeout)
         else:
             tunnel = SshTunnel(vm_uuid, current_settings, self._pool_keys.paramiko_key,
-                               XapiHostKeyPin(self._session_factory, vm_uuid, self._known_other_config(vm_uuid)), socket_path=self._socket_path,
+                               XapiHostKeyPin(self._sessions, vm_uuid, self._known_other_config(vm_uuid)),
+                               socket_path=self._socket_path,
                                port=self._ssh_port, clock=self._clock, connect_timeout=self._connect_timeout,
                                keepalive=self._keepalive, nodelay_session=self._nodelay_session)
         budget = ByteBudget(self._vm_budget, "VM %s" % vm_uuid, self._process_budget)

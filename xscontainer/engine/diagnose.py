@@ -12,8 +12,6 @@ ENGINE_RESPONSE_TOO_LARGE, ENGINE_TIMEOUT, CONNECTION_LOST.
 import time
 from typing import Callable, NamedTuple, Optional
 
-import XenAPI
-
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
 from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
@@ -23,6 +21,7 @@ from xscontainer.tlscerts import read_client_tls
 from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
 from xscontainer.transport.tls import TlsTunnel, client_context
 from xscontainer.vmsettings import VmSettings, read_vm_settings
+from xscontainer.xapi.session import SessionSource
 
 
 class Diagnosis(NamedTuple):
@@ -38,12 +37,12 @@ def _quote(path: str) -> str:
     return "'%s'" % path.replace("'", "'\\''")
 
 
-def diagnose(session: "XenAPI.Session", vm_uuid: str, pool_keys: Optional[PoolKeyCache] = None,
+def diagnose(sessions: SessionSource, vm_uuid: str, pool_keys: Optional[PoolKeyCache] = None,
              timeout: float = 5.0, socket_path: str = DOCKER_SOCKET, ssh_port: int = 22,
              tls_port: int = 2376, clock: Callable[[], float] = time.monotonic) -> Diagnosis:
     """Find why VM ``vm_uuid``'s engine cannot be used (``OK`` when it can)."""
     try:
-        settings = read_vm_settings(session, vm_uuid)
+        settings = _settings(sessions, vm_uuid)
     except XSContainerError as exc:
         return Diagnosis(exc.code, exc.message)
     if not settings.addresses:
@@ -51,9 +50,9 @@ def diagnose(session: "XenAPI.Session", vm_uuid: str, pool_keys: Optional[PoolKe
                                        "has a network." % vm_uuid)
     try:
         if settings.mode == "tls":
-            return _diagnose_tls(session, settings, timeout, tls_port, clock)
-        keys = pool_keys if pool_keys is not None else PoolKeyCache(lambda: session)
-        return _diagnose_ssh(session, settings, keys, timeout, socket_path, ssh_port, clock)
+            return _diagnose_tls(sessions, settings, timeout, tls_port, clock)
+        keys = pool_keys if pool_keys is not None else PoolKeyCache(sessions)
+        return _diagnose_ssh(sessions, settings, keys, timeout, socket_path, ssh_port, clock)
     except XSContainerError as exc:
         return Diagnosis(exc.code, exc.message)
 
@@ -99,11 +98,16 @@ def _monitor_reads(client: DockerClient, vm_uuid: str) -> Optional[Diagnosis]:
     return None
 
 
-def _diagnose_ssh(session, settings: VmSettings, keys: PoolKeyCache, timeout: float, socket_path: str,
+def _settings(sessions: SessionSource, vm_uuid: str) -> VmSettings:
+    with sessions() as session:
+        return read_vm_settings(session, vm_uuid)
+
+
+def _diagnose_ssh(sessions: SessionSource, settings: VmSettings, keys: PoolKeyCache, timeout: float, socket_path: str,
                   port: int, clock) -> Diagnosis:
     vm_uuid = settings.vm_uuid
-    tunnel = SshTunnel(vm_uuid, lambda: read_vm_settings(session, vm_uuid), keys.paramiko_key,
-                       XapiHostKeyPin(lambda: session, vm_uuid), socket_path=socket_path, port=port,
+    tunnel = SshTunnel(vm_uuid, lambda: _settings(sessions, vm_uuid), keys.paramiko_key,
+                       XapiHostKeyPin(sessions, vm_uuid), socket_path=socket_path, port=port,
                        clock=clock, connect_timeout=timeout, keepalive=timeout)
     pool = HttpPool(tunnel.open_stream, Limits(response_timeout=timeout), max_idle=1)
     try:
@@ -129,9 +133,9 @@ def _diagnose_ssh(session, settings: VmSettings, keys: PoolKeyCache, timeout: fl
         tunnel.close()
 
 
-def _diagnose_tls(session, settings: VmSettings, timeout: float, port: int, clock) -> Diagnosis:
+def _diagnose_tls(sessions: SessionSource, settings: VmSettings, timeout: float, port: int, clock) -> Diagnosis:
     vm_uuid = settings.vm_uuid
-    tls = read_client_tls(lambda: session, settings)
+    tls = read_client_tls(sessions, settings)
 
     def context():
         return client_context(tls.ca_cert, tls.client_cert, tls.client_key)

@@ -5,7 +5,7 @@ by that VM, published through xcp-rrdd's plugin protocol v2: one plugin (file) p
 Each cycle wakes ``lead`` seconds before rrdd's next reading (``Plugin.Local.register``
 answers how long until then, as xen-api's rrdd.py uses it), samples every VM in parallel
 through the monitor's warm engine connections (one container list plus one one-shot stats
-read per container, CPU computed against the previous cycle's read; a new container is read a
+read per container, the reads of a VM at once, CPU computed against the previous cycle's read; a new container is read a
 second time ``FIRST_WINDOW`` later, so its CPU is known in its first cycle, sooner and more
 surely than the engine's own two samples, which take up to two seconds), writes the shared
 file at least ``margin`` seconds before the reading, and sleeps past it. rrdd counts a reading
@@ -32,11 +32,14 @@ from xscontainer.metrics.shmfile import PluginFile
 LOG = logging.getLogger(__name__)
 INTERVAL = 5.0  # rrdd's only frequency, Five_Seconds
 FIRST_WINDOW = 1.0  # seconds between a new container's two first reads (docker stats' window)
+READ_LANES = 4  # stats reads in flight per VM being sampled
 
 
 class ReporterOptions(NamedTuple):
     uid: str = "xscontainer"
-    lead: float = 3.0          # seconds before rrdd's reading that sampling starts
+    # Seconds before rrdd's reading that sampling starts: lead - margin is the sampling's budget,
+    # room for a new container's two reads FIRST_WINDOW apart on a loaded host.
+    lead: float = 4.0
     margin: float = 1.0        # the file is written at least this long before the reading
     workers: int = 8
     stale_after: float = 2 * INTERVAL
@@ -88,6 +91,9 @@ class Reporter:
         self._stop = threading.Event()
         self._thread = None  # type: Optional[threading.Thread]
         self._pool = concurrent.futures.ThreadPoolExecutor(options.workers, thread_name_prefix="metrics")
+        # The VMs' stats reads: a pool of their own, as a VM's sampling waits on them.
+        self._reads = concurrent.futures.ThreadPoolExecutor(options.workers * (READ_LANES - 1),
+                                                            thread_name_prefix="metrics-read")
         self._lock = threading.Lock()
         self._previous = {}  # type: Dict[str, Dict[str, Any]]  # vm -> container id -> cpu_stats
         self._results = {}  # type: Dict[str, VmResult]
@@ -107,6 +113,7 @@ class Reporter:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False)  # no new work; join() waits for the running
+        self._reads.shutdown(wait=False)
         for uid in list(self._plugins):
             try:
                 self._drop(uid)
@@ -115,6 +122,7 @@ class Reporter:
 
     def join(self) -> None:
         self._pool.shutdown(wait=True)
+        self._reads.shutdown(wait=True)
 
     def _run(self) -> None:
         failures = 0
@@ -226,7 +234,8 @@ class Reporter:
         except (XSContainerError, OSError) as exc:
             LOG.debug("metrics: VM %s not sampled: %s", vm, exc)
         except Exception:  # a guest's odd answer must not end the reporter
-            LOG.exception("metrics: VM %s not sampled", vm)
+            if not self._stop.is_set():  # stopping refuses new reads: not worth a traceback
+                LOG.exception("metrics: VM %s not sampled", vm)
         finally:
             with self._lock:
                 self._pending.pop(vm, None)
@@ -236,13 +245,13 @@ class Reporter:
         with self._lock:
             previous = dict(self._previous.get(vm, {}))
         containers = _running(client.containers(all=False))
-        raws = {ident: client.stats(ident, one_shot=True) for ident, _ in containers}
+        raws = self._read_stats(client, [ident for ident, _ in containers])
         # Engines before API 1.41 ignore one-shot and send the previous sample themselves.
         new = [i for i, _ in containers if i not in previous and not has_cpu_sample(_get(raws[i], "precpu_stats"))]
         if new and not self._stop.wait(FIRST_WINDOW):
             for ident in new:
                 previous[ident] = _get(raws[ident], "cpu_stats")
-                raws[ident] = client.stats(ident, one_shot=True)
+            raws.update(self._read_stats(client, new))
         summaries = []
         cpu = {}  # type: Dict[str, Any]
         for ident, name in containers:
@@ -252,6 +261,21 @@ class Reporter:
                 summaries.append(summary)
                 cpu[ident] = _get(raw, "cpu_stats")
         return summaries, cpu
+
+    def _read_stats(self, client: Any, idents: List[str]) -> Dict[str, Any]:
+        """One one-shot stats read per container, in up to ``READ_LANES`` lanes at once: each
+        read is a round trip (and a dockerd cgroup read) that would otherwise add up past the
+        reading's deadline; lanes, not a task per read, keep the hand-offs few."""
+        lanes = [idents[start::READ_LANES] for start in range(min(READ_LANES, len(idents)))]
+        others = [self._reads.submit(_read_lane, client, lane) for lane in lanes[1:]]
+        result = _read_lane(client, lanes[0]) if lanes else {}
+        for future in others:
+            result.update(future.result())
+        return result
+
+
+def _read_lane(client: Any, idents: List[str]) -> Dict[str, Any]:
+    return {ident: client.stats(ident, one_shot=True) for ident in idents}
 
 
 def _get(doc: Any, key: str) -> Any:

@@ -2,6 +2,6 @@
 current for every registered VM running on this host.
 
 Pure parts: ``render`` (Docker records -> the consumers' XML), ``policy`` (which VMs),
-``coalesce`` (which events refresh what; burst coalescing), ``backoff`` (retry delays and the
-"cannot monitor VM" alarm). The rest does xapi and engine I/O.
+``coalesce`` (which events refresh what; burst coalescing), ``alarm`` (the "cannot monitor VM"
+alarm). The rest does xapi and engine I/O.
 """

@@ -19,7 +19,6 @@ from xscontainer.monitor.alerts import Alerts
 from xscontainer.monitor.coalesce import ALL_KINDS, PS, RefreshScheduler
 from xscontainer.monitor.control import CONTROL_DIR, ControlServer, Splice, control_socket_path
 from xscontainer.monitor.daemon import HostMonitor
-from xscontainer.monitor.pooled import PooledSession
 from xscontainer.monitor.watcher import Watcher
 from xscontainer.monitor.writer import OtherConfigWriter
 from xscontainer.monitor.xapipool import SessionPool
@@ -76,7 +75,7 @@ class Services:
         self._options = options
 
     def diagnose(self, vm_uuid: str) -> str:
-        result = diagnose(PooledSession(self.sessions), vm_uuid, self._pool_keys,
+        result = diagnose(self.sessions.session, vm_uuid, self._pool_keys,
                           socket_path=self._options.docker_socket, ssh_port=self._options.ssh_port)
         return "%s (%s)" % (result.message, result.code)
 
@@ -96,10 +95,9 @@ class Monitor:
         self.options = options
         self._inventory_path = inventory_path
         self._sessions = SessionPool(session_factory, options.xapi_sessions)
-        pooled = PooledSession(self._sessions)
-        self._pool_keys = PoolKeyCache(lambda: pooled)
-        self._engines = EngineConnections(lambda: pooled, self._pool_keys, clock=clock, ssh_port=options.ssh_port,
-                                          socket_path=options.docker_socket,
+        self._pool_keys = PoolKeyCache(self._sessions.session)
+        self._engines = EngineConnections(self._sessions.session, self._pool_keys, clock=clock,
+                                          ssh_port=options.ssh_port, socket_path=options.docker_socket,
                                           records=lambda vm_uuid: self.host.vm_records(vm_uuid))
         self._scheduler = RefreshScheduler(self._refresh, options.refresh_workers, on_error=self._refresh_failed)
         self.services = Services(self._sessions, self._engines, self._scheduler, options, clock, self._pool_keys)

@@ -9,13 +9,17 @@ away when monitoring works again or stops.
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
+from xscontainer.backoff import Backoff
 from xscontainer.errors import XSContainerError
-from xscontainer.monitor.backoff import CLEAR, RAISE, Backoff, FailureAlarm
+from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
 from xscontainer.monitor.coalesce import ALL_KINDS, refreshes_for
 from xscontainer.monitor.state import StartTimes, expected_state, may_change_start_time, render_values
 from xscontainer.monitor.view import Target
+
+if TYPE_CHECKING:  # service.py builds the watchers, so it imports this module
+    from xscontainer.monitor.service import Services  # noqa: F401
 
 LOG = logging.getLogger(__name__)
 # Once per VM: where the time to its first keys went (bench/scale.py reads these lines).
@@ -24,7 +28,7 @@ FIRST_KEYS_LOG = ("VM %s: first keys written %.3f s after monitoring started: sl
 
 
 class Watcher:
-    def __init__(self, target: Target, services: Any) -> None:
+    def __init__(self, target: Target, services: "Services") -> None:
         self.target = target
         self._services = services
         self._stop = threading.Event()

@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional
 import XenAPI
 
 from xscontainer.monitor.control import MonitorNotRunning, control_call, control_socket_path
+from xscontainer.xapi.session import lend
 
 
 class EngineAccess:
@@ -32,8 +33,8 @@ class EngineAccess:
         from xscontainer.engine.client import LIFECYCLE
         from xscontainer.operations import run_operation
         from xscontainer.poolkeys import PoolKeyCache
-        session = self._session
-        with EngineConnections(lambda: session, PoolKeyCache(lambda: session)) as engines:
+        sessions = lend(self._session)
+        with EngineConnections(sessions, PoolKeyCache(sessions)) as engines:
             if op == "refresh":
                 self._write_state(engines, vm_uuid, None)
                 return None
@@ -105,7 +106,7 @@ class EngineAccess:
                 metrics = None
         host = api.host.get_by_uuid(self._host_uuid)
         reason = why_not_monitored(vm, host, metrics)
-        result = diagnose(self._session, vm_uuid)
+        result = diagnose(lend(self._session), vm_uuid)
         if reason:
             state = "not monitored"
         elif monitor_running:

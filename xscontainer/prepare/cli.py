@@ -1,5 +1,5 @@
 """``xscontainer-prepare-vm``: parse, open the xapi session, run one step function, map errors to
-exit codes (listed in ``xscontainer.prepare.options`` and in ``--help``)."""
+exit codes (the table in ``xscontainer.exitcodes``, also in ``--help``)."""
 
 import logging
 import sys
@@ -9,8 +9,8 @@ from typing import List, Optional
 from xscontainer.errors import InvalidArgument, XSContainerError
 from xscontainer.prepare import steps
 from xscontainer.prepare.guest import read_secret_file
-from xscontainer.prepare.options import (EXIT_INTERNAL, EXIT_REFUSED, EXIT_USAGE, PROG, PrepareOptions,
-                                         exit_code_for, parse_args)
+from xscontainer.exitcodes import EXIT_INTERNAL, EXIT_REFUSED, EXIT_USAGE
+from xscontainer.prepare.options import PROG, PrepareOptions, exit_code_for, parse_args
 from xscontainer.xapi.session import close_session, open_local_session, open_url_session
 
 

@@ -1,39 +1,16 @@
-"""Pure: the command line of ``xscontainer-prepare-vm``, its validation, and the exit codes.
-
-Exit codes (stable; also shown by --help):
-
-    0  the VM is prepared (and, where it can be, monitoring was verified)
-    1  the VM is prepared, but the diagnosis says monitoring does not work yet (printed)
-    2  usage: bad or conflicting options, unreadable key/password/certificate files
-    3  the VM was not found, or the name matches several VMs
-    4  cannot connect to the VM or log in with the administrator's credentials
-       (no address, port closed, host key changed or not the --host-key-fingerprint given,
-       authentication refused)
-    5  refused: the administrator said no, or no consent could be asked (no terminal, no --yes,
-       or a host key that is neither pinned nor given with --host-key-fingerprint)
-    6  xapi could not be reached or refused a call
-    7  the VM or this machine refused a write (authorized_keys, certificate files)
-    8  internal error (a bug: please report it with the traceback)
-"""
+"""Pure: the command line of ``xscontainer-prepare-vm``, its validation, and which exit code a
+failure gets (the codes are the table in ``xscontainer.exitcodes``, also shown by --help)."""
 
 import argparse
 from typing import List, NamedTuple, Optional, Sequence
 
 from xscontainer.errors import (ConnectionFailure, InvalidArgument, NotFound, XapiError,
                                 XSContainerError)
+from xscontainer.exitcodes import (EXIT_INTERNAL, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE,
+                                   EXIT_WRITE, EXIT_XAPI, PREPARE_VM, help_text)
 from xscontainer.hostkeys import parse_fingerprint
 
 PROG = "xscontainer-prepare-vm"
-
-EXIT_OK = 0
-EXIT_NOT_VERIFIED = 1
-EXIT_USAGE = 2
-EXIT_VM_NOT_FOUND = 3
-EXIT_CONNECT = 4
-EXIT_REFUSED = 5
-EXIT_XAPI = 6
-EXIT_WRITE = 7
-EXIT_INTERNAL = 8
 
 DEFAULT_REMOTE_CERT_DIR = "/etc/docker/tls"
 
@@ -84,7 +61,7 @@ class _Parser(argparse.ArgumentParser):
         raise InvalidArgument(message, code="USAGE")
 
 
-EPILOG = "Exit codes:" + __doc__[__doc__.index("\n\n    0 "):]
+EPILOG = help_text(PREPARE_VM)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,7 +211,7 @@ def _is_ip(text: str) -> bool:
 
 
 def exit_code_for(exc: XSContainerError) -> int:
-    """The exit code of a failure (see the module docstring)."""
+    """The exit code of a failure."""
     if isinstance(exc, Refused):
         return EXIT_REFUSED
     if isinstance(exc, WriteFailed):
@@ -242,9 +219,9 @@ def exit_code_for(exc: XSContainerError) -> int:
     if isinstance(exc, InvalidArgument):
         return EXIT_USAGE
     if isinstance(exc, NotFound):
-        return EXIT_VM_NOT_FOUND
+        return EXIT_NOT_FOUND
     if isinstance(exc, ConnectionFailure):
-        return EXIT_CONNECT
+        return EXIT_UNREACHABLE
     if isinstance(exc, XapiError):
         return EXIT_XAPI
     return EXIT_INTERNAL

@@ -13,14 +13,16 @@ import XenAPI
 
 from xscontainer.engine.diagnose import diagnose
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XapiError
+from xscontainer.exitcodes import EXIT_FAILED, EXIT_OK
 from xscontainer.hostkeys import XapiHostKeyPin, describe_key, fingerprint, key_type_of_blob, mismatch_error
 from xscontainer.poolkeys import ensure_pool_keypair
 from xscontainer.prepare import tls as tlsfiles
 from xscontainer.prepare.guest import AdminConnection, AdminCredentials, load_identity, read_secret_file
-from xscontainer.prepare.options import EXIT_NOT_VERIFIED, EXIT_OK, PrepareOptions, Refused
+from xscontainer.prepare.options import PrepareOptions, Refused
 from xscontainer.prepare.vm import (VmChoice, find_vm, record_settings, ssh_settings, tls_settings,
                                     vm_addresses)
 from xscontainer.tlscerts import generate_tls_bundle, store_client_tls
+from xscontainer.xapi.session import lend
 
 LOG = logging.getLogger(__name__)
 
@@ -102,12 +104,12 @@ def _xapi(action: str, call: Callable[[], object]):
 
 def verify(session: "XenAPI.Session", vm: VmChoice, console: Console, timeout: float) -> int:
     """Run the engine layer's diagnosis: 0 when monitoring works, 1 (diagnosis printed) otherwise."""
-    result = diagnose(session, vm.uuid, timeout=timeout)
+    result = diagnose(lend(session), vm.uuid, timeout=timeout)
     if result.ok:
         console.say("Monitoring works: %s" % result.message)
         return EXIT_OK
     console.error("Monitoring of VM %s does not work yet: %s: %s" % (vm.uuid, result.code, result.message))
-    return EXIT_NOT_VERIFIED
+    return EXIT_FAILED  # prepared, but monitoring does not work yet
 
 
 def _describe(vm: VmChoice) -> str:
@@ -181,7 +183,7 @@ def prepare_ssh(options: PrepareOptions, session: "XenAPI.Session", console: Con
         credentials = AdminCredentials(user, None, console.secret("Password of %s in %s: " % (user, _describe(vm))),
                                        "the password typed")
     public_line = _xapi("read or create the pool's SSH key", lambda: ensure_pool_keypair(session)).public_line
-    pin = XapiHostKeyPin(lambda: session, vm.uuid)
+    pin = XapiHostKeyPin(lend(session), vm.uuid)
     check = host_key_checker(options, console, vm, pin)
     with AdminConnection(vm.uuid, addresses, credentials, check, pinned=pin.get(), port=options.ssh_port,
                          timeout=options.timeout) as connection:

@@ -62,7 +62,7 @@ class Api:
         self._register_generic()
         self._register_session()
         # Late imports keep each module focused; they register their own methods.
-        from xscontainer.sim import devices, events, faults, plugins, pool_update, rrdd
+        from xscontainer.sim import devices, events, faults, plugins, pool_update, rrdxapi
         self.users = rbac.Users()
         self.faults = None  # type: Any  # set by faults.register
         events.register(self)
@@ -71,7 +71,7 @@ class Api:
         faults.register(self)
         rbac.register(self)
         pool_update.register(self)
-        rrdd.register(self)
+        rrdxapi.register(self)
 
     # ---- registration ---------------------------------------------------------------------
     def add(self, cls: str, msg: str, fn: Callable[..., Any], nparams: int,

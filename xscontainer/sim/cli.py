@@ -18,7 +18,7 @@ from xscontainer.sim import datamodel as dm
 from xscontainer.sim import dom0 as sim_dom0
 from xscontainer.sim.api import Api, SimConfig
 from xscontainer.sim.db import CorruptDatabase, Database, Persister
-from xscontainer.sim.rrdd import start_hub
+from xscontainer.sim.rrddserver import start_hub
 from xscontainer.sim.seed import host_summaries, seed, write_inventories
 from xscontainer.sim.server import Servers
 
@@ -158,7 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     with db.lock:
         pool_uuid = db.tables["pool"][db.refs("pool")[0]]["uuid"]
         hosts = host_summaries(db, inventories)
-    for host in hosts:  # each host's dom0 tree and xcp-rrdd socket (xscontainer.sim.rrdd)
+    for host in hosts:  # each host's dom0 tree and xcp-rrdd socket (xscontainer.sim.rrddserver)
         host["dom0_root"] = roots[host["uuid"]]
         host["rrdd_socket"] = rrdd_hub.sockets[host["uuid"]]
     ready = {

@@ -1,5 +1,7 @@
 """What the simulator needs of xcp-rrdd: the plugin registration interface, the protocol-v2
 reader, a 5-second reading loop, and the VM data-source calls of xapi that read the result.
+This module holds each host's registry and data sources (``HostRrdd``); the reader is
+``rrdv2``, the socket and the reading loop ``rrddserver``, xapi's calls ``rrdxapi``.
 
 Facts followed (xen-api HEAD e2ee48d688):
 
@@ -35,174 +37,24 @@ metrics directory; ``/rrd_updates`` (``handle_rrd_updates``, rrd_updates.ml's XM
 first) answers for every simulated host at once, XML only, host-owned sources left out.
 """
 
-import hashlib
-import json
 import logging
 import math
 import os
-import socketserver
 import struct
 import threading
 import time
-import xmlrpc.client
-import zlib
-import urllib.parse
 from collections import deque
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set, Tuple
-from xml.sax.saxutils import escape
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
-from xscontainer.sim.dom0 import MAX_SOCKET_PATH
 from xscontainer.sim.failures import XapiFailure
+from xscontainer.sim.rrdv2 import (Ds, InvalidChecksum, InvalidHeader, InvalidPayload, NoUpdate, Payload, PayloadReader,
+                                   ReadError)
 
 log = logging.getLogger(__name__)
 
-HEADER = b"DATASOURCES"
 INTERVAL = 5.0
 SKIP_MAX = 256
 HISTORY_ROWS = 120  # readings kept for /rrd_updates: 10 minutes (rrdd's 5 s RRA holds 10 minutes too)
-MAX_BODY = 1 << 20
-
-
-# -- the protocol-v2 reader (pure) -------------------------------------------------------------
-
-class InvalidHeader(Exception):
-    pass
-
-
-class NoUpdate(Exception):
-    pass
-
-
-class InvalidChecksum(Exception):
-    pass
-
-
-class InvalidPayload(Exception):
-    pass
-
-
-class ReadError(Exception):
-    pass
-
-
-class Ds(NamedTuple):
-    name: str
-    owner: Tuple[str, ...]    # ("host",), ("vm", uuid) or ("sr", uuid)
-    value_type: str
-    ds_type: str
-    description: str
-    units: str
-    minimum: float
-    maximum: float
-    default: bool
-    value: Any = None
-
-
-class Payload(NamedTuple):
-    timestamp: float
-    datasources: List[Ds]
-
-
-def _text(entry: Dict[str, Any], key: str, default: str) -> str:
-    value = entry.get(key, default)
-    if not isinstance(value, str):  # Rpc.string_of_rpc accepts only strings
-        raise InvalidPayload("%s is not a string" % key)
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidPayload("not a float: %r" % text)
-
-
-def _ds_of_entry(name: str, entry: Any) -> Ds:
-    if not isinstance(entry, list):
-        raise InvalidPayload("data source %r is not an object" % name)
-    fields = dict(entry)
-    if "value_type" not in fields:
-        raise InvalidPayload("data source %r has no value_type" % name)
-    value_type = _text(fields, "value_type", "")
-    if value_type not in ("float", "int64"):
-        raise InvalidPayload("bad value_type %r" % value_type)
-    ds_type = _text(fields, "type", "absolute").lower()
-    if ds_type not in ("gauge", "absolute", "derive"):
-        raise InvalidPayload("bad type %r" % ds_type)
-    owner = tuple(_text(fields, "owner", "host").lower().split(" "))
-    if not (owner == ("host",) or (len(owner) == 2 and owner[0] in ("vm", "sr"))):
-        raise InvalidPayload("bad owner %r" % (owner,))
-    default = _text(fields, "default", "false")
-    if default not in ("true", "false"):  # OCaml's bool_of_string
-        raise InvalidPayload("bad default %r" % default)
-    if _text(fields, "transform", "identity") not in ("identity", "inverse"):
-        raise InvalidPayload("bad transform")
-    return Ds(name, owner, value_type, ds_type, _text(fields, "description", ""), _text(fields, "units", ""),
-              _float(_text(fields, "min", "-infinity")), _float(_text(fields, "max", "infinity")),
-              default == "true")
-
-
-def parse_metadata(text: bytes) -> List[Ds]:
-    # The C library counted a trailing NUL; rrdd trims NULs before parsing.
-    try:
-        doc = json.loads(text.strip(b"\0").decode("utf-8"), object_pairs_hook=list)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidPayload("metadata is not JSON: %s" % exc)
-    sources = dict(doc).get("datasources") if isinstance(doc, list) else None
-    if not isinstance(sources, list):
-        raise InvalidPayload("no datasources object")
-    return [_ds_of_entry(name, entry) for name, entry in sources]
-
-
-class PayloadReader:
-    """One plugin's reader: remembers the last CRCs and the parsed metadata, as rrdd does."""
-
-    def __init__(self) -> None:
-        self.last_data_crc = 0
-        self.last_metadata_crc = 0
-        self.cached = []  # type: List[Ds]
-
-    def read(self, buf: bytes) -> Payload:
-        try:
-            return self._read(buf)
-        except (InvalidHeader, NoUpdate, InvalidChecksum, InvalidPayload):
-            raise
-        except (struct.error, IndexError, ValueError) as exc:  # Cstruct's bounds checks
-            raise ReadError(str(exc))
-
-    def _read(self, buf: bytes) -> Payload:
-        if buf[:len(HEADER)] != HEADER:
-            raise InvalidHeader()
-        start = len(HEADER)
-        data_crc, metadata_crc, count = struct.unpack_from(">III", buf, start)
-        if data_crc == self.last_data_crc:
-            raise NoUpdate()
-        stamped_start = start + 12
-        stamped = buf[stamped_start:stamped_start + 8 + 8 * count]
-        if len(stamped) != 8 + 8 * count:
-            raise ReadError("file shorter than its %d values" % count)
-        (timestamp,) = struct.unpack_from(">d", stamped, 0)
-        if zlib.crc32(stamped) & 0xFFFFFFFF != data_crc:
-            raise InvalidChecksum("data")
-        self.last_data_crc = data_crc
-        if metadata_crc != self.last_metadata_crc:
-            length_at = stamped_start + 8 + 8 * count
-            (length,) = struct.unpack_from(">I", buf, length_at)
-            metadata = buf[length_at + 4:length_at + 4 + length]
-            if len(metadata) != length:
-                raise ReadError("file shorter than its metadata")
-            if zlib.crc32(metadata) & 0xFFFFFFFF != metadata_crc:
-                raise InvalidChecksum("metadata")
-            self.last_metadata_crc = metadata_crc
-            self.cached = parse_metadata(metadata)
-        values = []
-        for index, ds in enumerate(self.cached):
-            fmt = ">q" if ds.value_type == "int64" else ">d"
-            (value,) = struct.unpack_from(fmt, buf, stamped_start + 8 + 8 * index)
-            values.append(ds._replace(value=value))
-        self.cached = values
-        return Payload(timestamp, values)
 
 
 # -- the plugin registry and the VMs' live data sources ------------------------------------------
@@ -404,9 +256,9 @@ class HostRrdd:
         with self._lock:
             lives = self._vms.get(vm_uuid)
             if lives is None:
-                raise _internal('Rrd_interface.Rrdd_error(Datasource_missing("VM: %s"))' % vm_uuid)
+                raise internal_error('Rrd_interface.Rrdd_error(Datasource_missing("VM: %s"))' % vm_uuid)
             if name not in self._enabled.get(vm_uuid, set()):
-                raise _internal('Rrd_interface.Rrdd_error(Rrdd_internal_error("Rrd.Invalid_data_source(\\"%s\\")"))'
+                raise internal_error('Rrd_interface.Rrdd_error(Rrdd_internal_error("Rrd.Invalid_data_source(\\"%s\\")"))'
                                 % name)
             return lives[name].value
 
@@ -414,7 +266,7 @@ class HostRrdd:
         with self._lock:
             lives = self._vms.get(vm_uuid)
             if lives is None or name not in lives:
-                raise _internal('Rrd_interface.Rrdd_error(Datasource_missing("%s"))'
+                raise internal_error('Rrd_interface.Rrdd_error(Datasource_missing("%s"))'
                                 % ("VM: " + vm_uuid if lives is None else name))
             self._enabled.setdefault(vm_uuid, set()).add(name)
 
@@ -438,7 +290,7 @@ class HostRrdd:
             plugin.close()
 
 
-def _internal(text: str) -> XapiFailure:
+def internal_error(text: str) -> XapiFailure:
     return XapiFailure("INTERNAL_ERROR", text)
 
 
@@ -446,292 +298,3 @@ class RrddError(Exception):
     def __init__(self, variant: str, text: str) -> None:
         super().__init__(variant, text)
         self.details = [variant, text]
-
-
-# -- rrdd's XML-RPC on a Unix socket ---------------------------------------------------------------
-
-def _arg(args: Dict[str, Any], name: str) -> str:
-    value = args.get(name)
-    if not isinstance(value, str):
-        raise RrddError("Rrdd_internal_error", "missing or bad argument %r" % name)
-    return value
-
-
-def dispatch(rrdd: HostRrdd, method: str, params: Tuple[Any, ...]) -> Any:
-    args = params[0] if len(params) == 1 and isinstance(params[0], dict) else {}
-    if method == "Plugin.get_header":
-        return "DATASOURCES\n"
-    if method == "Plugin.get_path":
-        return rrdd.get_path(_arg(args, "uid"))
-    if method == "Plugin.Local.register":
-        return rrdd.register(_arg(args, "uid"), _arg(args, "info"), _arg(args, "protocol"))
-    if method in ("Plugin.Local.deregister", "Plugin.deregister"):
-        rrdd.deregister(_arg(args, "uid"))
-        return None
-    if method in ("Plugin.Local.next_reading", "Plugin.next_reading"):
-        return rrdd.next_reading(_arg(args, "uid"))
-    if method == "Plugin.register":  # kept by rrdd for old plugins: V1
-        return rrdd.register(_arg(args, "uid"), _arg(args, "frequency"), "V1")
-    raise RrddError("Rrdd_internal_error", "Unknown RPC: %s" % method)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        self.disable_nagle_algorithm = False  # a Unix socket has no TCP_NODELAY
-        super().setup()
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        log.debug("rrdd %s", fmt % args)
-
-    def address_string(self) -> str:
-        return "unix"
-
-    def do_POST(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self.send_error(411, "Length Required")
-            return
-        if self.path.split("?")[0] != "/" or not 0 <= length <= MAX_BODY:
-            self.send_error(404 if self.path.split("?")[0] != "/" else 413)
-            return
-        try:
-            params, method = xmlrpc.client.loads(self.rfile.read(length))
-        except Exception:  # any malformed body: rrdd answers an HTTP error, never a traceback
-            self.send_error(400, "Bad Request")
-            return
-        try:
-            envelope = {"Status": "Success", "Value": dispatch(self.server.rrdd, method or "", params)}
-        except RrddError as exc:
-            envelope = {"Status": "Failure", "ErrorDescription": exc.details}
-        body = xmlrpc.client.dumps((envelope,), methodresponse=True, allow_none=True).encode("utf-8")
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    rrdd = None  # type: Any
-
-
-def rrdd_socket_path(xapi_socket: str, host_uuid: str) -> str:
-    """Beside the simulator's xapi socket, or a short /tmp path when that would be too long."""
-    name = "xcp-rrdd-" + host_uuid[:8]
-    path = os.path.join(os.path.dirname(xapi_socket), name)
-    if len(path.encode()) <= MAX_SOCKET_PATH:
-        return path
-    digest = hashlib.sha256(os.path.realpath(xapi_socket).encode("utf-8")).hexdigest()[:12]
-    return os.path.join("/tmp", "xsc-rrdd-%s-%s" % (digest, host_uuid[:8]))
-
-
-class RrddHub:
-    """Every host's rrdd: sockets, metrics directories and the reading thread. Owned by main()."""
-
-    def __init__(self, api: Any, clock: Callable[[], float] = time.monotonic, interval: float = INTERVAL) -> None:
-        self._api = api
-        self._clock = clock
-        self.interval = interval
-        self.hosts = {}  # type: Dict[str, HostRrdd]
-        self.sockets = {}  # type: Dict[str, str]
-        self._servers = []  # type: List[_UnixServer]
-        self._threads = []  # type: List[threading.Thread]
-        self._stop = threading.Event()
-
-    def add_host(self, host_uuid: str, metrics_dir: str) -> HostRrdd:
-        os.makedirs(metrics_dir, mode=0o700, exist_ok=True)
-        rrdd = HostRrdd(host_uuid, metrics_dir, lambda: resident_running_vms(self._api, host_uuid),
-                        self._clock, self.interval)
-        self.hosts[host_uuid] = rrdd
-        return rrdd
-
-    def listen(self, host_uuid: str, path: str) -> None:
-        if os.path.exists(path):
-            os.unlink(path)
-        server = _UnixServer(path, _Handler)
-        server.rrdd = self.hosts[host_uuid]
-        self._servers.append(server)
-        self.sockets[host_uuid] = path
-
-    def start(self) -> None:
-        for server in self._servers:
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                      name="sim-rrdd", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        reader = threading.Thread(target=self._loop, name="sim-rrdd-read", daemon=True)
-        reader.start()
-        self._threads.append(reader)
-
-    def _loop(self) -> None:
-        while True:
-            wait = min(r.next_reading() for r in self.hosts.values()) if self.hosts else self.interval
-            if self._stop.wait(wait):
-                return
-            for rrdd in self.hosts.values():
-                try:
-                    rrdd.read_all()
-                except Exception:  # one host's bug must not stop the others' readings
-                    log.exception("rrdd %s: reading failed", rrdd.host_uuid)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(5)
-        for path in self.sockets.values():
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        for rrdd in self.hosts.values():
-            rrdd.close()
-
-
-def resident_running_vms(api: Any, host_uuid: str) -> Dict[str, int]:
-    """uuid -> memory (bytes) of the VMs running on the host."""
-    with api.db.lock:
-        hosts = api.db.tables["host"]
-        host_ref = next((r for r, row in hosts.items() if row["uuid"] == host_uuid), None)
-        return {row["uuid"]: _int(row.get("memory_dynamic_max")) for row in api.db.tables["VM"].values()
-                if row.get("resident_on") == host_ref and row.get("power_state") in ("Running", "Paused")}
-
-
-def _int(value: Any) -> int:
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
-        return 0
-
-
-def start_hub(api: Any, xapi_socket: str, directory: str) -> RrddHub:
-    """One rrdd per simulated host: socket beside xapi's, files in DIR/hosts/<uuid>/metrics."""
-    hub = RrddHub(api)
-    with api.db.lock:
-        uuids = [row["uuid"] for row in api.db.tables["host"].values()]
-    for uuid in uuids:
-        hub.add_host(uuid, os.path.join(directory, "hosts", uuid, "metrics"))
-        hub.listen(uuid, rrdd_socket_path(xapi_socket, uuid))
-    hub.start()
-    api.rrdd_hub = hub
-    return hub
-
-
-# -- xapi's VM data-source calls -------------------------------------------------------------------
-
-def _vm_host_rrdd(api: Any, vm: Any) -> Tuple[Dict[str, Any], Optional[HostRrdd]]:
-    row = api.db.get("VM", vm)
-    hub = getattr(api, "rrdd_hub", None)
-    if hub is None or row.get("power_state") not in ("Running", "Paused"):
-        return row, None
-    host = api.db.tables["host"].get(row.get("resident_on"))
-    return row, hub.hosts.get(host["uuid"]) if host else None
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str):
-        raise XapiFailure("FIELD_TYPE_ERROR", "data_source")
-    return value
-
-
-def get_data_sources(api: Any, ctx: Any, vm: Any) -> List[Dict[str, Any]]:
-    row, rrdd = _vm_host_rrdd(api, vm)
-    return rrdd.vm_data_sources(row["uuid"]) if rrdd is not None else []
-
-
-def query_data_source(api: Any, ctx: Any, vm: Any, name: Any) -> float:
-    row, rrdd = _vm_host_rrdd(api, vm)
-    if row.get("power_state") not in ("Running", "Paused"):
-        raise XapiFailure("VM_BAD_POWER_STATE", vm, "running;paused", str(row.get("power_state", "")).lower())
-    if rrdd is None:
-        raise _internal('Rrd_interface.Rrdd_error(Datasource_missing("VM: %s"))' % row["uuid"])
-    return rrdd.query_vm_ds(row["uuid"], _name(name))
-
-
-def record_data_source(api: Any, ctx: Any, vm: Any, name: Any) -> None:
-    row, rrdd = _vm_host_rrdd(api, vm)
-    if rrdd is None:
-        raise _internal('Rrd_interface.Rrdd_error(Datasource_missing("VM: %s"))' % row["uuid"])
-    rrdd.add_vm_ds(row["uuid"], _name(name))
-
-
-def forget_data_source_archives(api: Any, ctx: Any, vm: Any, name: Any) -> None:
-    row, rrdd = _vm_host_rrdd(api, vm)
-    if rrdd is not None:
-        rrdd.forget_vm_ds(row["uuid"], _name(name))
-
-
-# -- xapi's /rrd_updates ------------------------------------------------------------------------
-
-def f_to_s(value: float) -> str:
-    """rrd_utils.ml f_to_s."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return "0.0" if value == 0 else "%0.15g" % value
-
-
-def updates_xml(legend: List[str], rows: List[Tuple[int, List[float]]], step: int) -> bytes:
-    """rrd_updates.ml xml_of: <xport><meta>...</meta><data><row><t/><v/>...</row></data></xport>."""
-    times = [t for t, _ in rows]
-    parts = ['<?xml version="1.0" encoding="UTF-8"?><xport><meta>',
-             "<start>%d</start><step>%d</step><end>%d</end>" % (min(times or [0]), step, max(times or [0])),
-             "<rows>%d</rows><columns>%d</columns><legend>" % (len(rows), len(legend))]
-    parts.extend("<entry>%s</entry>" % escape(entry) for entry in legend)
-    parts.append("</legend></meta><data>")
-    for t, values in rows:
-        parts.append("<row><t>%d</t>%s</row>" % (t, "".join("<v>%s</v>" % f_to_s(v) for v in values)))
-    parts.append("</data></xport>")
-    return "".join(parts).encode("utf-8")
-
-
-def handle_rrd_updates(api: Any, handler: Any) -> None:
-    """GET /rrd_updates?session_id=&start=[&vm_uuid=...]: every simulated host's VMs at once (a
-    real host answers for its own VMs). ``cf``, ``interval`` and ``host`` are accepted and ignored
-    (one 5 s average; the simulator has no host data sources)."""
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(handler.path).query)
-    session = (query.get("session_id") or [""])[0]
-    with api.db.lock:
-        valid = bool(session) and api.db.exists("session", session)
-    if not valid:
-        handler.send_error(401, "Unauthorized")
-        return
-    try:
-        start = int((query.get("start") or [""])[0])
-    except ValueError:
-        handler.send_error(400, "get_rrd_updates: missing the 'start' parameter")
-        return
-    vm_uuids = set(query["vm_uuid"]) if "vm_uuid" in query else None
-    legend = []  # type: List[str]
-    rows = {}  # type: Dict[int, List[float]]
-    hub = getattr(api, "rrdd_hub", None)
-    for rrdd in (hub.hosts.values() if hub is not None else []):
-        host_legend, host_rows = rrdd.updates(start, vm_uuids)
-        for t, values in host_rows:
-            rows.setdefault(t, [math.nan] * len(legend)).extend(values)
-        for t in rows:
-            rows[t] += [math.nan] * (len(legend) + len(host_legend) - len(rows[t]))
-        legend += host_legend
-    body = updates_xml(legend, sorted(rows.items(), reverse=True), int(INTERVAL))
-    handler.send_response(200)
-    handler.send_header("Content-Type", "text/xml")
-    handler.send_header("Access-Control-Allow-Origin", "*")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def register(api: Any) -> None:
-    api.rrdd_hub = None  # set by start_hub when the simulator serves
-    api.add("VM", "get_data_sources", lambda ctx, vm: get_data_sources(api, ctx, vm), 1)
-    api.add("VM", "query_data_source", lambda ctx, vm, n: query_data_source(api, ctx, vm, n), 2)
-    api.add("VM", "record_data_source", lambda ctx, vm, n: record_data_source(api, ctx, vm, n), 2)
-    api.add("VM", "forget_data_source_archives",
-            lambda ctx, vm, n: forget_data_source_archives(api, ctx, vm, n), 2)

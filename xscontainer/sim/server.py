@@ -9,7 +9,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any, List, Optional
 
-from xscontainer.sim import rpc, rrdd, vdi_http
+from xscontainer.sim import rpc, rrdxapi, vdi_http
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/export_raw_vdi":
             vdi_http.handle_export(self.server.api, self)
         elif path == "/rrd_updates":
-            rrdd.handle_rrd_updates(self.server.api, self)
+            rrdxapi.handle_rrd_updates(self.server.api, self)
         else:
             self.send_error(404, "Not found")
 

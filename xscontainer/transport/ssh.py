@@ -24,11 +24,11 @@ import paramiko
 from paramiko.common import cMSG_CHANNEL_OPEN
 from paramiko.message import Message
 
+from xscontainer.backoff import BackoffGate
 from xscontainer.engine.http import Stream
 from xscontainer.engine.httpparse import ResponseHead, ResponseParser
 from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
 from xscontainer.hostkeys import check_host_key, host_key_algorithms_for
-from xscontainer.transport.backoff import Backoff
 from xscontainer.vmsettings import VmSettings
 
 LOG = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class SshTunnel(object):
         self.address = None  # type: Optional[str]
         self.method = None  # type: Optional[str]  # the remembered way to the socket
         self.connects = 0
-        self.backoff = Backoff(clock)
+        self.backoff = BackoffGate(clock)
 
     # -- the SSH connection -------------------------------------------------------------------
     def transport(self) -> paramiko.Transport:

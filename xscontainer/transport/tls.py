@@ -7,9 +7,9 @@ import threading
 import time
 from typing import Callable, Optional
 
+from xscontainer.backoff import BackoffGate
 from xscontainer.engine.http import SocketStream, Stream
 from xscontainer.errors import ConnectionFailure
-from xscontainer.transport.backoff import Backoff
 from xscontainer.transport.ssh import tcp_connect
 from xscontainer.vmsettings import VmSettings
 
@@ -102,7 +102,7 @@ class TlsTunnel(object):
         self.port = port
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
-        self.backoff = Backoff(clock)
+        self.backoff = BackoffGate(clock)
         self.address = None  # type: Optional[str]
         self.tls_version = None  # type: Optional[str]  # of the last handshake, e.g. "TLSv1.3"
         self.connects = 0

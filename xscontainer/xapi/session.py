@@ -1,11 +1,12 @@
 """Opening XenAPI sessions: the local Unix socket (as in dom0) or a URL with credentials."""
 
+import contextlib
 import http.client
 import os
 import ssl
 import xml.parsers.expat
 import xmlrpc.client
-from typing import Optional, Tuple
+from typing import Callable, ContextManager, Iterator, Optional, Tuple
 
 import XenAPI
 
@@ -26,6 +27,19 @@ LOCAL_TIMEOUT = 300.0
 # never read it (xapi gives them no environment: see xscontainer.xapi.dom0).
 SOCKET_ENV = "XSCONTAINER_XAPI_SOCKET"
 ORIGINATOR = "xscontainer"
+
+# Where code that makes xapi calls gets its session: ``with sessions() as session:`` borrows one
+# for the calls that follow. The monitor's is ``SessionPool.session`` (a few sessions shared by
+# all its threads); a command with one session of its own passes ``lend(session)``.
+SessionSource = Callable[[], ContextManager["XenAPI.Session"]]
+
+
+def lend(session: "XenAPI.Session") -> SessionSource:
+    """The source that lends ``session`` itself, every time."""
+    @contextlib.contextmanager
+    def borrow() -> Iterator["XenAPI.Session"]:
+        yield session
+    return borrow
 
 
 def local_socket_path() -> str:

@@ -1,8 +1,8 @@
-"""Back-off schedule and the 'cannot monitor VM' alarm, driven by a fake clock."""
+"""The 'cannot monitor VM' alarm, driven by a fake clock."""
 
 import pytest
 
-from xscontainer.monitor.backoff import (CLEAR, NOTHING, RAISE, Backoff, FailureAlarm, backoff_delay)
+from xscontainer.monitor.alarm import CLEAR, NOTHING, RAISE, FailureAlarm
 
 
 class FakeClock:
@@ -16,36 +16,9 @@ class FakeClock:
         self.now += seconds
 
 
-def test_delays_double_up_to_the_cap():
-    assert [backoff_delay(n) for n in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
-    assert backoff_delay(10 ** 6) == 30.0  # no overflow however long it fails
-    assert backoff_delay(3, initial=1, maximum=5, factor=3) == 5
-    assert backoff_delay(5, initial=0) == 0.0
-
-
-def test_jitter_only_ever_shortens_and_uses_the_injected_source():
-    assert backoff_delay(6, jitter=0.5, rand=lambda: 0.0) == 30.0
-    assert backoff_delay(6, jitter=0.5, rand=lambda: 0.5) == 22.5
-    assert backoff_delay(6, jitter=0.5, rand=lambda: 0.999999) == pytest.approx(15.0, abs=1e-4)
-
-
-def test_invalid_arguments():
-    with pytest.raises(ValueError):
-        backoff_delay(-1)
-    with pytest.raises(ValueError):
-        backoff_delay(0, jitter=2)
-    with pytest.raises(ValueError):
-        Backoff(initial=10, maximum=1)
+def test_invalid_threshold():
     with pytest.raises(ValueError):
         FailureAlarm(threshold=-1)
-
-
-def test_stateful_backoff_resets_after_success():
-    backoff = Backoff(initial=1, maximum=4)
-    assert [backoff.next_delay() for _ in range(5)] == [1, 2, 4, 4, 4]
-    backoff.reset()
-    assert backoff.next_delay() == 1
-    assert backoff.attempts == 1
 
 
 def test_message_after_the_threshold_of_continuous_failure_and_cleared_on_recovery():

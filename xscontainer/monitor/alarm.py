@@ -1,5 +1,5 @@
-"""Reconnection back-off and the "cannot monitor VM" alarm (pure; time comes from an injected
-clock, so the 120 s threshold runs in microseconds in tests).
+"""The "cannot monitor VM" alarm (pure; time comes from an injected clock, so the 120 s
+threshold runs in microseconds in tests).
 
 ``FailureAlarm`` decides *when* the xapi message must be created or destroyed; the caller does the
 xapi call (``alerts.py``) and reports an undelivered one with ``not_delivered`` so it is retried.
@@ -8,42 +8,13 @@ xapi call (``alerts.py``) and reports an undelivered one with ``not_delivered`` 
 import time
 from typing import Callable, Optional
 
-from xscontainer.backoff import backoff_delay
-
 NOTHING = "nothing"
 RAISE = "raise"  # create the message (body: ``FailureAlarm.diagnosis``)
 CLEAR = "clear"  # destroy it
 
 DEFAULT_THRESHOLD = 120.0  # seconds of failure before the message, as the original
 
-__all__ = ["backoff_delay", "Backoff", "FailureAlarm", "NOTHING", "RAISE", "CLEAR"]
-
-
-class Backoff:
-    """Stateful wrapper of ``backoff_delay``: ``next_delay()`` after each failure, ``reset()``
-    after a success."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0, factor: float = 2.0,
-                 jitter: float = 0.0, rand: Optional[Callable[[], float]] = None) -> None:
-        if initial < 0 or maximum < initial or factor < 1:
-            raise ValueError("need 0 <= initial <= maximum and factor >= 1")
-        self.initial = initial
-        self.maximum = maximum
-        self.factor = factor
-        self.jitter = jitter
-        self._rand = rand
-        self.attempts = 0
-
-    def delay(self, attempt: int) -> float:
-        return backoff_delay(attempt, self.initial, self.maximum, self.factor, self.jitter, self._rand)
-
-    def next_delay(self) -> float:
-        delay = self.delay(self.attempts)
-        self.attempts += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempts = 0
+__all__ = ["FailureAlarm", "NOTHING", "RAISE", "CLEAR"]
 
 
 class FailureAlarm:
