@@ -58,3 +58,25 @@ def test_shared_namespace_addressing_of_the_scale_testbed():
     shared = config.sshd_config("169.254.5.2", "/k", shared=True)
     assert "ListenAddress 0.0.0.0:22" in shared and "MaxStartups" in shared
     assert "MaxStartups" not in config.sshd_config("169.254.5.2", "/k")
+
+
+def test_the_scale_bench_reads_where_the_monitors_start_up_went(tmp_path):
+    """Pure: the watcher's once-per-VM start-up line, as bench/scale.py sums it."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import scale
+    finally:
+        sys.path.remove(os.path.join(ROOT, "bench"))
+    from xscontainer.monitor.watcher import FIRST_KEYS_LOG
+    log = tmp_path / "monitor.log"
+    lines = ["2026-12-02 10:00:00,000 INFO [x] xscontainer.monitor.daemon: VM u0: monitoring starts"]
+    for index in range(4):
+        lines.append("2026-12-02 10:00:01,000 INFO [refresh] xscontainer.monitor.watcher: "
+                     + FIRST_KEYS_LOG % ("u%d" % index, 2.0 + index, 0.5, 1.0, 0.25 * index, 0.1, 0.2))
+    log.write_text("\n".join(lines) + "\n")
+    breakdown = scale.startup_breakdown(str(log))
+    assert breakdown["vms"] == 4
+    phases = breakdown["phases"]
+    assert set(phases) == {"slot_wait", "connect", "queued", "engine_read", "xapi_write", "total"}
+    assert phases["connect"]["sum_s"] == 4.0 and phases["queued"]["max_ms"] == 750.0
+    assert phases["total"]["count"] == 4 and phases["total"]["p50_ms"] == 3000.0

@@ -279,3 +279,88 @@ def test_a_delayed_request_runs_later_unless_forgotten(scheduler_factory):
     assert not scheduler.wait_idle(0)  # a delayed request is work still to do
     assert done.wait(WAIT) and scheduler.wait_idle(WAIT)
     assert calls == [("a", frozenset([PS]))]
+
+
+# -- event-driven refreshes before start-up ones --------------------------------------------------
+
+class OrderedRefresh:
+    """Records the order of refreshes; the first one blocks until ``gate`` opens, so that the
+    others queue up behind it."""
+
+    def __init__(self):
+        self.calls = []
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, key, kinds):
+        with self.lock:
+            self.calls.append(key)
+            first = len(self.calls) == 1
+        if first:
+            self.entered.set()
+            assert self.gate.wait(WAIT)
+
+
+def test_event_driven_refreshes_are_served_before_start_up_ones(scheduler_factory):
+    refresh = OrderedRefresh()
+    scheduler = scheduler_factory(refresh, workers=1)
+    scheduler.request("blocker", [PS])
+    assert refresh.entered.wait(WAIT)
+    for index in range(5):
+        scheduler.request("startup%d" % index, [PS, INFO], background=True)
+    for index in range(3):
+        scheduler.request("event%d" % index, [PS])
+    refresh.gate.set()
+    assert scheduler.wait_idle(WAIT)
+    assert refresh.calls == ["blocker", "event0", "event1", "event2"] + ["startup%d" % i for i in range(5)]
+
+
+def test_an_event_promotes_a_queued_start_up_refresh(scheduler_factory):
+    calls = []
+    refresh = OrderedRefresh()
+
+    def record(key, kinds):
+        calls.append((key, kinds))
+        refresh(key, kinds)
+
+    scheduler = scheduler_factory(record, workers=1)
+    scheduler.request("blocker", [PS])
+    assert refresh.entered.wait(WAIT)
+    for index in range(3):
+        scheduler.request("vm%d" % index, [INFO], background=True)
+    scheduler.request("vm2", [PS])  # an event of a VM whose first full read is still queued
+    refresh.gate.set()
+    assert scheduler.wait_idle(WAIT)
+    assert calls[1] == ("vm2", {PS, INFO})
+    assert [key for key, _ in calls] == ["blocker", "vm2", "vm0", "vm1"]
+
+
+def test_start_up_refreshes_leave_workers_free_for_events(scheduler_factory):
+    """However many start-up refreshes wait (a thousand VMs connecting), they never take every
+    worker: an event-driven refresh starts while those running are all blocked."""
+    gate = threading.Event()
+    event_started = threading.Event()
+    started = []
+    lock = threading.Lock()
+
+    def refresh(key, kinds):
+        with lock:
+            started.append(key)
+        if key == "event":
+            event_started.set()
+        else:
+            assert gate.wait(WAIT)
+
+    scheduler = scheduler_factory(refresh, workers=4)
+    for index in range(20):
+        scheduler.request("startup%d" % index, [PS], background=True)
+    scheduler.request("event", [PS])
+    try:
+        assert event_started.wait(WAIT)
+        with lock:
+            assert len([key for key in started if key != "event"]) < 4
+    finally:
+        gate.set()
+    assert scheduler.wait_idle(WAIT)
+    assert sorted(started) == sorted(["event"] + ["startup%d" % i for i in range(20)])

@@ -68,3 +68,17 @@ def test_long_or_underscored_directory_gets_a_short_socket(tmp_path):
         assert sim.stop() == 0
     assert not os.path.exists(sock)
     assert not os.path.exists(os.path.dirname(sock))
+
+
+def test_a_large_database_is_dumped_less_often(tmp_path):
+    """The dump holds the database lock: however long it takes (a thousand VMs' docker_*
+    keys), persistence may take only a small share of the lock, or every xapi call waits."""
+    from xscontainer.sim.db import Database, Persister
+    ticks = iter([0.0, 0.001, 10.0, 12.0])  # a quick dump, then one holding the lock for 2 s
+    persister = Persister(Database(), str(tmp_path / "db.json"), delay=0.05, lock_share=0.05,
+                          clock=lambda: next(ticks))
+    persister.flush()
+    assert persister.next_wait() == 0.05
+    persister.flush()
+    assert persister.next_wait() == pytest.approx(40.0)
+    assert os.path.exists(str(tmp_path / "db.json"))

@@ -73,6 +73,17 @@ class StartTimes:
         return result
 
 
+# Container actions after which StartedAt is still what ``inspect`` said before (anything else,
+# including actions we do not know, is read again).
+KEEPS_START_TIME = frozenset(["pause", "unpause", "rename", "health_status"])
+
+
+def may_change_start_time(action: str) -> bool:
+    """Whether a container event (its action, ``health_status: ...`` included) may have changed
+    the container's start time, so that ``StartTimes`` must inspect it again."""
+    return action.split(":", 1)[0].strip() not in KEEPS_START_TIME
+
+
 class Settle(NamedTuple):
     """How long a refresh waits for the container list to catch up with the events it follows."""
 

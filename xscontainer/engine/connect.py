@@ -5,7 +5,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Callable, Dict, Iterator
+from typing import Callable, Dict, Iterator, NamedTuple, Optional
 
 from xscontainer.engine.budget import PROCESS_BUDGET, VM_BUDGET, ByteBudget
 from xscontainer.engine.client import DockerClient
@@ -16,10 +16,18 @@ from xscontainer.tlscerts import read_client_tls
 from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
 from xscontainer.transport.tcp import KEEPALIVE
 from xscontainer.transport.tls import TlsTunnel, client_context
-from xscontainer.vmsettings import VmSettings, read_vm_settings
+from xscontainer.vmsettings import VmSettings, read_vm_settings, settings_from_records
 from xscontainer.xapi.session import SessionSource
 
 LOG = logging.getLogger(__name__)
+
+
+class VmRecords(NamedTuple):
+    """A VM as xapi last showed it: what its connection settings and pin are made of."""
+
+    vm_ref: str
+    other_config: Dict[str, str]
+    networks: Dict[str, str]  # its VM_guest_metrics.networks (empty when none)
 
 
 class _Entry(object):
@@ -53,6 +61,11 @@ class EngineConnections(object):
     bytes per VM and ``process_budget`` for all VMs at once (``engine.budget``: an upper bound
     of what they really hold): the largest list a VM may send (16 MiB) decodes within a VM's
     share, and one hostile guest takes at most half of the process's.
+
+    ``records(vm_uuid)``, when given, returns what the caller already knows of the VM from xapi
+    (``VmRecords``: the monitor follows every VM through ``event.from``) or None; settings and
+    the host-key pin are then read from it instead of from xapi. At a thousand VMs that is 12,000
+    fewer xapi calls in the start-up (four to build, four to connect, two for each of the two pin reads).
     """
 
     def __init__(self, sessions: SessionSource, pool_keys,
@@ -60,8 +73,10 @@ class EngineConnections(object):
                  connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
                  nodelay_session: bool = True, vm_budget: int = VM_BUDGET,
-                 process_budget: int = PROCESS_BUDGET) -> None:
+                 process_budget: int = PROCESS_BUDGET,
+                 records: Optional[Callable[[str], Optional["VmRecords"]]] = None) -> None:
         self._sessions = sessions
+        self._records = records
         self._vm_budget = vm_budget
         self._process_budget = ByteBudget(process_budget, "all VMs")
         self._pool_keys = pool_keys
@@ -78,8 +93,17 @@ class EngineConnections(object):
         self._entries = {}  # type: Dict[str, _Entry]
 
     def settings(self, vm_uuid: str) -> VmSettings:
+        known = self._records(vm_uuid) if self._records is not None else None
+        if known is not None:
+            return settings_from_records(vm_uuid, known.vm_ref, known.other_config, known.networks)
         with self._sessions() as session:
             return read_vm_settings(session, vm_uuid)
+
+    def _known_other_config(self, vm_uuid: str) -> Callable[[], Optional[Dict[str, str]]]:
+        def other_config() -> Optional[Dict[str, str]]:
+            known = self._records(vm_uuid) if self._records is not None else None
+            return known.other_config if known is not None else None
+        return other_config
 
     def _build(self, vm_uuid: str) -> _Entry:
         settings = self.settings(vm_uuid)
@@ -95,9 +119,9 @@ class EngineConnections(object):
                                connect_timeout=self._connect_timeout)
         else:
             tunnel = SshTunnel(vm_uuid, current_settings, self._pool_keys.paramiko_key,
-                               XapiHostKeyPin(self._sessions, vm_uuid), ping_engine,
-                               socket_path=self._socket_path, port=self._ssh_port, clock=self._clock,
-                               connect_timeout=self._connect_timeout,
+                               XapiHostKeyPin(self._sessions, vm_uuid, self._known_other_config(vm_uuid)),
+                               ping_engine, socket_path=self._socket_path, port=self._ssh_port,
+                               clock=self._clock, connect_timeout=self._connect_timeout,
                                keepalive=self._keepalive, nodelay_session=self._nodelay_session)
         budget = ByteBudget(self._vm_budget, "VM %s" % vm_uuid, self._process_budget)
         pool = HttpPool(tunnel.open_stream, self._limits, max_idle=self._max_idle, budget=budget, vm_uuid=vm_uuid)

@@ -127,20 +127,32 @@ class RefreshScheduler:
     asks for it with ``request_later``; the workers themselves wait for the due time, so no timer
     thread exists. ``stop()`` lets running refreshes end (their owners close the connections to
     unblock them), drops queued and delayed ones and joins every worker.
+
+    Two queues: ``request(..., background=True)`` is start-up work (the full read after a
+    connection opens, a retried write), served after every event-driven request and never on
+    more than ``workers - reserved`` workers at once; a thousand VMs connecting together must not
+    delay the refresh of a container that just paused. A background key that gets an
+    event-driven request meanwhile is served as event-driven (with both requests' kinds).
     """
 
     def __init__(self, refresh: Callable[[Hashable, FrozenSet[str]], None], workers: int = 4,
                  on_error: Optional[Callable[[Hashable, FrozenSet[str], BaseException], None]] = None,
-                 name: str = "xscontainer-refresh", clock: Callable[[], float] = time.monotonic) -> None:
+                 name: str = "xscontainer-refresh", clock: Callable[[], float] = time.monotonic,
+                 reserved: Optional[int] = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        # Workers background work may not take (event-driven work may use all of them).
+        self._reserved = min(workers - 1, max(1, workers // 4) if reserved is None else reserved)
         self._refresh = refresh
         self._on_error = on_error
         self._workers = workers
         self._name = name
         self._cond = threading.Condition()
         self._state = CoalesceState()
-        self._ready = collections.deque()  # type: collections.deque
+        self._ready = collections.deque()  # type: collections.deque  # event-driven keys
+        self._background = collections.deque()  # type: collections.deque  # start-up keys
+        self._urgent = set()  # type: Set[Hashable]  # keys with an event-driven request pending
+        self._background_running = 0
         self._threads = []  # type: List[threading.Thread]
         self._stopping = False
         self._clock = clock
@@ -159,20 +171,36 @@ class RefreshScheduler:
             thread.start()
         return self
 
-    def request(self, key: Hashable, kinds: Iterable[str]) -> None:
-        """Ask for a refresh of ``kinds`` of ``key``; never blocks on a refresh."""
+    def request(self, key: Hashable, kinds: Iterable[str], background: bool = False) -> None:
+        """Ask for a refresh of ``kinds`` of ``key``; never blocks on a refresh. ``background``:
+        start-up work, served after event-driven requests (see the class)."""
+        kinds = frozenset(kinds)
         with self._cond:
-            if self._stopping:
+            if self._stopping or not kinds:
                 return
-            if self._state.mark(key, kinds):
+            self._enqueue(key, kinds, background)
+            self._cond.notify_all()
+
+    def _enqueue(self, key: Hashable, kinds: FrozenSet[str], background: bool) -> None:
+        """Mark and queue (the condition held)."""
+        queued = self._state.mark(key, kinds)
+        if background:
+            if queued:
+                self._background.append(key)
+            return
+        if key not in self._urgent:
+            self._urgent.add(key)
+            # Queued already as background (or not at all): now it is event-driven. A stale
+            # entry left in the background queue finds nothing to do (``begin`` is empty).
+            if queued or not self._state.is_running(key):
                 self._ready.append(key)
-                self._cond.notify_all()
 
     def request_later(self, key: Hashable, kinds: Iterable[str], delay: float) -> None:
-        """``request(key, kinds)`` in ``delay`` seconds (unless ``forget(key)`` comes first)."""
+        """``request(key, kinds, background=True)`` in ``delay`` seconds (unless ``forget(key)``
+        comes first)."""
         kinds = frozenset(kinds)
         if delay <= 0:
-            self.request(key, kinds)
+            self.request(key, kinds, background=True)
             return
         with self._cond:
             if self._stopping or not kinds:
@@ -183,6 +211,7 @@ class RefreshScheduler:
     def forget(self, key: Hashable) -> None:
         with self._cond:
             self._state.forget(key)
+            self._urgent.discard(key)
             if any(entry[2] == key for entry in self._delayed):
                 self._delayed = [entry for entry in self._delayed if entry[2] != key]
                 heapq.heapify(self._delayed)
@@ -198,6 +227,8 @@ class RefreshScheduler:
         with self._cond:
             self._stopping = True
             self._ready.clear()
+            self._background.clear()
+            self._urgent.clear()
             self._delayed = []
             self._cond.notify_all()
             threads = list(self._threads)
@@ -207,29 +238,37 @@ class RefreshScheduler:
     def alive_threads(self) -> int:
         return sum(1 for thread in self._threads if thread.is_alive())
 
-    def _next_ready(self) -> bool:
-        """Wait (the condition held) until a key is ready or the scheduler stops; True if ready."""
+    def _next_ready(self) -> Optional[Tuple[Hashable, bool]]:
+        """Wait (the condition held) until a key may run or the scheduler stops; the key and
+        whether it is background work, None when stopping."""
         while not self._stopping:
             now = self._clock()
             while self._delayed and self._delayed[0][0] <= now:
                 _, _, key, kinds = heapq.heappop(self._delayed)
-                if self._state.mark(key, kinds):
-                    self._ready.append(key)
+                self._enqueue(key, kinds, True)
             if self._ready:
-                return True
+                return self._ready.popleft(), False
+            if self._background and self._background_running < self._workers - self._reserved:
+                return self._background.popleft(), True
             self._cond.wait(self._delayed[0][0] - now if self._delayed else None)
-        return False
+        return None
 
     def _work(self) -> None:
         while True:
             with self._cond:
-                if not self._next_ready():
+                chosen = self._next_ready()
+                if chosen is None:
                     return
-                key = self._ready.popleft()
+                key, background = chosen
+                if not background:
+                    self._urgent.discard(key)
+                elif key in self._urgent:  # promoted meanwhile: its event-driven entry serves it
+                    continue
                 kinds = self._state.begin(key)
                 if not kinds:
                     self._cond.notify_all()
                     continue
+                self._background_running += background
             try:
                 self._refresh(key, kinds)
             except Exception as exc:  # the worker must survive any refresh failure
@@ -242,6 +281,11 @@ class RefreshScheduler:
                     LOG.warning("refresh of %s for %s failed: %s", ", ".join(sorted(kinds)), key, exc)
             finally:
                 with self._cond:
+                    self._background_running -= background
                     if self._state.finish(key) and not self._stopping:
-                        self._ready.append(key)
+                        # Requests came during the refresh: event-driven ones go first.
+                        if key in self._urgent:
+                            self._ready.append(key)
+                        else:
+                            self._background.append(key)
                     self._cond.notify_all()

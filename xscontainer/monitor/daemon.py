@@ -5,10 +5,11 @@ restarts without ever running two watchers for one VM. What a watcher does is in
 """
 
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import xmlrpc.client
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
 
 import XenAPI
 
@@ -34,6 +35,11 @@ def checked_batch(batch: Any) -> Dict[str, Any]:
     return batch
 
 
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield  # contextlib.nullcontext is 3.7+
+
+
 class HostMonitor:
     """Owns the watcher threads; ``run`` returns once ``stop()`` was called and all are joined."""
 
@@ -41,7 +47,8 @@ class HostMonitor:
                  inventory_path: Optional[str] = None, poll_timeout: float = 5.0,
                  retry_initial: float = 0.5, retry_maximum: float = 10.0, on_pool_change: Optional[Callable[[], None]] = None,
                  cleanup_secrets: Optional[Callable] = None,
-                 on_vm_changes: Optional[Callable[[List[str]], None]] = None) -> None:
+                 on_vm_changes: Optional[Callable[[List[str]], None]] = None,
+                 launching: Optional[Callable[[int], ContextManager]] = None) -> None:
         self._session_factory = session_factory
         self._start_watcher = start_watcher  # (Target) -> watcher with .stop(remove_keys) and .target
         self._inventory_path = inventory_path
@@ -50,6 +57,7 @@ class HostMonitor:
         self._on_pool_change = on_pool_change
         self._cleanup_secrets = cleanup_secrets
         self._on_vm_changes = on_vm_changes  # (refs of VMs a batch changed), after reconcile
+        self._launching = launching  # (how many) -> held while that many watchers start together
         self._stop = threading.Event()
         self._watchers = {}  # type: Dict[str, object]
         self._lock = threading.Lock()
@@ -85,6 +93,10 @@ class HostMonitor:
     def vm_other_config(self, vm_ref: str) -> Dict[str, str]:
         """other_config of a VM as the last event showed it (empty when unknown)."""
         return dict(self._view.vms.get(vm_ref, {}).get("other_config", {}))
+
+    def vm_records(self, vm_uuid: str):
+        """The VM as xapi's events last showed it (``VmRecords``), None when unknown."""
+        return self._view.vm_records(vm_uuid)
 
     def watchers(self) -> Dict[str, object]:
         with self._lock:
@@ -145,8 +157,11 @@ class HostMonitor:
                 self._stop_watcher(uuid, remove_keys=False)
         with self._lock:
             missing = [t for uuid, t in desired.items() if uuid not in self._watchers]
-        for target in missing:
-            self._launch(target)
+        if not missing:
+            return
+        with (self._launching(len(missing)) if self._launching is not None else _nothing()):
+            for target in missing:
+                self._launch(target)
 
     def _launch(self, target: Target) -> None:
         LOG.info("VM %s: monitoring starts (%s)", target.vm_uuid, ", ".join(target.addresses))

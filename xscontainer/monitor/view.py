@@ -5,6 +5,7 @@ It answers one question: which VMs must this host watch, and how to reach each o
 
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
+from xscontainer.engine.connect import VmRecords
 from xscontainer.monitorpolicy import should_monitor
 from xscontainer.vmsettings import (DEFAULT_USERNAME, MODE_KEY, TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY,
                                     USERNAME_KEY, choose_addresses)
@@ -34,10 +35,22 @@ class XapiView:
     def __init__(self) -> None:
         self.vms = {}  # type: Dict[str, Dict]
         self.metrics = {}  # type: Dict[str, Dict]
+        self._refs = {}  # type: Dict[str, str]  # VM uuid -> ref
 
     def reset(self) -> None:
         self.vms.clear()
         self.metrics.clear()
+        self._refs.clear()
+
+    def vm_records(self, vm_uuid: str) -> Optional[VmRecords]:
+        """The VM's ref, other_config and guest networks as the last events showed them (None
+        when unknown). Safe from any thread: records are replaced, never changed in place."""
+        ref = self._refs.get(vm_uuid)
+        vm = self.vms.get(ref) if ref is not None else None
+        if vm is None:
+            return None
+        metrics = self.metrics_of(vm) or {}
+        return VmRecords(ref, dict(vm.get("other_config", {})), dict(metrics.get("networks", {})))
 
     def apply(self, events: Iterable[Dict]) -> Changes:
         pool_changed = False
@@ -54,10 +67,14 @@ class XapiView:
                 record = table.pop(ref, None)
                 if cls == "vm" and record is not None:
                     deleted.append(record)
+                    if self._refs.get(record.get("uuid")) == ref:
+                        del self._refs[record["uuid"]]
             elif "snapshot" in event:
                 table[ref] = event["snapshot"]
                 if cls == "vm":
                     changed.append(ref)
+                    if isinstance(event["snapshot"], dict) and event["snapshot"].get("uuid"):
+                        self._refs[event["snapshot"]["uuid"]] = ref
         return Changes(pool_changed, deleted, changed)
 
     def metrics_of(self, vm: Dict) -> Optional[Dict]:

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from xscontainer.backoff import Backoff
-from xscontainer.consumerxml.state import ALL_KINDS, StartTimes, expected_state, render_values
+from xscontainer.consumerxml.state import ALL_KINDS, StartTimes, expected_state, may_change_start_time, render_values
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
 from xscontainer.monitor.coalesce import refreshes_for
@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # service.py builds the watchers, so it imports this module
     from xscontainer.monitor.service import Services  # noqa: F401
 
 LOG = logging.getLogger(__name__)
+# Once per VM: where the time to its first keys went (bench/scale.py reads these lines).
+FIRST_KEYS_LOG = ("VM %s: first keys written %.3f s after monitoring started: slot_wait=%.3f connect=%.3f "
+                  "queued=%.3f engine_read=%.3f xapi_write=%.3f")
 
 
 class Watcher:
@@ -45,6 +48,8 @@ class Watcher:
                         "last_error": None, "last_error_code": None, "diagnosis": None,
                         "addresses": list(target.addresses), "docker_ps_note": None}  # type: Dict[str, Any]
         self._thread = threading.Thread(target=self._run, name="watch-%s" % target.vm_uuid[:8], daemon=True)
+        # Where the time to the first keys went (logged once; bench/scale.py sums the lines).
+        self._startup = {"began": services.clock()}  # type: Optional[Dict[str, float]]
 
     # -- owner's side --------------------------------------------------------------------
     def start(self) -> "Watcher":
@@ -87,19 +92,25 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 client = services.engines.client(uuid)
+                waited = services.clock()
                 with services.connect_slots:  # the first request opens the connection
+                    slot = services.clock()
                     stream = client.events()
                 self._stream = stream
+                self._note_startup(slot_wait=slot - waited, connect=services.clock() - slot,
+                                   requested=services.clock())
                 if self._stop.is_set():
                     break
                 # The stream is open before the full read: no change can fall between them.
-                services.scheduler.request(uuid, ALL_KINDS)
+                # Background: a thousand VMs connecting must not delay another VM's event.
+                services.scheduler.request(uuid, ALL_KINDS, background=True)
                 for event in stream:
                     kinds = refreshes_for(event.raw)
                     LOG.debug("VM %s: engine event %s %s -> %s", uuid, event.action, event.name, sorted(kinds))
                     if kinds:
                         if event.id:
-                            self.start_times.invalidate(event.id)
+                            if may_change_start_time(event.action or ""):
+                                self.start_times.invalidate(event.id)
                             self._expect(event)
                         services.scheduler.request(uuid, kinds)
                 if not self._stop.is_set():
@@ -164,7 +175,9 @@ class Watcher:
         services = self._services
         with self._state_lock:
             expectations = dict(self._expectations)
+        began = services.clock()
         rendered = render_values(services.engines.client(self.target.vm_uuid), kinds, self.start_times, expectations)
+        read = services.clock()
         values = rendered.values
         with self._state_lock:  # met or given up; a newer one for the same container stays
             for cid, check in expectations.items():
@@ -184,7 +197,23 @@ class Watcher:
                 self._write_failed(kinds, exc)
                 return
         self._write_backoff.reset()
+        self._first_keys(began, read, services.clock())
         self._succeeded()
+
+    def _note_startup(self, **times: float) -> None:
+        with self._state_lock:
+            if self._startup is not None:
+                self._startup.update(times)
+
+    def _first_keys(self, began: float, read: float, written: float) -> None:
+        """Log once where the time from the watcher's start to its first keys went."""
+        with self._state_lock:
+            times, self._startup = self._startup, None
+        if times is None or "requested" not in times:
+            return
+        LOG.info(FIRST_KEYS_LOG, self.target.vm_uuid, written - times["began"],
+                 times["slot_wait"], times["connect"], max(0.0, began - times["requested"]), read - began,
+                 written - read)
 
     def _write_failed(self, kinds, exc: Exception) -> None:
         """Read and write again after a back-off: the writer no longer believes the keys written."""

@@ -13,7 +13,7 @@ from typing import Dict, Iterable, List, Mapping, Set, Tuple
 import XenAPI
 
 from xscontainer.monitor.xapipool import SessionPool
-from xscontainer.xapi.maps import remove_map_key, set_map_key
+from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
 
 LOG = logging.getLogger(__name__)
 DOCKER_KEYS = ("docker_ps", "docker_info", "docker_version")
@@ -27,6 +27,9 @@ class OtherConfigWriter:
         self._writing = {}  # type: Dict[Tuple[str, str], int]  # writes in flight
         self._generation = {}  # type: Dict[Tuple[str, str], int]  # writes started
         self._suspect = {}  # type: Dict[Tuple[str, str], int]  # generation seen mismatched
+        # Keys xapi was last seen without: their first write is one add instead of remove + add
+        # (a new VM's first refresh costs three xapi calls, not six).
+        self._absent = set()  # type: Set[Tuple[str, str]]
 
     def seed(self, vm_ref: str, other_config: Dict[str, str]) -> None:
         """Remember what xapi already holds, so a restart does not rewrite unchanged values."""
@@ -34,6 +37,9 @@ class OtherConfigWriter:
             for key in DOCKER_KEYS:
                 if key in other_config:
                     self._written[(vm_ref, key)] = other_config[key]
+                    self._absent.discard((vm_ref, key))
+                else:
+                    self._absent.add((vm_ref, key))
 
     def write(self, vm_ref: str, key: str, value: str) -> bool:
         """Set the key if its value differs from what we last wrote; True if xapi was called.
@@ -47,9 +53,13 @@ class OtherConfigWriter:
             self._written.pop(slot, None)
             self._writing[slot] = self._writing.get(slot, 0) + 1
             self._generation[slot] = self._generation.get(slot, 0) + 1
+            absent = slot in self._absent
+            self._absent.discard(slot)  # unknown until the write ends
         try:
             with self._sessions.session() as session:
-                set_map_key(session.xenapi.VM, vm_ref, key, value)
+                # Believed absent: an add alone, unless someone added the key meanwhile.
+                if not (absent and add_map_key_if_absent(session.xenapi.VM, vm_ref, key, value)):
+                    set_map_key(session.xenapi.VM, vm_ref, key, value)
             with self._lock:
                 self._written[slot] = value
             return True
@@ -97,6 +107,8 @@ class OtherConfigWriter:
             with self._sessions.session() as session:
                 for key in keys:
                     remove_map_key(session.xenapi.VM, vm_ref, key)
+                    with self._lock:
+                        self._absent.add((vm_ref, key))
         except XenAPI.Failure as exc:
             if exc.details[0] != "HANDLE_INVALID":  # the VM is gone: nothing to clean
                 raise
@@ -109,3 +121,4 @@ class OtherConfigWriter:
             for key in keys:
                 self._written.pop((vm_ref, key), None)
                 self._suspect.pop((vm_ref, key), None)
+                self._absent.discard((vm_ref, key))

@@ -16,6 +16,7 @@ SSHD_PIDFILE = "/run/sshd.pid"
 DOCKERD_PIDFILE = "/var/run/docker.pid"
 DOCKER_SOCKET = "/var/run/docker.sock"
 DOCKERD_EXEC_ROOT = "/var/run/docker"
+READY_TIMEOUT = 60.0  # seconds a daemon, the simulator or a VM's namespaces may take to come up
 # Keeps three VMs' burners to a fraction of a core while `top` still shows CPU time grow.
 DEFAULT_BURNER_CPUS = "0.1"
 BUSYBOX_APPLETS = ("sh", "ash", "cat", "echo", "env", "false", "hostname", "httpd", "id", "kill",

@@ -29,7 +29,7 @@ from xscontainer.backoff import BackoffGate
 from xscontainer.errors import ConnectionFailure, EngineError, XSContainerError
 from xscontainer.hostkeys import check_host_key, host_key_algorithms_for
 from xscontainer.transport.stream import Stream
-from xscontainer.transport.tcp import KEEPALIVE, tcp_connect, tune_socket
+from xscontainer.transport.tcp import IDLE_WAKE, KEEPALIVE, tcp_connect, tune_socket
 from xscontainer.vmsettings import VmSettings
 
 LOG = logging.getLogger(__name__)
@@ -233,12 +233,13 @@ class SshTunnel(object):
         try:
             start_pinned_client(transport, self._pin, self._connect_timeout)
             self._authenticate(transport, settings.username, address)
-            transport.set_keepalive(max(1, int(self._keepalive)))
+            wake = max(IDLE_WAKE, float(self._keepalive))
+            transport.set_keepalive(int(wake))
             # paramiko's reader thread wakes at every socket timeout (0.1 s by default) to see
             # whether it should stop: with a thousand VMs that alone costs a fifth of a core.
-            # Keepalives are sent on the same wake-ups, so the keepalive period is the right
-            # timeout; close() shuts the socket down to wake the thread at once.
-            sock.settimeout(max(1.0, float(self._keepalive)))
+            # Keepalives are sent on the same wake-ups; dead peers are the kernel's to detect
+            # (tcp.tune_socket), and close() shuts the socket down to wake the thread at once.
+            sock.settimeout(wake)
             if self._nodelay_session:
                 self._run_noop(transport)
         except XSContainerError:
