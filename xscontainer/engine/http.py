@@ -12,7 +12,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from xscontainer.engine.budget import ByteBudget
 from xscontainer.engine.httpparse import END, NEED_DATA, TOO_LARGE, ResponseHead, ResponseParser
@@ -129,15 +129,19 @@ class HttpConnection(object):
             raise ConnectionFailure("The connection to the Docker engine broke: %s" % (exc or type(exc).__name__),
                                     code=CONNECTION_LOST) from exc
 
+    def _next_event(self, parser: ResponseParser) -> Any:
+        """The parser's next event; a protocol error closes the connection (its state is lost)."""
+        try:
+            return parser.next_event()
+        except EngineError:
+            self.close()
+            raise
+
     def read_head(self, parser: ResponseParser, deadline: _Deadline) -> Tuple[ResponseHead, bool]:
         """Read until the head is parsed; also says whether any byte arrived (stale detection)."""
         got_any = False
         while True:
-            try:
-                event = parser.next_event()
-            except EngineError:
-                self.close()
-                raise
+            event = self._next_event(parser)
             if isinstance(event, ResponseHead):
                 return event, True
             data = self._recv(deadline)
@@ -154,11 +158,7 @@ class HttpConnection(object):
                   max_bytes: Optional[int]) -> Iterator[bytes]:
         total = 0
         while True:
-            try:
-                event = parser.next_event()
-            except EngineError:
-                self.close()
-                raise
+            event = self._next_event(parser)
             if event is END:
                 if not parser.keep_alive or parser.trailing:
                     self.close()

@@ -21,25 +21,15 @@ def ping_engine(stream: ChannelStream, deadline: float, clock: Callable[[], floa
             event = parser.next_event()
             if isinstance(event, ResponseHead):
                 break
-            remaining = deadline - clock()
-            if remaining <= 0:
-                return NO_ANSWER
-            stream.settimeout(remaining)
-            data = stream.recv(65536)
-            if not data:
-                return stream.eof_reason()
-            parser.feed(data)
+            why_not = _feed_more(stream, parser, deadline, clock)
+            if why_not is not None:
+                return stream.eof_reason() if why_not == CLOSED else why_not
         while not parser.done:
             event = parser.next_event()
             if not isinstance(event, bytes) and not parser.done:
-                remaining = deadline - clock()
-                if remaining <= 0:
-                    return NO_ANSWER
-                stream.settimeout(remaining)
-                data = stream.recv(65536)
-                if not data:
-                    return "closed inside the answer"
-                parser.feed(data)
+                why_not = _feed_more(stream, parser, deadline, clock)
+                if why_not is not None:
+                    return "closed inside the answer" if why_not == CLOSED else why_not
         if not parser.keep_alive:
             return "the engine does not keep connections open"
         return None
@@ -47,3 +37,21 @@ def ping_engine(stream: ChannelStream, deadline: float, clock: Callable[[], floa
         return NO_ANSWER
     except (EngineError, OSError, EOFError) as exc:
         return str(exc) or type(exc).__name__
+
+
+CLOSED = "closed"  # _feed_more: the stream ended
+
+
+def _feed_more(stream: ChannelStream, parser: ResponseParser, deadline: float,
+               clock: Callable[[], float]) -> Optional[str]:
+    """Feed the parser what the stream has next: None, else ``NO_ANSWER`` (the deadline passed)
+    or ``CLOSED``."""
+    remaining = deadline - clock()
+    if remaining <= 0:
+        return NO_ANSWER
+    stream.settimeout(remaining)
+    data = stream.recv(65536)
+    if not data:
+        return CLOSED
+    parser.feed(data)
+    return None

@@ -16,7 +16,7 @@ import paramiko
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XSContainerError
 from xscontainer.prepare import authkeys
 from xscontainer.prepare.options import WriteFailed
-from xscontainer.transport.ssh import handshake_failed, start_client_for
+from xscontainer.transport.ssh import closed_unless_handshaken, start_client_for
 from xscontainer.transport.tcp import tcp_connect
 
 LOG = logging.getLogger(__name__)
@@ -88,16 +88,10 @@ class AdminConnection(object):
     def open(self) -> "AdminConnection":
         sock, address = tcp_connect(self._addresses, self._port, self._timeout, self.vm_uuid, "sshd")
         transport = paramiko.Transport(sock)
-        try:
+        with closed_unless_handshaken(transport, self.vm_uuid, address):
             offered = start_client_for(transport, self._pinned, self._timeout)
             self._check_host_key(offered, address)  # before any credential leaves this host
             self._authenticate(transport, address)
-        except XSContainerError:
-            transport.close()
-            raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            transport.close()
-            raise handshake_failed(self.vm_uuid, address, exc) from exc
         self._transport = transport
         self.address = address
         return self

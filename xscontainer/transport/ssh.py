@@ -15,11 +15,12 @@ on TCP_NODELAY for the connection only when a session starts, and without it eve
 response waits ~40 ms for a delayed ACK (measured in ``bench/tunnel.py --no-nodelay-session``).
 """
 
+import contextlib
 import logging
 import socket
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import paramiko
 from paramiko.common import cMSG_CHANNEL_OPEN
@@ -126,11 +127,20 @@ class ChannelStream(Stream):
 Probe = Callable[[ChannelStream, float, Callable[[], float]], Optional[str]]
 
 
-def handshake_failed(vm_uuid: str, address: str, exc: BaseException) -> ConnectionFailure:
-    """What a broken SSH handshake (paramiko, socket or EOF error) means to a user."""
-    return ConnectionFailure("The SSH handshake with VM %s at %s failed: %s"
-                             % (vm_uuid, address, exc or type(exc).__name__),
-                             code="SSH_HANDSHAKE_FAILED", vm_uuid=vm_uuid)
+@contextlib.contextmanager
+def closed_unless_handshaken(transport: paramiko.Transport, vm_uuid: str, address: str) -> Iterator[None]:
+    """Close ``transport`` when the handshake inside fails; a paramiko, socket or EOF error
+    becomes SSH_HANDSHAKE_FAILED, saying what it means to a user."""
+    try:
+        yield
+    except XSContainerError:
+        transport.close()
+        raise
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        transport.close()
+        raise ConnectionFailure("The SSH handshake with VM %s at %s failed: %s"
+                                % (vm_uuid, address, exc or type(exc).__name__),
+                                code="SSH_HANDSHAKE_FAILED", vm_uuid=vm_uuid) from exc
 
 
 def start_client_for(transport: paramiko.Transport, pinned: Optional[str], timeout: float) -> str:
@@ -230,7 +240,7 @@ class SshTunnel(object):
         sock, address = tcp_connect(settings.addresses, self.port, self._connect_timeout, self.vm_uuid, "sshd")
         tune_socket(sock, self._keepalive)
         transport = paramiko.Transport(sock)
-        try:
+        with closed_unless_handshaken(transport, self.vm_uuid, address):
             start_pinned_client(transport, self._pin, self._connect_timeout)
             self._authenticate(transport, settings.username, address)
             wake = max(IDLE_WAKE, float(self._keepalive))
@@ -242,12 +252,6 @@ class SshTunnel(object):
             sock.settimeout(wake)
             if self._nodelay_session:
                 self._run_noop(transport)
-        except XSContainerError:
-            transport.close()
-            raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            transport.close()
-            raise handshake_failed(self.vm_uuid, address, exc) from exc
         self.address = address
         LOG.info("VM %s: SSH connection to %s@%s established", self.vm_uuid, settings.username, address)
         return transport
