@@ -1,8 +1,10 @@
 """Back-off, once for the whole product (pure; time is injected): the schedule
-(``backoff_delay``, and ``Backoff`` which counts the attempts) and the gate that refuses
-attempts while the schedule's delay runs (``BackoffGate``, the SSH and TLS tunnels')."""
+(``backoff_delay``, and ``Backoff`` which counts the attempts), the gate that refuses
+attempts while the schedule's delay runs (``BackoffGate``, the SSH and TLS tunnels'), and the
+pace kept with a peer that sends too much (``RateLimit``, a VM's event stream)."""
 
 import random
+import time
 from typing import Callable, Optional
 
 from xscontainer.errors import ConnectionFailure
@@ -92,3 +94,27 @@ class BackoffGate(object):
     @property
     def retry_at(self) -> float:
         return self._retry_at
+
+
+class RateLimit(object):
+    """At most ``rate`` takes a second on average and ``burst`` at once (a token bucket):
+    ``wait_time()`` takes one and returns 0, or takes nothing and returns the seconds until one
+    is there."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("need rate > 0 and burst >= 1")
+        self._rate = float(rate)
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = self._burst
+        self._at = clock()
+
+    def wait_time(self) -> float:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self._rate

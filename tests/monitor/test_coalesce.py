@@ -2,6 +2,7 @@
 ordering is forced with events and barriers, never with sleeps)."""
 
 import threading
+import time
 
 import pytest
 
@@ -364,3 +365,54 @@ def test_start_up_refreshes_leave_workers_free_for_events(scheduler_factory):
         gate.set()
     assert scheduler.wait_idle(WAIT)
     assert sorted(started) == sorted(["event"] + ["startup%d" % i for i in range(20)])
+
+
+# -- a VM whose refreshes follow each other rests ------------------------------------------------
+
+class Clock:
+    def __init__(self, now=100.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_key_rests_five_times_the_cpu_its_refresh_took_and_the_others_do_not_wait(scheduler_factory):
+    # A guest whose engine reports a change as soon as each refresh ends kept a refresh of its VM
+    # running all the time (issue 13: 43 % of a core with its events already paced). A key's
+    # refreshes take at most a sixth of the time they occupy.
+    wall, cpu = Clock(), Clock()
+    calls = []
+    ran = threading.Condition()
+
+    def refresh(key, kinds):
+        with ran:
+            calls.append(key)
+            ran.notify_all()
+        if key == "hostile":
+            cpu.now += 1.0
+
+    def wait_calls(count, key):
+        with ran:
+            return ran.wait_for(lambda: calls.count(key) >= count, WAIT)
+
+    scheduler = scheduler_factory(refresh, workers=2, clock=wall, cpu_clock=cpu)
+    scheduler.request("hostile", [PS])
+    assert wait_calls(1, "hostile") and scheduler.wait_idle(WAIT)
+    scheduler.request("hostile", [PS])  # right after: rests until 5 CPU-seconds after it ended
+    scheduler.request("quiet", [PS])
+    assert wait_calls(1, "quiet")
+    time.sleep(0.2)
+    assert calls.count("hostile") == 1 and not scheduler.wait_idle(0)
+    wall.now += 4.9
+    scheduler.request("quiet", [PS])  # wakes the workers: the clock moved
+    assert wait_calls(2, "quiet")
+    time.sleep(0.2)
+    assert calls.count("hostile") == 1
+    wall.now += 0.1
+    scheduler.request("quiet", [PS])
+    assert wait_calls(2, "hostile") and scheduler.wait_idle(WAIT)
+    # A key refreshed long ago does not rest.
+    wall.now += 10.0
+    scheduler.request("hostile", [PS])
+    assert wait_calls(3, "hostile")

@@ -189,6 +189,7 @@ class FakeServices:
         self.warn_after = 120.0
         self.clock = __import__("time").monotonic
         self.backoff = {"initial": 0.01, "maximum": 0.05, "jitter": 0.0}
+        self.event_rate = {"rate": 1000.0, "burst": 1000}
         self.connect_slots = threading.BoundedSemaphore(1)
         self.alerts = None
 

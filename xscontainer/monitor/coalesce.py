@@ -23,6 +23,11 @@ from xscontainer.consumerxml.state import INFO, PS
 LOG = logging.getLogger(__name__)
 
 
+def thread_cpu_time() -> float:
+    """CPU seconds the calling thread has used (``time.thread_time`` is 3.7's)."""
+    return time.clock_gettime(time.CLOCK_THREAD_CPUTIME_ID)
+
+
 # Container actions that change what docker_ps shows (health_status arrives as
 # "health_status: healthy"; exec_* events, frequent with health checks, change nothing).
 PS_ACTIONS = frozenset(["create", "start", "die", "kill", "stop", "restart", "pause", "unpause",
@@ -133,12 +138,19 @@ class RefreshScheduler:
     more than ``workers - reserved`` workers at once; a thousand VMs connecting together must not
     delay the refresh of a container that just paused. A background key that gets an
     event-driven request meanwhile is served as event-driven (with both requests' kinds).
+
+    A key rests after each refresh for ``(1 / duty - 1)`` times the CPU time the refresh took on
+    its worker (5 times with the default sixth): a request meanwhile waits until then, so a
+    guest whose engine changes as fast as it is read holds at most ``duty`` of a core's time
+    for its refreshes (they took 40 % of a core before). An ordinary refresh takes a few
+    milliseconds of CPU, so its VM's next change waits a few more at most.
     """
 
     def __init__(self, refresh: Callable[[Hashable, FrozenSet[str]], None], workers: int = 4,
                  on_error: Optional[Callable[[Hashable, FrozenSet[str], BaseException], None]] = None,
                  name: str = "xscontainer-refresh", clock: Callable[[], float] = time.monotonic,
-                 reserved: Optional[int] = None) -> None:
+                 reserved: Optional[int] = None, cpu_clock: Callable[[], float] = thread_cpu_time,
+                 duty: float = 1.0 / 6) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         # Workers background work may not take (event-driven work may use all of them).
@@ -158,6 +170,13 @@ class RefreshScheduler:
         self._clock = clock
         self._delayed = []  # type: List[Tuple[float, int, Hashable, FrozenSet[str]]]  # a heap
         self._sequence = itertools.count()
+        if not 0 < duty <= 1:
+            raise ValueError("duty must be within (0, 1]")
+        self._cpu_clock = cpu_clock
+        self._rest_factor = 1.0 / duty - 1.0
+        self._rest_until = {}  # type: Dict[Hashable, float]  # keys that rest, until when
+        self._resting = []  # type: List[Tuple[float, int, Hashable]]  # a heap of queued keys resting
+        self._resting_keys = set()  # type: Set[Hashable]
 
     def start(self) -> "RefreshScheduler":
         with self._cond:
@@ -178,22 +197,50 @@ class RefreshScheduler:
         with self._cond:
             if self._stopping or not kinds:
                 return
-            self._enqueue(key, kinds, background)
-            self._cond.notify_all()
+            if self._enqueue(key, kinds, background):
+                self._cond.notify_all()
 
-    def _enqueue(self, key: Hashable, kinds: FrozenSet[str], background: bool) -> None:
-        """Mark and queue (the condition held)."""
+    def _enqueue(self, key: Hashable, kinds: FrozenSet[str], background: bool) -> bool:
+        """Mark and queue (the condition held); True when a worker may have something new to do
+        (most requests of a busy VM only join its pending refresh: waking every worker for each
+        of them cost more than the refreshes)."""
         queued = self._state.mark(key, kinds)
+        if queued and self._rests(key):
+            self._put_to_rest(key)
+            return True
+        resting = key in self._resting_keys
         if background:
-            if queued:
+            if queued and not resting:
                 self._background.append(key)
-            return
-        if key not in self._urgent:
-            self._urgent.add(key)
-            # Queued already as background (or not at all): now it is event-driven. A stale
-            # entry left in the background queue finds nothing to do (``begin`` is empty).
-            if queued or not self._state.is_running(key):
-                self._ready.append(key)
+            return queued
+        if key in self._urgent:
+            return False
+        self._urgent.add(key)
+        # Queued already as background (or not at all): now it is event-driven. A stale entry
+        # left in the background queue finds nothing to do (``begin`` is empty).
+        if (queued or not self._state.is_running(key)) and not resting:
+            self._ready.append(key)
+            return True
+        return False
+
+    def _rests(self, key: Hashable) -> bool:
+        until = self._rest_until.get(key)
+        if until is not None and until <= self._clock():
+            del self._rest_until[key]
+            return False
+        return until is not None
+
+    def _put_to_rest(self, key: Hashable) -> None:
+        heapq.heappush(self._resting, (self._rest_until[key], next(self._sequence), key))
+        self._resting_keys.add(key)
+
+    def _wake_rested(self, now: float) -> None:
+        """Queue the resting keys whose rest is over (the condition held)."""
+        while self._resting and self._resting[0][0] <= now:
+            _, _, key = heapq.heappop(self._resting)
+            if key in self._resting_keys:
+                self._resting_keys.discard(key)
+                (self._ready if key in self._urgent else self._background).append(key)
 
     def request_later(self, key: Hashable, kinds: Iterable[str], delay: float) -> None:
         """``request(key, kinds, background=True)`` in ``delay`` seconds (unless ``forget(key)``
@@ -212,6 +259,8 @@ class RefreshScheduler:
         with self._cond:
             self._state.forget(key)
             self._urgent.discard(key)
+            self._rest_until.pop(key, None)
+            self._resting_keys.discard(key)
             if any(entry[2] == key for entry in self._delayed):
                 self._delayed = [entry for entry in self._delayed if entry[2] != key]
                 heapq.heapify(self._delayed)
@@ -230,6 +279,7 @@ class RefreshScheduler:
             self._background.clear()
             self._urgent.clear()
             self._delayed = []
+            self._resting, self._resting_keys = [], set()
             self._cond.notify_all()
             threads = list(self._threads)
         for thread in threads:
@@ -246,11 +296,13 @@ class RefreshScheduler:
             while self._delayed and self._delayed[0][0] <= now:
                 _, _, key, kinds = heapq.heappop(self._delayed)
                 self._enqueue(key, kinds, True)
+            self._wake_rested(now)
             if self._ready:
                 return self._ready.popleft(), False
             if self._background and self._background_running < self._workers - self._reserved:
                 return self._background.popleft(), True
-            self._cond.wait(self._delayed[0][0] - now if self._delayed else None)
+            due = [heap[0][0] for heap in (self._delayed, self._resting) if heap]
+            self._cond.wait(min(due) - now if due else None)
         return None
 
     def _work(self) -> None:
@@ -269,6 +321,7 @@ class RefreshScheduler:
                     self._cond.notify_all()
                     continue
                 self._background_running += background
+            began = self._cpu_clock()
             try:
                 self._refresh(key, kinds)
             except Exception as exc:  # the worker must survive any refresh failure
@@ -280,11 +333,16 @@ class RefreshScheduler:
                 else:
                     LOG.warning("refresh of %s for %s failed: %s", ", ".join(sorted(kinds)), key, exc)
             finally:
+                spent = self._cpu_clock() - began
                 with self._cond:
                     self._background_running -= background
+                    if spent > 0 and self._rest_factor:
+                        self._rest_until[key] = self._clock() + spent * self._rest_factor
                     if self._state.finish(key) and not self._stopping:
                         # Requests came during the refresh: event-driven ones go first.
-                        if key in self._urgent:
+                        if self._rests(key):
+                            self._put_to_rest(key)
+                        elif key in self._urgent:
                             self._ready.append(key)
                         else:
                             self._background.append(key)

@@ -53,6 +53,11 @@ class MonitorOptions(NamedTuple):
     poll_timeout: float = 2.0  # event.from wait; bounds how long SIGTERM waits for the xapi loop
     backoff_initial: float = 0.5
     backoff_maximum: float = 30.0
+    # A VM's engine events read at most this fast once a burst came (docker compose starting 100
+    # services sends about 500 at once); beyond, the engine waits (issue 13: a flood cost 69 % of
+    # a core). Every event is still read, later.
+    events_per_second: float = 100.0
+    event_burst: int = 1000
     control_dir: str = CONTROL_DIR
     rrdd_socket: Optional[str] = None  # xcp-rrdd's socket: containers' metrics beside the VMs' (None: off)
     ssh_port: int = 22  # where the VMs' sshd listens (tests point it elsewhere)
@@ -73,6 +78,7 @@ class Services:
         self.clock = clock
         # Jitter: a thousand VMs that failed together (a network outage) do not retry together.
         self.backoff = {"initial": options.backoff_initial, "maximum": options.backoff_maximum, "jitter": 0.3}
+        self.event_rate = {"rate": options.events_per_second, "burst": options.event_burst}
         self.connect_slots = threading.BoundedSemaphore(options.max_concurrent_connects)
         self._pool_keys = pool_keys
         self._options = options

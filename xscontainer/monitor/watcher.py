@@ -11,7 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
-from xscontainer.backoff import Backoff
+from xscontainer.backoff import Backoff, RateLimit
 from xscontainer.consumerxml.state import ALL_KINDS, StartTimes, expected_state, may_change_start_time, render_values
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
@@ -44,6 +44,8 @@ class Watcher:
         self._alarm = FailureAlarm(services.warn_after, services.clock)
         self._backoff = Backoff(**services.backoff)
         self._write_backoff = Backoff(**services.backoff)
+        self._event_rate = RateLimit(clock=services.clock, **services.event_rate)
+        self._paced = False  # logged once per VM when its events first come faster than the rate
         self._status = {"vm": target.vm_uuid, "state": "connecting", "since": None,
                         "last_error": None, "last_error_code": None, "diagnosis": None,
                         "addresses": list(target.addresses), "docker_ps_note": None}  # type: Dict[str, Any]
@@ -113,6 +115,8 @@ class Watcher:
                                 self.start_times.invalidate(event.id)
                             self._expect(event)
                         services.scheduler.request(uuid, kinds)
+                    if not self._pace():
+                        break
                 if not self._stop.is_set():
                     raise XSContainerError("The engine closed its event stream.", code="ENGINE_NOT_ANSWERING")
             except XSContainerError as exc:
@@ -126,6 +130,19 @@ class Watcher:
                 self._failed(self._take_cause() or XSContainerError("%s: %s" % (type(exc).__name__, exc)))
             finally:
                 self._stream = None
+
+    def _pace(self) -> bool:
+        """Wait until the VM's event rate allows reading the next event; False once stopping."""
+        while not self._stop.is_set():
+            wait = self._event_rate.wait_time()
+            if not wait:
+                return True
+            if not self._paced:
+                self._paced = True
+                LOG.warning("VM %s: its engine sends more than %g events a second; they are read no faster",
+                            self.target.vm_uuid, self._services.event_rate["rate"])
+            self._stop.wait(wait)
+        return False
 
     def _take_cause(self) -> Optional[XSContainerError]:
         with self._state_lock:
