@@ -23,13 +23,18 @@ def this_host_ref(session: "XenAPI.Session", host_uuid: str) -> str:
     return session.xenapi.host.get_by_uuid(host_uuid)
 
 
-def vm_ref_by_uuid(session: "XenAPI.Session", vm_uuid: str) -> str:
+def _ref_by_uuid(session: "XenAPI.Session", cls: str, uuid: str) -> str:
+    """The ref of the ``cls`` object with ``uuid``; NotFound (``VM_NOT_FOUND``, ...) when none has."""
     try:
-        return session.xenapi.VM.get_by_uuid(vm_uuid)
+        return getattr(session.xenapi, cls).get_by_uuid(uuid)
     except XenAPI.Failure as exc:
         if exc.details[0] == "UUID_INVALID":
-            raise NotFound("No VM has uuid %s." % vm_uuid, code="VM_NOT_FOUND") from exc
+            raise NotFound("No %s has uuid %s." % (cls, uuid), code=cls + "_NOT_FOUND") from exc
         raise
+
+
+def vm_ref_by_uuid(session: "XenAPI.Session", vm_uuid: str) -> str:
+    return _ref_by_uuid(session, "VM", vm_uuid)
 
 
 def host_of_vm(session: "XenAPI.Session", vm_ref: str) -> Optional[str]:
@@ -51,21 +56,11 @@ def host_seeing_sr(session: "XenAPI.Session", sr_ref: str, preferred: str) -> Op
 
 
 def sr_ref_by_uuid(session: "XenAPI.Session", sr_uuid: str) -> str:
-    try:
-        return session.xenapi.SR.get_by_uuid(sr_uuid)
-    except XenAPI.Failure as exc:
-        if exc.details[0] == "UUID_INVALID":
-            raise NotFound("No SR has uuid %s." % sr_uuid, code="SR_NOT_FOUND") from exc
-        raise
+    return _ref_by_uuid(session, "SR", sr_uuid)
 
 
 def vdi_sr_ref(session: "XenAPI.Session", vdi_uuid: str) -> str:
-    try:
-        return session.xenapi.VDI.get_SR(session.xenapi.VDI.get_by_uuid(vdi_uuid))
-    except XenAPI.Failure as exc:
-        if exc.details[0] == "UUID_INVALID":
-            raise NotFound("No VDI has uuid %s." % vdi_uuid, code="VDI_NOT_FOUND") from exc
-        raise
+    return session.xenapi.VDI.get_SR(_ref_by_uuid(session, "VDI", vdi_uuid))
 
 
 def describe_host(session: "XenAPI.Session", host_ref: str) -> str:
