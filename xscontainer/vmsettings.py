@@ -7,6 +7,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 import XenAPI
 
+from xscontainer.digits import ascii_digits
 from xscontainer.errors import InvalidArgument, NotFound, XapiError
 from xscontainer.xapi import NULL_REF
 
@@ -39,14 +40,9 @@ class VmSettings(NamedTuple):
         return self.addresses[0] if self.addresses else None
 
 
-def _ascii_digits(text: str) -> bool:
-    """Guest-reported text: ``str.isdigit`` would accept "²", which ``int`` refuses."""
-    return bool(text) and all("0" <= c <= "9" for c in text)
-
-
 def _canonical_octet(text: str) -> bool:
     """0..255 written without leading zeros (some resolvers read "010" as octal 8)."""
-    return _ascii_digits(text) and len(text) <= 3 and int(text) < 256 and str(int(text)) == text
+    return ascii_digits(text) and len(text) <= 3 and int(text) < 256 and str(int(text)) == text
 
 
 def choose_addresses(networks: Dict[str, str]) -> List[str]:
@@ -56,7 +52,7 @@ def choose_addresses(networks: Dict[str, str]) -> List[str]:
     stable."""
     def sort_key(key: str):
         parts = key.split("/")
-        return [int(p) if _ascii_digits(p) else 0 for p in parts], key
+        return [int(p) if ascii_digits(p) else 0 for p in parts], key
 
     seen = []  # type: List[str]
     for key in sorted(networks, key=sort_key):
