@@ -11,18 +11,17 @@ import threading
 import xmlrpc.client
 from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
 
-import XenAPI
-
 from xscontainer.backoff import backoff_delay
 from xscontainer.errors import XapiError
 from xscontainer.monitor.view import CLASSES, Target, XapiView, orphaned_tls_secrets
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.inventory import this_host_uuid
 from xscontainer.xapi.session import TRANSPORT_ERRORS, close_session
 
 LOG = logging.getLogger(__name__)
 # Whatever xapi (or its absence) does to a call: the loop reconnects. Anything else is a bug of
 # ours and ends run() with the exception, so that the service exits non-zero and is restarted.
-XAPI_ERRORS = TRANSPORT_ERRORS + (XenAPI.Failure, XapiError)
+XAPI_ERRORS = TRANSPORT_ERRORS + (Failure, XapiError)
 
 
 def checked_batch(batch: Any) -> Dict[str, Any]:
@@ -43,7 +42,7 @@ def _nothing() -> Iterator[None]:
 class HostMonitor:
     """Owns the watcher threads; ``run`` returns once ``stop()`` was called and all are joined."""
 
-    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], start_watcher: Callable,
+    def __init__(self, session_factory: Callable[[], Session], start_watcher: Callable,
                  inventory_path: Optional[str] = None, poll_timeout: float = 5.0,
                  retry_initial: float = 0.5, retry_maximum: float = 10.0, on_pool_change: Optional[Callable[[], None]] = None,
                  cleanup_secrets: Optional[Callable] = None,
@@ -62,7 +61,7 @@ class HostMonitor:
         self._watchers = {}  # type: Dict[str, object]
         self._lock = threading.Lock()
         self._view = XapiView()
-        self._session = None  # type: Optional[XenAPI.Session]
+        self._session = None  # type: Optional[Session]
         self.connected = threading.Event()
 
     # -- public --------------------------------------------------------------------------
