@@ -366,33 +366,3 @@ class ResponseParser(object):
         if self._state == "length":
             return self._remaining
         return None
-
-
-def parse_response(raw: bytes, method: str = "GET") -> Tuple[ResponseHead, bytes]:
-    """Parse one complete response (the connection closed after ``raw``)."""
-    parser = ResponseParser(method)
-    parser.feed(raw)
-    parser.feed_eof()
-    head = None  # type: Optional[ResponseHead]
-    body = []  # type: List[bytes]
-    while True:
-        event = parser.next_event()
-        if isinstance(event, ResponseHead):
-            head = event
-        elif isinstance(event, bytes):
-            body.append(event)
-        elif event is END:
-            break
-        else:  # pragma: no cover - EOF fed, the parser never needs data
-            raise _protocol_error("incomplete response")
-    assert head is not None
-    return head, b"".join(body)
-
-
-def decode_chunked(raw: bytes) -> bytes:
-    """Decode a complete chunked body (must end with the last chunk)."""
-    decoder = ChunkedDecoder()
-    out = b"".join(decoder.feed(raw))
-    if not decoder.done:
-        raise _protocol_error("chunked body ends before the last chunk")
-    return out
