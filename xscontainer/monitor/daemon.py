@@ -8,10 +8,9 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-import xmlrpc.client
 from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
 
-from xscontainer.backoff import backoff_delay
+from xscontainer.backoff import Backoff
 from xscontainer.errors import XapiError
 from xscontainer.monitor.view import CLASSES, Target, XapiView, orphaned_tls_secrets
 from xscontainer.xapi import Failure, Session
@@ -52,7 +51,7 @@ class HostMonitor:
         self._start_watcher = start_watcher  # (Target) -> watcher with .stop(remove_keys) and .target
         self._inventory_path = inventory_path
         self._poll_timeout = poll_timeout
-        self._retry = (retry_initial, retry_maximum)
+        self._retry = Backoff(retry_initial, retry_maximum)
         self._on_pool_change = on_pool_change
         self._cleanup_secrets = cleanup_secrets
         self._on_vm_changes = on_vm_changes  # (refs of VMs a batch changed), after reconcile
@@ -66,18 +65,16 @@ class HostMonitor:
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> None:
-        failures = 0
         try:
             while not self._stop.is_set():
                 try:
                     self._follow_xapi()
-                    failures = 0
+                    self._retry.reset()
                 except XAPI_ERRORS as exc:
                     if self.connected.is_set():
-                        failures = 0  # it worked until now: a new incident, retry soon
+                        self._retry.reset()  # it worked until now: a new incident, retry soon
                     self.connected.clear()
-                    delay = backoff_delay(failures, *self._retry)
-                    failures += 1
+                    delay = self._retry.next_delay()
                     LOG.warning("xapi connection lost (%s: %s); retrying in %.1fs, watchers kept",
                                 type(exc).__name__, exc, delay)
                     self._stop.wait(delay)
