@@ -4,13 +4,16 @@ stream splitter with literal inputs."""
 
 import os
 import socket
+import sys
 import tempfile
+import threading
+import time
 
 import pytest
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool
-from xscontainer.engine.streams import JsonStreamSplitter
+from xscontainer.engine.streams import JsonStreamSplitter, decode_json_body
 from xscontainer.errors import EngineError
 from xscontainer.transport.stream import SocketStream
 
@@ -146,3 +149,65 @@ def test_one_byte_chunks_through_the_client_give_the_same_answer(engine_answerin
     assert len(client.containers()) == 200  # and the connection is reusable afterwards
     assert client.server.connections == 1
     client.close()
+
+
+class Ticker:
+    """A thread that wakes every millisecond (as a watcher waiting on its socket does) and, each
+    time it gets the GIL, counts whether the main thread was in the middle of decoding JSON."""
+
+    def __init__(self):
+        self.mid_decode = 0
+        self.count = 0
+        self._main = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.count += 1
+            self.mid_decode += self._main_is_decoding()
+            time.sleep(0.001)
+
+    def _main_is_decoding(self):
+        frame = sys._current_frames().get(self._main)
+        while frame is not None:
+            if frame.f_code.co_filename.endswith(os.path.join("json", "decoder.py")):
+                return True
+            frame = frame.f_back
+        return False
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
+LARGE_LIST = (b"[" + b",".join(
+    b'{"Id": "%064d", "Names": ["/web%d"], "Image": "nginx", "State": "running", "Status": "Up 2 hours",'
+    b' "Labels": {"com.example.a": "1", "com.example.b": "%d"}, "Ports": [{"PrivatePort": 80, "Type": "tcp"}],'
+    b' "Mounts": [], "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}}}' % (i, i, i)
+    for i in range(30000)) + b"]")
+
+
+@pytest.mark.parametrize("text", [LARGE_LIST, b"\n " + LARGE_LIST + b" \r\n"], ids=["bare", "spaced"])
+def test_decoding_a_large_list_lets_the_other_threads_run(text):
+    # json.loads holds the GIL for the whole of a large list (0.2-0.5 s for a guest's 12 MB
+    # container list), and every other VM's watcher waits meanwhile (issue 13).
+    ticker = Ticker()
+    try:
+        while ticker.count < 3:  # it runs
+            time.sleep(0.001)
+        value = decode_json_body(text)
+    finally:
+        ticker.stop()
+    assert len(value) == 30000 and value[29999]["Labels"]["com.example.b"] == "29999"
+    # Holding the GIL throughout, the decoder is never seen at work by another thread.
+    assert ticker.mid_decode >= 10, "another thread ran %d times in the middle of the decoding" % ticker.mid_decode
+
+
+@pytest.mark.parametrize("tail", [b",]", b"] x", b"]]", b"}", b" 1]", b""])
+def test_a_large_list_is_refused_as_json_refuses_it(tail):
+    body = LARGE_LIST[:-1] + tail
+    with pytest.raises(EngineError) as info:
+        decode_json_body(body)
+    assert info.value.code == "ENGINE_PROTOCOL_ERROR"
