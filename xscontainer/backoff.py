@@ -5,9 +5,11 @@ pace kept with a peer that sends too much (``RateLimit``, a VM's event stream)."
 
 import random
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from xscontainer.errors import ConnectionFailure
+
+T = TypeVar("T")
 
 
 def backoff_delay(attempt: int, initial: float = 0.5, maximum: float = 30.0, factor: float = 2.0,
@@ -81,6 +83,16 @@ class BackoffGate(object):
         if self._last is not None and self._clock() < self._retry_at:
             raise ConnectionFailure(self._last.message, code=self._last.code, backoff=True,
                                     **self._last.details)
+
+    def attempt(self, connect: Callable[[], T]) -> T:
+        """``connect()`` unless the back-off period runs (``check``); a ConnectionFailure it
+        raises counts as a failure. The caller says ``succeeded()`` once the connection is its."""
+        self.check()
+        try:
+            return connect()
+        except ConnectionFailure as exc:
+            self.failed(exc)
+            raise
 
     def failed(self, error: ConnectionFailure) -> None:
         self._last = error

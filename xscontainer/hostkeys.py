@@ -17,10 +17,9 @@ import logging
 import struct
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
-import XenAPI
-
 from xscontainer.errors import ConnectionFailure, XapiError
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
 from xscontainer.xapi.session import SessionSource
 
@@ -195,7 +194,7 @@ class XapiHostKeyPin(object):
         try:
             with self._sessions() as session:
                 return pin_state(self.vm_uuid, session.xenapi.VM.get_other_config(self._vm(session)))
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             raise XapiError("Cannot read the pinned SSH host key of VM %s: %s"
                             % (self.vm_uuid, exc.details)) from exc
 
@@ -208,10 +207,10 @@ class XapiHostKeyPin(object):
         try:
             with self._sessions() as session:
                 self._pin(session, offered)
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             raise XapiError("Cannot pin the SSH host key of VM %s: %s" % (self.vm_uuid, exc.details)) from exc
 
-    def _pin(self, session: "XenAPI.Session", offered: str) -> None:
+    def _pin(self, session: Session, offered: str) -> None:
         api = session.xenapi
         others = pinned_elsewhere(self.vm_uuid, offered, api.VM.get_all_records())
         if others:
@@ -234,7 +233,7 @@ class XapiHostKeyPin(object):
         try:
             with self._sessions() as session:
                 add_map_key_if_absent(session.xenapi.VM, self._vm(session), HOSTKEY_VM_KEY, self.vm_uuid)
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             raise XapiError("Cannot record the VM of the SSH host key of VM %s: %s"
                             % (self.vm_uuid, exc.details)) from exc
 

@@ -10,11 +10,11 @@ import threading
 import time
 from typing import NamedTuple, Optional
 
-import XenAPI
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from xscontainer.errors import XapiError
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.maps import add_map_key_if_absent, set_map_key
 from xscontainer.xapi.session import SessionSource
 
@@ -56,18 +56,18 @@ def public_line_from_private(private_pem: str, comment: str = KEY_COMMENT) -> st
     return "%s %s" % (public, comment)
 
 
-def _pool_ref(session: "XenAPI.Session") -> str:
+def _pool_ref(session: Session) -> str:
     return session.xenapi.pool.get_all()[0]
 
 
-def _secret_value(session: "XenAPI.Session", uuid: str) -> Optional[str]:
+def _secret_value(session: Session, uuid: str) -> Optional[str]:
     try:
         return session.xenapi.secret.get_value(session.xenapi.secret.get_by_uuid(uuid))
-    except XenAPI.Failure:
+    except Failure:
         return None
 
 
-def read_pool_keypair(session: "XenAPI.Session") -> Optional[PoolKeyPair]:
+def read_pool_keypair(session: Session) -> Optional[PoolKeyPair]:
     """The pool's key pair, or None when the pool has none yet."""
     config = session.xenapi.pool.get_other_config(_pool_ref(session))
     private_uuid = config.get(PRIVATE_KEY_ENTRY)
@@ -86,19 +86,19 @@ def read_pool_keypair(session: "XenAPI.Session") -> Optional[PoolKeyPair]:
     return PoolKeyPair(private, public.strip())
 
 
-def _create_secret(session: "XenAPI.Session", value: str) -> str:
+def _create_secret(session: Session, value: str) -> str:
     ref = session.xenapi.secret.create({"value": value, "other_config": {}})
     return session.xenapi.secret.get_uuid(ref)
 
 
-def _destroy_secret(session: "XenAPI.Session", uuid: str) -> None:
+def _destroy_secret(session: Session, uuid: str) -> None:
     try:
         session.xenapi.secret.destroy(session.xenapi.secret.get_by_uuid(uuid))
-    except XenAPI.Failure:
+    except Failure:
         pass
 
 
-def ensure_pool_keypair(session: "XenAPI.Session") -> PoolKeyPair:
+def ensure_pool_keypair(session: Session) -> PoolKeyPair:
     """Return the pool's key pair, creating it when the pool has none."""
     existing = read_pool_keypair(session)
     if existing is not None:

@@ -6,7 +6,6 @@ import datetime
 import ipaddress
 from typing import List, NamedTuple
 
-import XenAPI
 from cryptography import x509
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import hashes, serialization
@@ -15,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from xscontainer.errors import ConnectionFailure
 from xscontainer.vmsettings import TLS_CA_CERT_KEY, TLS_CLIENT_CERT_KEY, TLS_CLIENT_KEY_KEY, VmSettings
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.session import SessionSource
 
 
@@ -94,7 +94,7 @@ def read_client_tls(sessions: SessionSource, settings: VmSettings) -> ClientTls:
             uuid = settings.tls_secrets[key]
             try:
                 values[key] = session.xenapi.secret.get_value(session.xenapi.secret.get_by_uuid(uuid))
-            except XenAPI.Failure as exc:
+            except Failure as exc:
                 raise ConnectionFailure(
                     "VM %s: other-config:%s names secret %s, which does not exist; run "
                     "xscontainer-prepare-vm --mode tls again." % (settings.vm_uuid, key, uuid),
@@ -102,7 +102,7 @@ def read_client_tls(sessions: SessionSource, settings: VmSettings) -> ClientTls:
     return ClientTls(values[TLS_CA_CERT_KEY], values[TLS_CLIENT_CERT_KEY], values[TLS_CLIENT_KEY_KEY])
 
 
-def store_client_tls(session: "XenAPI.Session", vm_uuid: str, bundle: TlsBundle) -> None:
+def store_client_tls(session: Session, vm_uuid: str, bundle: TlsBundle) -> None:
     """Store the client side of ``bundle`` as secrets and name them in the VM's other_config
     (key by key); replaced secrets are destroyed."""
     from xscontainer.xapi.maps import set_map_key
@@ -116,5 +116,5 @@ def store_client_tls(session: "XenAPI.Session", vm_uuid: str, bundle: TlsBundle)
         if old.get(key):
             try:
                 api.secret.destroy(api.secret.get_by_uuid(old[key]))
-            except XenAPI.Failure:
+            except Failure:
                 pass

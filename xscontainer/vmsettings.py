@@ -5,10 +5,9 @@
 
 from typing import Dict, List, NamedTuple, Optional
 
-import XenAPI
-
+from xscontainer.digits import ascii_digits
 from xscontainer.errors import InvalidArgument, NotFound, XapiError
-from xscontainer.xapi import NULL_REF
+from xscontainer.xapi import Failure, NULL_REF, Session
 
 USERNAME_KEY = "xscontainer-username"
 MODE_KEY = "xscontainer-mode"
@@ -39,14 +38,9 @@ class VmSettings(NamedTuple):
         return self.addresses[0] if self.addresses else None
 
 
-def _ascii_digits(text: str) -> bool:
-    """Guest-reported text: ``str.isdigit`` would accept "²", which ``int`` refuses."""
-    return bool(text) and all("0" <= c <= "9" for c in text)
-
-
 def _canonical_octet(text: str) -> bool:
     """0..255 written without leading zeros (some resolvers read "010" as octal 8)."""
-    return _ascii_digits(text) and len(text) <= 3 and int(text) < 256 and str(int(text)) == text
+    return ascii_digits(text) and len(text) <= 3 and int(text) < 256 and str(int(text)) == text
 
 
 def choose_addresses(networks: Dict[str, str]) -> List[str]:
@@ -56,7 +50,7 @@ def choose_addresses(networks: Dict[str, str]) -> List[str]:
     stable."""
     def sort_key(key: str):
         parts = key.split("/")
-        return [int(p) if _ascii_digits(p) else 0 for p in parts], key
+        return [int(p) if ascii_digits(p) else 0 for p in parts], key
 
     seen = []  # type: List[str]
     for key in sorted(networks, key=sort_key):
@@ -85,11 +79,11 @@ def settings_from_records(vm_uuid: str, vm_ref: str, other_config: Dict[str, str
                       other_config.get(HOSTKEY_KEY) or None, tls)
 
 
-def read_vm_settings(session: "XenAPI.Session", vm_uuid: str) -> VmSettings:
+def read_vm_settings(session: Session, vm_uuid: str) -> VmSettings:
     api = session.xenapi
     try:
         vm_ref = api.VM.get_by_uuid(vm_uuid)
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         raise NotFound("There is no VM with uuid %s." % vm_uuid, code="VM_NOT_FOUND") from exc
     try:
         other_config = api.VM.get_other_config(vm_ref)
@@ -98,9 +92,9 @@ def read_vm_settings(session: "XenAPI.Session", vm_uuid: str) -> VmSettings:
         if metrics and metrics != NULL_REF:
             try:
                 networks = api.VM_guest_metrics.get_networks(metrics)
-            except XenAPI.Failure as exc:
+            except Failure as exc:
                 if exc.details[0] != "HANDLE_INVALID":
                     raise
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         raise XapiError("Cannot read the settings of VM %s: %s" % (vm_uuid, exc.details)) from exc
     return settings_from_records(vm_uuid, vm_ref, other_config, networks)

@@ -69,3 +69,27 @@ def test_the_gate_follows_the_schedule_up_to_its_cap_and_a_success_resets_it():
     assert gate.failures == 0
     gate.failed(ConnectionFailure("down"))
     assert gate.retry_at - now[0] == 1
+
+
+def test_an_attempt_through_the_gate_counts_its_connection_failure_and_nothing_else():
+    now = [1000.0]
+    gate = BackoffGate(lambda: now[0])
+    assert gate.attempt(lambda: "stream") == "stream"
+    assert gate.failures == 0
+
+    def refused():
+        raise ConnectionFailure("refused", code="VM_UNREACHABLE")
+    with pytest.raises(ConnectionFailure) as raised:
+        gate.attempt(refused)
+    assert raised.value.details == {} and gate.failures == 1
+    calls = []
+    with pytest.raises(ConnectionFailure) as raised:
+        gate.attempt(lambda: calls.append(1))  # inside the delay: not even tried
+    assert calls == [] and raised.value.details == {"backoff": True}
+    now[0] += 0.5
+
+    def broken():
+        raise ValueError("a bug, not the VM")
+    with pytest.raises(ValueError):
+        gate.attempt(broken)
+    assert gate.failures == 1

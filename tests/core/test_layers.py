@@ -19,8 +19,8 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(xscontainer.__file__))
 # layer, and parts of its own layer unless the layer is marked independent.
 LAYERS = (
     # Pure helpers: no xapi, no sockets of ours.
-    ("pure", False, {"xscontainer", "errors", "exitcodes", "xmltext", "jsonbound", "logfile", "backoff",
-                     "packaging", "vendorpath"}),
+    ("pure", False, {"xscontainer", "errors", "exitcodes", "xmltext", "jsonbound", "digits", "logfile",
+                     "backoff", "packaging", "vendorpath"}),
     # The xapi boundary, and our product's records and rules kept in xapi: settings, pins, pool
     # keys, secrets, which VMs are monitored, the wire rules of a call to our plugin.
     ("xapi", False, {"xapi", "vmsettings", "hostkeys", "poolkeys", "tlscerts", "monitorpolicy", "plugincall"}),

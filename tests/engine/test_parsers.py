@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xscontainer.engine.httpparse import (END, NEED_DATA, ChunkedDecoder, ResponseHead, ResponseParser,
-                                          decode_chunked, keeps_alive, parse_head, parse_response)
+                                          keeps_alive, parse_head)
 from xscontainer.engine.streams import (JsonStreamSplitter, LogFrameDemuxer, demux_logs, frame,
                                         parse_container_event)
 from xscontainer.errors import EngineError
@@ -36,6 +36,19 @@ def run_parser(pieces, method="GET", eof=False):
             else:
                 break
     return head, b"".join(body), ended, parser
+
+
+def parse_response(raw):
+    """One complete response, the connection closed after it: its head and body."""
+    head, body, ended, _ = run_parser([raw], eof=True)
+    assert ended
+    return head, body
+
+
+def decode_chunked(raw):
+    """A chunked body through one ChunkedDecoder: the bytes, and whether the last chunk came."""
+    decoder = ChunkedDecoder()
+    return b"".join(decoder.feed(raw)), decoder.done
 
 
 def split_at(data, cuts):
@@ -140,10 +153,12 @@ def test_trailing_bytes_are_reported():
     assert ended and parser.trailing == b"EXTRA"
 
 
-def test_decode_chunked_requires_last_chunk():
-    assert decode_chunked(b"3\r\nabc\r\n0\r\n\r\n") == b"abc"
-    with pytest.raises(EngineError):
-        decode_chunked(b"3\r\nabc\r\n")
+def test_a_chunked_body_requires_the_last_chunk():
+    assert decode_chunked(b"3\r\nabc\r\n0\r\n\r\n") == (b"abc", True)
+    assert decode_chunked(b"3\r\nabc\r\n") == (b"abc", False)
+    with pytest.raises(EngineError) as info:
+        run_parser([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"], eof=True)
+    assert info.value.code == "ENGINE_PROTOCOL_ERROR"
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -276,4 +291,4 @@ def test_chunk_lines_and_trailers_are_bounded():
         decode_chunked(b"1;" + b"x" * 2000 + b"\r\nx\r\n0\r\n\r\n")
     with pytest.raises(EngineError):
         decode_chunked(b"0\r\n" + b"X-T: y\r\n" * 10000 + b"\r\n")
-    assert decode_chunked(b"1;ext=1\r\nx\r\n 2 \r\nyz\r\n0\r\nX-T: y\r\n\r\n") == b"xyz"
+    assert decode_chunked(b"1;ext=1\r\nx\r\n 2 \r\nyz\r\n0\r\nX-T: y\r\n\r\n") == (b"xyz", True)

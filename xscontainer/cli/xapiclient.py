@@ -3,35 +3,32 @@
 
 from typing import Dict, List, Optional
 
-import XenAPI
-
 from xscontainer.cli.failures import from_xapi_failure
 from xscontainer.cli.model import Named, VmInfo
 from xscontainer.errors import XapiError, XSContainerError
 from xscontainer.hostkeys import fingerprint, pin_state
 from xscontainer.plugincall import PLUGIN_NAME, forwarding_error
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MODE_KEY
-from xscontainer.xapi import NULL_REF
+from xscontainer.xapi import Failure, NULL_REF, Session
 from xscontainer.xapi.maps import remove_map_key, set_map_key
-
 
 
 class PoolClient:
     """One logged-in session's view of the pool. Not thread-safe (one session, one connection)."""
 
-    def __init__(self, session: "XenAPI.Session") -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
         self._api = session.xenapi
         self._hosts = None  # type: Optional[Dict[str, Dict[str, str]]]
 
     @property
-    def session(self) -> "XenAPI.Session":
+    def session(self) -> Session:
         return self._session
 
     def _xapi(self, doing: str, call, *args):
         try:
             return call(*args)
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             raise from_xapi_failure(exc.details, doing) from exc
         except OSError as exc:
             raise XapiError("The connection to xapi broke while %s: %s" % (doing, exc),

@@ -4,10 +4,8 @@
 import logging
 from typing import Any, Dict, List, Optional, Tuple
 
-import XenAPI
-
 from xscontainer.errors import ConfigDriveError
-from xscontainer.xapi import NULL_REF
+from xscontainer.xapi import Failure, NULL_REF, Session
 
 LOG = logging.getLogger(__name__)
 
@@ -27,7 +25,7 @@ _XAPI_CODES = {
 }
 
 
-def translate_failure(exc: "XenAPI.Failure", doing: str) -> ConfigDriveError:
+def translate_failure(exc: Failure, doing: str) -> ConfigDriveError:
     details = list(exc.details or [])
     code = _XAPI_CODES.get(details[0] if details else "", "XAPI_ERROR")
     return ConfigDriveError("xapi refused to %s: %s" % (doing, " ".join(str(d) for d in details)),
@@ -41,7 +39,7 @@ def _is_true(value: Optional[str]) -> bool:
 class MadeSoFar:
     """What one create_config_drive call has made, so a failure can remove exactly that."""
 
-    def __init__(self, session: "XenAPI.Session", vm_uuid: str) -> None:
+    def __init__(self, session: Session, vm_uuid: str) -> None:
         self.session = session
         self.vm_uuid = vm_uuid
         self.vdi = None  # type: Optional[str]
@@ -54,18 +52,18 @@ class MadeSoFar:
                 if api.VBD.get_currently_attached(self.vbd):
                     api.VBD.unplug(self.vbd)
                 api.VBD.destroy(self.vbd)
-            except XenAPI.Failure as exc:
+            except Failure as exc:
                 LOG.error("VM %s: cannot remove the new config drive VBD %s: %s", self.vm_uuid,
                           self.vbd, exc.details)
         if self.vdi is not None:
             try:
                 api.VDI.destroy(self.vdi)
-            except XenAPI.Failure as exc:
+            except Failure as exc:
                 LOG.error("VM %s: cannot remove the new config drive VDI %s: %s", self.vm_uuid,
                           self.vdi, exc.details)
 
 
-def create_vdi(session: "XenAPI.Session", sr_ref: str, vm_uuid: str, size: int) -> str:
+def create_vdi(session: Session, sr_ref: str, vm_uuid: str, size: int) -> str:
     record = {
         "name_label": CONFIG_DRIVE_NAME,
         "name_description": "Cloud-config drive of VM %s, made by xscontainer" % vm_uuid,
@@ -81,16 +79,16 @@ def create_vdi(session: "XenAPI.Session", sr_ref: str, vm_uuid: str, size: int) 
     }
     try:
         return session.xenapi.VDI.create(record)
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         raise translate_failure(exc, "create the config drive disk") from exc
 
 
-def create_vbd(session: "XenAPI.Session", vm_ref: str, vdi_ref: str) -> str:
+def create_vbd(session: Session, vm_ref: str, vdi_ref: str) -> str:
     used = set()
     for vbd in session.xenapi.VM.get_VBDs(vm_ref):
         try:
             used.add(session.xenapi.VBD.get_userdevice(vbd))
-        except XenAPI.Failure:
+        except Failure:
             continue
     record = {
         "VM": vm_ref, "VDI": vdi_ref, "device": "", "bootable": False, "mode": "RO",
@@ -104,7 +102,7 @@ def create_vbd(session: "XenAPI.Session", vm_ref: str, vdi_ref: str) -> str:
         record["userdevice"] = str(number)
         try:
             return session.xenapi.VBD.create(record)
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             if exc.details and exc.details[0] == "DEVICE_ALREADY_EXISTS":
                 continue  # someone took it since we looked: try the next one
             if exc.details and exc.details[0] == "INVALID_DEVICE":
@@ -114,7 +112,7 @@ def create_vbd(session: "XenAPI.Session", vm_ref: str, vdi_ref: str) -> str:
                            code="NO_FREE_DEVICE")
 
 
-def config_drives_of(session: "XenAPI.Session", vm_ref: str,
+def config_drives_of(session: Session, vm_ref: str,
                       exclude_vbd: Optional[str]) -> List[Tuple[str, Dict[str, Any]]]:
     """(VBD ref, VBD record) of every config drive of the VM but ``exclude_vbd``."""
     api = session.xenapi
@@ -127,14 +125,14 @@ def config_drives_of(session: "XenAPI.Session", vm_ref: str,
             marked = _is_true(record.get("other_config", {}).get(CONFIG_DRIVE_KEY))
             if not marked and record.get("VDI", NULL_REF) != NULL_REF and not record.get("empty"):
                 marked = _is_true(api.VDI.get_other_config(record["VDI"]).get(CONFIG_DRIVE_KEY))
-        except XenAPI.Failure:
+        except Failure:
             continue  # removed meanwhile
         if marked:
             result.append((vbd, record))
     return result
 
 
-def remove_drive(session: "XenAPI.Session", vm_uuid: str, vbd: str, record: Dict[str, Any]) -> None:
+def remove_drive(session: Session, vm_uuid: str, vbd: str, record: Dict[str, Any]) -> None:
     api = session.xenapi
     if record.get("currently_attached"):
         api.VBD.unplug(vbd)

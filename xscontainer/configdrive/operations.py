@@ -9,8 +9,6 @@ import logging
 import os
 from typing import Any, Dict, Optional, Tuple
 
-import XenAPI
-
 from xscontainer import hostkeys
 from xscontainer.configdrive import guestformats, iso, render, transfer
 from xscontainer.configdrive.disks import (MadeSoFar, config_drives_of, create_vbd, create_vdi, remove_drive,
@@ -18,6 +16,7 @@ from xscontainer.configdrive.disks import (MadeSoFar, config_drives_of, create_v
 from xscontainer.errors import ConfigDriveError
 from xscontainer.poolkeys import PoolKeyPair, ensure_pool_keypair, generate_keypair
 from xscontainer.vmsettings import HOSTKEY_FINGERPRINT_KEY, HOSTKEY_KEY, HOSTKEY_VM_KEY, MONITOR_KEY
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
 
 LOG = logging.getLogger(__name__)
@@ -44,11 +43,11 @@ def package_template_path() -> str:
                         "data", "cloud-config.template")
 
 
-def _pool_ref(session: "XenAPI.Session") -> str:
+def _pool_ref(session: Session) -> str:
     return session.xenapi.pool.get_all()[0]
 
 
-def hin_enabled(session: "XenAPI.Session") -> bool:
+def hin_enabled(session: Session) -> bool:
     config = session.xenapi.pool.get_other_config(_pool_ref(session))
     return render.is_true_word(config.get(HIN_PREFERENCE_KEY))
 
@@ -66,7 +65,7 @@ def load_template(override_path: Optional[str] = CLOUD_CONFIG_OVERRIDE_PATH,
                                code="TEMPLATE_UNREADABLE") from exc
 
 
-def get_config_drive_default(session: "XenAPI.Session", template_uuid: Optional[str] = None,
+def get_config_drive_default(session: Session, template_uuid: Optional[str] = None,
                              override_path: Optional[str] = CLOUD_CONFIG_OVERRIDE_PATH,
                              package_path: Optional[str] = None) -> str:
     """The default configuration offered for a new VM (``template_uuid`` is accepted, as by the
@@ -74,29 +73,29 @@ def get_config_drive_default(session: "XenAPI.Session", template_uuid: Optional[
     text, source = load_template(override_path, package_path)
     try:
         enabled = hin_enabled(session)
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         raise translate_failure(exc, "read the pool's configuration") from exc
     return render.default_template_text(text, enabled, source)
 
 
-def _lookup(session: "XenAPI.Session", cls: str, uuid: str) -> Tuple[str, Dict[str, Any]]:
+def _lookup(session: Session, cls: str, uuid: str) -> Tuple[str, Dict[str, Any]]:
     """(ref, record) of the ``cls`` object with that uuid (``VM`` or ``SR``)."""
     api = getattr(session.xenapi, cls)
     try:
         ref = api.get_by_uuid(uuid)
         return ref, api.get_record(ref)
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
             raise ConfigDriveError("There is no %s with uuid %s." % (cls, uuid), code="%s_NOT_FOUND" % cls,
                                    **{cls.lower() + "_uuid": uuid}) from exc
         raise translate_failure(exc, "look up %s %s" % (cls, uuid)) from exc
 
 
-def _vm(session: "XenAPI.Session", vm_uuid: str) -> Tuple[str, Dict[str, Any]]:
+def _vm(session: Session, vm_uuid: str) -> Tuple[str, Dict[str, Any]]:
     return _lookup(session, "VM", vm_uuid)
 
 
-def _sr(session: "XenAPI.Session", sr_uuid: str) -> Tuple[str, Dict[str, Any]]:
+def _sr(session: Session, sr_uuid: str) -> Tuple[str, Dict[str, Any]]:
     return _lookup(session, "SR", sr_uuid)
 
 
@@ -134,13 +133,13 @@ def _check_sr(sr_uuid: str, sr: Dict[str, Any], size: int) -> None:
                                code="SR_FULL", sr_uuid=sr_uuid)
 
 
-def _hin_device(session: "XenAPI.Session", vm: Dict[str, Any]) -> Optional[str]:
+def _hin_device(session: Session, vm: Dict[str, Any]) -> Optional[str]:
     networks = session.xenapi.network.get_all_records()
     vifs = []
     for vif in vm.get("VIFs", []):
         try:
             vifs.append(session.xenapi.VIF.get_record(vif))
-        except XenAPI.Failure:
+        except Failure:
             continue  # removed meanwhile
     return render.hin_device_of(vifs, networks)
 
@@ -161,7 +160,7 @@ def _new_host_key(vm_uuid: str, hostname: str) -> guestformats.HostKey:
     return guestformats.HostKey(pair.private_pem, pair.public_line)
 
 
-def _pin_drive_key(session: "XenAPI.Session", vm_ref: str, vm_uuid: str, key_b64: str) -> None:
+def _pin_drive_key(session: Session, vm_ref: str, vm_uuid: str, key_b64: str) -> None:
     """Pin the key the drive carries, key by key. The key is written before the binding, so that
     a clone's copied binding never vouches, even for an instant, for a key we did not choose."""
     api = session.xenapi
@@ -170,7 +169,7 @@ def _pin_drive_key(session: "XenAPI.Session", vm_ref: str, vm_uuid: str, key_b64
         set_map_key(api.VM, vm_ref, HOSTKEY_VM_KEY, vm_uuid)
         set_map_key(api.VM, vm_ref, DRIVE_HOSTKEY_KEY, hostkeys.fingerprint(key_b64))
         remove_map_key(api.VM, vm_ref, HOSTKEY_FINGERPRINT_KEY)
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         raise ConfigDriveError(
             "The config drive of VM %s is in place, but the SSH host key it gives the VM could not be "
             "pinned (%s). Once the VM has booted, pin it with: xscontainer register %s "
@@ -179,7 +178,7 @@ def _pin_drive_key(session: "XenAPI.Session", vm_ref: str, vm_uuid: str, key_b64
             code="HOSTKEY_PIN_FAILED", xapi_error=list(exc.details)) from exc
 
 
-def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, configuration: str,
+def create_config_drive(session: Session, vm_uuid: str, sr_uuid: str, configuration: str,
                         keypair: Optional[PoolKeyPair] = None, socket_path: Optional[str] = None,
                         tools_iso_dir: Optional[str] = None) -> str:
     """Make and attach a config drive for the VM, replacing any previous one; the new VDI's uuid.
@@ -196,7 +195,7 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
     try:
         pair = keypair or ensure_pool_keypair(session)
         hin_device = _hin_device(session, vm)
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         raise translate_failure(exc, "read the pool key or networks") from exc
     host_key = None  # type: Optional[guestformats.HostKey]
     if drive_may_pin(vm_uuid, vm.get("other_config") or {}):
@@ -226,13 +225,13 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
         for vbd, record in config_drives_of(session, vm_ref, made.vbd):
             try:
                 remove_drive(session, vm_uuid, vbd, record)
-            except XenAPI.Failure as exc:
+            except Failure as exc:
                 raise ConfigDriveError(
                     "The previous config drive of VM %s cannot be removed (%s); the new one was "
                     "withdrawn. If the guest holds the drive, shut the VM down and try again."
                     % (vm_uuid, " ".join(str(d) for d in exc.details)),
                     code="OLD_DRIVE_IN_USE", xapi_error=list(exc.details)) from exc
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         made.undo()
         raise translate_failure(exc, "set up the config drive of VM %s" % vm_uuid) from exc
     except BaseException:
@@ -248,19 +247,19 @@ def create_config_drive(session: "XenAPI.Session", vm_uuid: str, sr_uuid: str, c
     if rendered.authorizes_pool_key:
         try:
             add_map_key_if_absent(api.VM, vm_ref, MONITOR_KEY, MONITOR_MARK_VALUE)
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             # The drive is in place and correct; only XenCenter's convenience mark is missing.
             LOG.warning("VM %s: cannot mark the VM as manageable: %s", vm_uuid, exc.details)
     return vdi_uuid
 
 
-def get_config_drive_configuration(session: "XenAPI.Session", vdi_uuid: str,
+def get_config_drive_configuration(session: Session, vdi_uuid: str,
                                    socket_path: Optional[str] = None) -> str:
     """The configuration text a config drive was made from (its ``user_data.template``)."""
     try:
         ref = session.xenapi.VDI.get_by_uuid(vdi_uuid)
         virtual_size = int(session.xenapi.VDI.get_virtual_size(ref))
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         if exc.details and exc.details[0] in ("UUID_INVALID", "HANDLE_INVALID"):
             raise ConfigDriveError("There is no VDI with uuid %s." % vdi_uuid, code="VDI_NOT_FOUND",
                                    vdi_uuid=vdi_uuid) from exc

@@ -11,10 +11,9 @@ import time
 from typing import Callable, Optional
 from urllib.parse import urlencode
 
-import XenAPI
-
 from xscontainer.errors import ConfigDriveError
 from xscontainer.transport.unixhttp import UnixHTTPConnection
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.session import local_socket_path
 
 LOG = logging.getLogger(__name__)
@@ -23,34 +22,34 @@ DEFAULT_TIMEOUT = 300.0
 _CHUNK = 1 << 20
 
 
-def session_handle(session: "XenAPI.Session") -> str:
+def session_handle(session: Session) -> str:
     # XenAPI.Session keeps the logged-in (or plugin-given) session reference here.
     return session._session
 
 
-def _path(name: str, session: "XenAPI.Session", vdi_uuid: str, task_ref: Optional[str]) -> str:
+def _path(name: str, session: Session, vdi_uuid: str, task_ref: Optional[str]) -> str:
     query = [("session_id", session_handle(session)), ("vdi", vdi_uuid), ("format", "raw")]
     if task_ref:
         query.append(("task_id", task_ref))
     return "/%s?%s" % (name, urlencode(query))
 
 
-def _create_task(session: "XenAPI.Session", label: str) -> Optional[str]:
+def _create_task(session: Session, label: str) -> Optional[str]:
     try:
         return session.xenapi.task.create(label, "xscontainer config drive transfer")
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         LOG.debug("Cannot create a task for %s (%s): relying on the HTTP status", label, exc.details)
         return None
 
 
-def _destroy_task(session: "XenAPI.Session", task_ref: str) -> None:
+def _destroy_task(session: Session, task_ref: str) -> None:
     try:
         session.xenapi.task.destroy(task_ref)
-    except XenAPI.Failure:
+    except Failure:
         pass
 
 
-def wait_task(session: "XenAPI.Session", task_ref: str, timeout: float = DEFAULT_TIMEOUT,
+def wait_task(session: Session, task_ref: str, timeout: float = DEFAULT_TIMEOUT,
               clock: Callable[[], float] = time.monotonic,
               sleep: Callable[[float], None] = time.sleep) -> None:
     """Wait for a task to leave ``pending``; raise with its error_info when it failed."""
@@ -75,7 +74,7 @@ def _code_of(error_info, default: str) -> str:
     return default
 
 
-def import_raw(session: "XenAPI.Session", vdi_uuid: str, data: bytes,
+def import_raw(session: Session, vdi_uuid: str, data: bytes,
                socket_path: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Write ``data`` at offset 0 of the VDI."""
     path = socket_path or local_socket_path()
@@ -114,7 +113,7 @@ def import_raw(session: "XenAPI.Session", vdi_uuid: str, data: bytes,
             _destroy_task(session, task_ref)
 
 
-def export_raw(session: "XenAPI.Session", vdi_uuid: str, max_size: int,
+def export_raw(session: Session, vdi_uuid: str, max_size: int,
                socket_path: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """The VDI's contents (at most ``max_size`` bytes are accepted)."""
     path = socket_path or local_socket_path()

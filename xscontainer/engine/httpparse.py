@@ -9,6 +9,7 @@ import collections
 import re
 from typing import Deque, List, NamedTuple, Optional, Tuple, Union
 
+from xscontainer.digits import ascii_digits
 from xscontainer.errors import EngineError
 
 PROTOCOL_ERROR = "ENGINE_PROTOCOL_ERROR"
@@ -65,7 +66,7 @@ def parse_head(raw: bytes) -> ResponseHead:
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[0]) != 8:
         raise _protocol_error("bad status line %r" % status_line[:80])
     code = parts[1]
-    if len(code) != 3 or not _ascii_digits(code):
+    if len(code) != 3 or not ascii_digits(code):
         raise _protocol_error("bad status code %r" % code[:20])
     headers = []  # type: List[Tuple[str, str]]
     for line in lines[1:]:
@@ -80,11 +81,6 @@ def parse_head(raw: bytes) -> ResponseHead:
     return ResponseHead(parts[0], int(code), parts[2] if len(parts) > 2 else "", headers)
 
 
-def _ascii_digits(text: str) -> bool:
-    """``str.isdigit`` also accepts "²" or "٣", which ``int`` then refuses or misreads."""
-    return bool(text) and all("0" <= c <= "9" for c in text)
-
-
 def _content_length(head: ResponseHead) -> Optional[int]:
     values = [v for k, v in head.headers if k == "content-length"]
     if not values:
@@ -93,7 +89,7 @@ def _content_length(head: ResponseHead) -> Optional[int]:
     if len(distinct) != 1:
         raise _protocol_error("conflicting Content-Length")
     value = distinct.pop()
-    if not _ascii_digits(value):
+    if not ascii_digits(value):
         raise _protocol_error("bad Content-Length %r" % value[:20])
     return int(value)
 
@@ -370,33 +366,3 @@ class ResponseParser(object):
         if self._state == "length":
             return self._remaining
         return None
-
-
-def parse_response(raw: bytes, method: str = "GET") -> Tuple[ResponseHead, bytes]:
-    """Parse one complete response (the connection closed after ``raw``)."""
-    parser = ResponseParser(method)
-    parser.feed(raw)
-    parser.feed_eof()
-    head = None  # type: Optional[ResponseHead]
-    body = []  # type: List[bytes]
-    while True:
-        event = parser.next_event()
-        if isinstance(event, ResponseHead):
-            head = event
-        elif isinstance(event, bytes):
-            body.append(event)
-        elif event is END:
-            break
-        else:  # pragma: no cover - EOF fed, the parser never needs data
-            raise _protocol_error("incomplete response")
-    assert head is not None
-    return head, b"".join(body)
-
-
-def decode_chunked(raw: bytes) -> bytes:
-    """Decode a complete chunked body (must end with the last chunk)."""
-    decoder = ChunkedDecoder()
-    out = b"".join(decoder.feed(raw))
-    if not decoder.done:
-        raise _protocol_error("chunked body ends before the last chunk")
-    return out

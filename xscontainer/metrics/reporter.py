@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from xscontainer.backoff import backoff_delay
+from xscontainer.backoff import Backoff
 from xscontainer.errors import XSContainerError
 from xscontainer.metrics.names import METRICS
 from xscontainer.metrics.protocol import HEADER_SIZE, DataSource, encode_payload
@@ -125,16 +125,15 @@ class Reporter:
         self._reads.shutdown(wait=True)
 
     def _run(self) -> None:
-        failures = 0
+        retry = Backoff(1.0, 60.0)
         while not self._stop.is_set():
             try:
                 delay = self.cycle()
-                failures = 0
+                retry.reset()
             except (RrddError, OSError) as exc:
                 for plugin in self._plugins.values():
                     plugin.registered = False
-                delay = backoff_delay(failures, 1.0, 60.0)
-                failures += 1
+                delay = retry.next_delay()
                 LOG.warning("metrics: %s; retrying in %.0fs", exc, delay)
             self._stop.wait(delay)
 

@@ -3,9 +3,8 @@
 import logging
 from typing import Optional
 
-import XenAPI
-
 from xscontainer.monitor.xapipool import SessionPool
+from xscontainer.xapi import Failure
 
 LOG = logging.getLogger(__name__)
 MESSAGE_NAME = "Container Management cannot monitor VM"
@@ -40,6 +39,6 @@ class Alerts:
                 if record["name"] == MESSAGE_NAME and record["obj_uuid"] == vm_uuid:
                     try:
                         session.xenapi.message.destroy(ref)
-                    except XenAPI.Failure as exc:
+                    except Failure as exc:
                         if exc.details[0] != "HANDLE_INVALID":
                             raise

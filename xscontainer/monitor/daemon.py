@@ -8,21 +8,19 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-import xmlrpc.client
 from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
 
-import XenAPI
-
-from xscontainer.backoff import backoff_delay
+from xscontainer.backoff import Backoff
 from xscontainer.errors import XapiError
 from xscontainer.monitor.view import CLASSES, Target, XapiView, orphaned_tls_secrets
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.inventory import this_host_uuid
 from xscontainer.xapi.session import TRANSPORT_ERRORS, close_session
 
 LOG = logging.getLogger(__name__)
 # Whatever xapi (or its absence) does to a call: the loop reconnects. Anything else is a bug of
 # ours and ends run() with the exception, so that the service exits non-zero and is restarted.
-XAPI_ERRORS = TRANSPORT_ERRORS + (XenAPI.Failure, XapiError)
+XAPI_ERRORS = TRANSPORT_ERRORS + (Failure, XapiError)
 
 
 def checked_batch(batch: Any) -> Dict[str, Any]:
@@ -43,7 +41,7 @@ def _nothing() -> Iterator[None]:
 class HostMonitor:
     """Owns the watcher threads; ``run`` returns once ``stop()`` was called and all are joined."""
 
-    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], start_watcher: Callable,
+    def __init__(self, session_factory: Callable[[], Session], start_watcher: Callable,
                  inventory_path: Optional[str] = None, poll_timeout: float = 5.0,
                  retry_initial: float = 0.5, retry_maximum: float = 10.0, on_pool_change: Optional[Callable[[], None]] = None,
                  cleanup_secrets: Optional[Callable] = None,
@@ -53,7 +51,7 @@ class HostMonitor:
         self._start_watcher = start_watcher  # (Target) -> watcher with .stop(remove_keys) and .target
         self._inventory_path = inventory_path
         self._poll_timeout = poll_timeout
-        self._retry = (retry_initial, retry_maximum)
+        self._retry = Backoff(retry_initial, retry_maximum)
         self._on_pool_change = on_pool_change
         self._cleanup_secrets = cleanup_secrets
         self._on_vm_changes = on_vm_changes  # (refs of VMs a batch changed), after reconcile
@@ -62,23 +60,21 @@ class HostMonitor:
         self._watchers = {}  # type: Dict[str, object]
         self._lock = threading.Lock()
         self._view = XapiView()
-        self._session = None  # type: Optional[XenAPI.Session]
+        self._session = None  # type: Optional[Session]
         self.connected = threading.Event()
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> None:
-        failures = 0
         try:
             while not self._stop.is_set():
                 try:
                     self._follow_xapi()
-                    failures = 0
+                    self._retry.reset()
                 except XAPI_ERRORS as exc:
                     if self.connected.is_set():
-                        failures = 0  # it worked until now: a new incident, retry soon
+                        self._retry.reset()  # it worked until now: a new incident, retry soon
                     self.connected.clear()
-                    delay = backoff_delay(failures, *self._retry)
-                    failures += 1
+                    delay = self._retry.next_delay()
                     LOG.warning("xapi connection lost (%s: %s); retrying in %.1fs, watchers kept",
                                 type(exc).__name__, exc, delay)
                     self._stop.wait(delay)

@@ -7,8 +7,6 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional
 
-import XenAPI
-
 from xscontainer.consumerxml.state import ALL_KINDS, PS
 from xscontainer.engine.client import LIFECYCLE
 from xscontainer.engine.connect import EngineConnections
@@ -27,6 +25,7 @@ from xscontainer.monitor.xapipool import SessionPool
 from xscontainer.poolkeys import PoolKeyCache
 from xscontainer.transport.control import CONTROL_DIR, control_socket_path
 from xscontainer.transport.ssh import DOCKER_SOCKET
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.inventory import this_host_uuid
 
 LOG = logging.getLogger(__name__)
@@ -105,17 +104,17 @@ class Services:
         return "%s (%s)" % (result.message, result.code)
 
 
-def _destroy_secrets(session: "XenAPI.Session", uuids) -> None:
+def _destroy_secrets(session: Session, uuids) -> None:
     for uuid in uuids:
         try:
             session.xenapi.secret.destroy(session.xenapi.secret.get_by_uuid(uuid))
             LOG.info("destroyed TLS secret %s: no VM refers to it any more", uuid)
-        except XenAPI.Failure:
+        except Failure:
             pass
 
 
 class Monitor:
-    def __init__(self, session_factory: Callable[[], "XenAPI.Session"], inventory_path: Optional[str] = None,
+    def __init__(self, session_factory: Callable[[], Session], inventory_path: Optional[str] = None,
                  options: MonitorOptions = MonitorOptions(), clock: Callable[[], float] = time.monotonic) -> None:
         self.options = options
         self._inventory_path = inventory_path

@@ -10,9 +10,8 @@ import logging
 import threading
 from typing import Dict, Iterable, List, Mapping, Set, Tuple
 
-import XenAPI
-
 from xscontainer.monitor.xapipool import SessionPool
+from xscontainer.xapi import Failure
 from xscontainer.xapi.maps import add_map_key_if_absent, remove_map_key, set_map_key
 
 LOG = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ class OtherConfigWriter:
                     remove_map_key(session.xenapi.VM, vm_ref, key)
                     with self._lock:
                         self._absent.add((vm_ref, key))
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             if exc.details[0] != "HANDLE_INVALID":  # the VM is gone: nothing to clean
                 raise
 

@@ -9,21 +9,20 @@ import queue
 import threading
 from typing import Callable, Iterator, List
 
-import XenAPI
-
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.session import close_session
 
 
 class SessionPool:
-    def __init__(self, factory: Callable[[], "XenAPI.Session"], size: int = 4) -> None:
+    def __init__(self, factory: Callable[[], Session], size: int = 4) -> None:
         self._factory = factory
         self._idle = queue.LifoQueue()  # type: queue.LifoQueue
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
-        self._all = []  # type: List[XenAPI.Session]
+        self._all = []  # type: List[Session]
 
     @contextlib.contextmanager
-    def session(self) -> Iterator["XenAPI.Session"]:
+    def session(self) -> Iterator[Session]:
         """Borrow a session; one that raised a connection error is dropped, not returned."""
         with self._slots:
             try:
@@ -34,7 +33,7 @@ class SessionPool:
                     self._all.append(session)
             try:
                 yield session
-            except (OSError, XenAPI.Failure) as exc:
+            except (OSError, Failure) as exc:
                 if isinstance(exc, OSError) or exc.details[:1] == ["SESSION_INVALID"]:
                     self._discard(session)
                     raise
@@ -46,7 +45,7 @@ class SessionPool:
             else:
                 self._idle.put(session)
 
-    def _discard(self, session: "XenAPI.Session") -> None:
+    def _discard(self, session: Session) -> None:
         with self._lock:
             if session in self._all:
                 self._all.remove(session)

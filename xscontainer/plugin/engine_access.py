@@ -3,16 +3,15 @@ direct connection for this one call. Results are rendered in the consumers' form
 
 from typing import Any, Dict, Optional
 
-import XenAPI
-
 from xscontainer.transport.control import MonitorNotRunning, control_call, control_socket_path
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.session import lend
 
 
 class EngineAccess:
     """``host_uuid``: the host this plugin runs on (its monitor's control socket is named after it)."""
 
-    def __init__(self, session: "XenAPI.Session", host_uuid: str, control_dir: Optional[str] = None) -> None:
+    def __init__(self, session: Session, host_uuid: str, control_dir: Optional[str] = None) -> None:
         self._session = session
         self._host_uuid = host_uuid
         self._control_dir = control_dir
@@ -101,7 +100,7 @@ class EngineAccess:
         if vm["guest_metrics"] != "OpaqueRef:NULL":
             try:
                 metrics = api.VM_guest_metrics.get_record(vm["guest_metrics"])
-            except XenAPI.Failure:
+            except Failure:
                 metrics = None
         host = api.host.get_by_uuid(self._host_uuid)
         reason = why_not_monitored(vm, host, metrics)

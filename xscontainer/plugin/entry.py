@@ -10,9 +10,7 @@ import logging
 import sys
 from typing import Callable, Dict
 
-import XenAPI
-
-from xscontainer import logfile
+from xscontainer import logfile, xapi
 from xscontainer.errors import XSContainerError
 from xscontainer.plugin.functions import FUNCTIONS, Here, run_function
 from xscontainer.plugin.validate import UUID_RE
@@ -30,13 +28,13 @@ def _about(fn: str, args: Dict[str, str]) -> str:
 
 
 def _wrap(fn: str, tree: dom0.Dom0) -> Callable:
-    def call(session: "XenAPI.Session", args: Dict[str, str]) -> str:
+    def call(session: xapi.Session, args: Dict[str, str]) -> str:
         try:
             return run_function(session, fn, args, Here(tree.host_uuid(), tree.xapi_socket))
         except XSContainerError as exc:
             log.info("%s failed: %s (%s)", _about(fn, args), exc.message, exc.code)
             raise xenapiplugin.Failure(PLUGIN_FAILURE, [fn, exc.code, exc.message]) from exc
-        except XenAPI.Failure as exc:
+        except xapi.Failure as exc:
             # A forwarded call's failure, or xapi's own, reaches the caller unchanged.
             details = [str(d) for d in exc.details] or ["INTERNAL_ERROR"]
             log.info("%s failed in xapi: %s", _about(fn, args), details[0])

@@ -10,11 +10,10 @@ script turns into ``[XENAPI_PLUGIN_FAILURE, fn, CODE, message]``.
 import os
 from typing import Callable, Dict, NamedTuple, Optional, Sequence
 
-import XenAPI
-
 from xscontainer.errors import InvalidArgument, NotFound, XSContainerError
 from xscontainer.plugin import routing, validate
 from xscontainer.vmsettings import MONITOR_KEY
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.maps import set_map_key
 
 DEVMODE_FLAG = "/opt/xensource/packages/files/xscontainer/devmode_enabled"
@@ -165,7 +164,7 @@ def get_config_drive_default(session, args, here: Here) -> str:
     template_uuid = validate.uuid_arg(args, "templateuuid")
     try:
         session.xenapi.VM.get_by_uuid(template_uuid)
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         raise NotFound("No template or VM has uuid %s." % template_uuid, code="TEMPLATE_NOT_FOUND") from exc
     return "True" + operations.get_config_drive_default(session, template_uuid)
 
@@ -259,7 +258,7 @@ def _wrong_host(session, target: routing.Target, here: str) -> XSContainerError:
         code="WRONG_HOST")
 
 
-def run_function(session: "XenAPI.Session", fn: str, args: Dict[str, str], here: Here) -> str:
+def run_function(session: Session, fn: str, args: Dict[str, str], here: Here) -> str:
     spec = FUNCTIONS[fn]
     if spec.devmode and not devmode_enabled():
         return DEVMODE_REFUSAL

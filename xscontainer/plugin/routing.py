@@ -6,11 +6,9 @@ host the VM is resident on. A call about a VDI or SR runs on a host that has the
 
 from typing import Dict, NamedTuple, Optional
 
-import XenAPI
-
 from xscontainer.errors import NotFound
 from xscontainer.plugincall import FORWARDED_KEY, PLUGIN_NAME, check_call_size, forwarding_error
-from xscontainer.xapi import NULL_REF
+from xscontainer.xapi import Failure, NULL_REF, Session
 
 
 class Target(NamedTuple):
@@ -19,26 +17,31 @@ class Target(NamedTuple):
     why: str
 
 
-def this_host_ref(session: "XenAPI.Session", host_uuid: str) -> str:
+def this_host_ref(session: Session, host_uuid: str) -> str:
     return session.xenapi.host.get_by_uuid(host_uuid)
 
 
-def vm_ref_by_uuid(session: "XenAPI.Session", vm_uuid: str) -> str:
+def _ref_by_uuid(session: Session, cls: str, uuid: str) -> str:
+    """The ref of the ``cls`` object with ``uuid``; NotFound (``VM_NOT_FOUND``, ...) when none has."""
     try:
-        return session.xenapi.VM.get_by_uuid(vm_uuid)
-    except XenAPI.Failure as exc:
+        return getattr(session.xenapi, cls).get_by_uuid(uuid)
+    except Failure as exc:
         if exc.details[0] == "UUID_INVALID":
-            raise NotFound("No VM has uuid %s." % vm_uuid, code="VM_NOT_FOUND") from exc
+            raise NotFound("No %s has uuid %s." % (cls, uuid), code=cls + "_NOT_FOUND") from exc
         raise
 
 
-def host_of_vm(session: "XenAPI.Session", vm_ref: str) -> Optional[str]:
+def vm_ref_by_uuid(session: Session, vm_uuid: str) -> str:
+    return _ref_by_uuid(session, "VM", vm_uuid)
+
+
+def host_of_vm(session: Session, vm_ref: str) -> Optional[str]:
     """The host the VM runs on, or None when it is not resident anywhere."""
     host = session.xenapi.VM.get_resident_on(vm_ref)
     return None if host == NULL_REF else host
 
 
-def host_seeing_sr(session: "XenAPI.Session", sr_ref: str, preferred: str) -> Optional[str]:
+def host_seeing_sr(session: Session, sr_ref: str, preferred: str) -> Optional[str]:
     """A host with an attached PBD for the SR, ``preferred`` when it qualifies."""
     hosts = []
     for pbd in session.xenapi.SR.get_PBDs(sr_ref):
@@ -50,41 +53,31 @@ def host_seeing_sr(session: "XenAPI.Session", sr_ref: str, preferred: str) -> Op
     return hosts[0] if hosts else None
 
 
-def sr_ref_by_uuid(session: "XenAPI.Session", sr_uuid: str) -> str:
-    try:
-        return session.xenapi.SR.get_by_uuid(sr_uuid)
-    except XenAPI.Failure as exc:
-        if exc.details[0] == "UUID_INVALID":
-            raise NotFound("No SR has uuid %s." % sr_uuid, code="SR_NOT_FOUND") from exc
-        raise
+def sr_ref_by_uuid(session: Session, sr_uuid: str) -> str:
+    return _ref_by_uuid(session, "SR", sr_uuid)
 
 
-def vdi_sr_ref(session: "XenAPI.Session", vdi_uuid: str) -> str:
-    try:
-        return session.xenapi.VDI.get_SR(session.xenapi.VDI.get_by_uuid(vdi_uuid))
-    except XenAPI.Failure as exc:
-        if exc.details[0] == "UUID_INVALID":
-            raise NotFound("No VDI has uuid %s." % vdi_uuid, code="VDI_NOT_FOUND") from exc
-        raise
+def vdi_sr_ref(session: Session, vdi_uuid: str) -> str:
+    return session.xenapi.VDI.get_SR(_ref_by_uuid(session, "VDI", vdi_uuid))
 
 
-def describe_host(session: "XenAPI.Session", host_ref: str) -> str:
+def describe_host(session: Session, host_ref: str) -> str:
     """``name (uuid)`` of a host, for sentences; the ref when xapi cannot say more."""
     try:
         return "%s (%s)" % (session.xenapi.host.get_name_label(host_ref),
                             session.xenapi.host.get_uuid(host_ref))
-    except XenAPI.Failure:
+    except Failure:
         return host_ref
 
 
-def describe_vm(session: "XenAPI.Session", vm_ref: str, vm_uuid: str) -> str:
+def describe_vm(session: Session, vm_ref: str, vm_uuid: str) -> str:
     try:
         return "%s (%s)" % (session.xenapi.VM.get_name_label(vm_ref), vm_uuid)
-    except XenAPI.Failure:
+    except Failure:
         return vm_uuid
 
 
-def forward(session: "XenAPI.Session", target: Target, fn: str, args: Dict[str, str]) -> str:
+def forward(session: Session, target: Target, fn: str, args: Dict[str, str]) -> str:
     """Re-issue the call on the target host; its result, or the plugin's own failure there, comes
     back unchanged. xapi's failures to get it there become our codes with a sentence."""
     check_call_size(fn, session.handle, args)
@@ -92,7 +85,7 @@ def forward(session: "XenAPI.Session", target: Target, fn: str, args: Dict[str, 
     forwarded[FORWARDED_KEY] = "1"
     try:
         return session.xenapi.host.call_plugin(target.host, PLUGIN_NAME, fn, forwarded)
-    except XenAPI.Failure as exc:
+    except Failure as exc:
         error = forwarding_error(exc.details, describe_host(session, target.host), target.why)
         if error is None:
             raise

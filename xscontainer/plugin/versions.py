@@ -4,9 +4,8 @@ a VM is forwarded to its host, which may have no xscontainer yet or the original
 import re
 from typing import List, NamedTuple, Optional, Tuple
 
-import XenAPI
-
 from xscontainer.plugincall import PLUGIN_NAME
+from xscontainer.xapi import Failure, Session
 
 VERSION_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
@@ -63,7 +62,7 @@ def pool_note(ours: str, hosts: List[HostVersion]) -> Optional[str]:
             % (ours, "; ".join(parts), ours))
 
 
-def probe_hosts(session: "XenAPI.Session", here_uuid: str) -> List[HostVersion]:
+def probe_hosts(session: Session, here_uuid: str) -> List[HostVersion]:
     """Ask every other host's plugin for its version (one plugin run per host)."""
     api = session.xenapi
     found = []
@@ -73,7 +72,7 @@ def probe_hosts(session: "XenAPI.Session", here_uuid: str) -> List[HostVersion]:
         result, failure = None, None
         try:
             result = api.host.call_plugin(ref, PLUGIN_NAME, "get_version", {})
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             failure = [str(d) for d in exc.details]
         kind, version = classify(result, failure)
         found.append(HostVersion(record["name_label"], record["uuid"], kind, version))

@@ -9,8 +9,6 @@ import logging
 import sys
 from typing import Callable, List, Optional
 
-import XenAPI
-
 from xscontainer.engine.diagnose import diagnose
 from xscontainer.errors import ConnectionFailure, InvalidArgument, XapiError
 from xscontainer.exitcodes import EXIT_FAILED, EXIT_OK
@@ -22,6 +20,7 @@ from xscontainer.prepare.options import PrepareOptions, Refused
 from xscontainer.prepare.vm import (VmChoice, find_vm, record_settings, ssh_settings, tls_settings,
                                     vm_addresses)
 from xscontainer.tlscerts import generate_tls_bundle, store_client_tls
+from xscontainer.xapi import Failure, Session
 from xscontainer.xapi.session import lend
 
 LOG = logging.getLogger(__name__)
@@ -97,12 +96,12 @@ def file_credentials(options: PrepareOptions, console: Console) -> Optional[Admi
 def _xapi(action: str, call: Callable[[], object]):
     try:
         return call()
-    except (XenAPI.Failure, OSError) as exc:
-        details = exc.details if isinstance(exc, XenAPI.Failure) else exc
+    except (Failure, OSError) as exc:
+        details = exc.details if isinstance(exc, Failure) else exc
         raise XapiError("xapi refused to %s: %s" % (action, details)) from exc
 
 
-def verify(session: "XenAPI.Session", vm: VmChoice, console: Console, timeout: float) -> int:
+def verify(session: Session, vm: VmChoice, console: Console, timeout: float) -> int:
     """Run the engine layer's diagnosis: 0 when monitoring works, 1 (diagnosis printed) otherwise."""
     result = diagnose(lend(session), vm.uuid, timeout=timeout)
     if result.ok:
@@ -160,7 +159,7 @@ def _key_file_type(b64: str) -> str:
     return {"ssh-rsa": "rsa", "ssh-dss": "dsa"}.get(kind, "ecdsa" if kind.startswith("ecdsa") else "ed25519")
 
 
-def prepare_ssh(options: PrepareOptions, session: "XenAPI.Session", console: Console,
+def prepare_ssh(options: PrepareOptions, session: Session, console: Console,
                 credentials: Optional[AdminCredentials]) -> int:
     user = options.username
     vm = find_vm(session, options.vm)
@@ -207,7 +206,7 @@ def _unique(values: List[str]) -> List[str]:
     return seen
 
 
-def prepare_tls(options: PrepareOptions, session: "XenAPI.Session", console: Console) -> int:
+def prepare_tls(options: PrepareOptions, session: Session, console: Console) -> int:
     given = None
     if options.generate_certs:
         tlsfiles.check_server_dir(options.server_cert_dir)
@@ -254,5 +253,5 @@ def prepare_tls(options: PrepareOptions, session: "XenAPI.Session", console: Con
     return EXIT_OK
 
 
-def verify_only(options: PrepareOptions, session: "XenAPI.Session", console: Console) -> int:
+def verify_only(options: PrepareOptions, session: Session, console: Console) -> int:
     return verify(session, find_vm(session, options.vm), console, options.timeout)

@@ -3,11 +3,9 @@ key by key in ``VM.other_config``."""
 
 from typing import Any, Dict, List, NamedTuple, Tuple
 
-import XenAPI
-
 from xscontainer.errors import NotFound, XapiError
 from xscontainer.vmsettings import MODE_KEY, MONITOR_KEY, USERNAME_KEY, choose_addresses
-from xscontainer.xapi import NULL_REF
+from xscontainer.xapi import Failure, NULL_REF, Session
 from xscontainer.xapi.maps import set_map_key
 
 
@@ -43,29 +41,29 @@ def choose_vm(query: str, candidates: List[Tuple[str, Dict[str, Any]]]) -> VmCho
 
 
 def _failure(action: str, exc: BaseException) -> XapiError:
-    details = exc.details if isinstance(exc, XenAPI.Failure) else exc
+    details = exc.details if isinstance(exc, Failure) else exc
     return XapiError("xapi refused to %s: %s" % (action, details))
 
 
-def find_vm(session: "XenAPI.Session", query: str) -> VmChoice:
+def find_vm(session: Session, query: str) -> VmChoice:
     api = session.xenapi
     candidates = []  # type: List[Tuple[str, Dict[str, Any]]]
     try:
         try:
             ref = api.VM.get_by_uuid(query)
             candidates.append((ref, api.VM.get_record(ref)))
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             if exc.details[0] not in ("UUID_INVALID", "HANDLE_INVALID"):
                 raise
         if not candidates:
             for ref in api.VM.get_by_name_label(query):
                 candidates.append((ref, api.VM.get_record(ref)))
-    except (XenAPI.Failure, OSError) as exc:
+    except (Failure, OSError) as exc:
         raise _failure("look up VM %r" % query, exc) from exc
     return choose_vm(query, candidates)
 
 
-def vm_addresses(session: "XenAPI.Session", vm: VmChoice) -> List[str]:
+def vm_addresses(session: Session, vm: VmChoice) -> List[str]:
     """The VM's addresses as the engine layer orders them (read without its settings, so that a
     bad ``xscontainer-mode`` value, which preparing overwrites, is no obstacle)."""
     api = session.xenapi
@@ -75,20 +73,20 @@ def vm_addresses(session: "XenAPI.Session", vm: VmChoice) -> List[str]:
             return []
         try:
             return choose_addresses(api.VM_guest_metrics.get_networks(metrics))
-        except XenAPI.Failure as exc:
+        except Failure as exc:
             if exc.details[0] == "HANDLE_INVALID":
                 return []
             raise
-    except (XenAPI.Failure, OSError) as exc:
+    except (Failure, OSError) as exc:
         raise _failure("read the addresses of VM %s" % vm.uuid, exc) from exc
 
 
-def record_settings(session: "XenAPI.Session", vm: VmChoice, settings: Dict[str, str]) -> None:
+def record_settings(session: Session, vm: VmChoice, settings: Dict[str, str]) -> None:
     """Write each key of ``settings`` into the VM's other_config, one key at a time."""
     try:
         for key in sorted(settings):
             set_map_key(session.xenapi.VM, vm.ref, key, settings[key])
-    except (XenAPI.Failure, OSError) as exc:
+    except (Failure, OSError) as exc:
         raise _failure("record the settings of VM %s" % vm.uuid, exc) from exc
 
 

@@ -100,8 +100,8 @@ class Api:
                     self.add(cls, "add_to_" + name, self._map_add(cls, name), 3)
                     self.add(cls, "remove_from_" + name, self._map_remove(cls, name), 2)
                 elif f.kind.kind == "set":
-                    self.add(cls, "add_" + name, self._set_add(cls, name), 2)
-                    self.add(cls, "remove_" + name, self._set_remove(cls, name), 2)
+                    self.add(cls, "add_" + name, self._set_member(cls, name, add=True), 2)
+                    self.add(cls, "remove_" + name, self._set_member(cls, name, add=False), 2)
 
     def record(self, cls: str, ref: str) -> Dict[str, Any]:
         return dm.encode_record(cls, self.db.get(cls, ref))
@@ -165,25 +165,19 @@ class Api:
                 self.db.touch(cls, ref)
         return fn
 
-    def _set_add(self, cls: str, name: str) -> Callable[..., Any]:
+    def _set_member(self, cls: str, name: str, add: bool) -> Callable[..., Any]:
+        """add_<set> (``add``) or remove_<set>: adding a member already there, or removing one
+        that is not, is a no-op, as in xapi."""
         kind = dm.field(cls, name).kind
 
         def fn(ctx: Context, ref: Any, value: Any) -> None:
             row = self.db.get(cls, ref)
             value = dm.decode(kind.elem, value, "value")  # type: ignore
-            if value not in row[name]:
-                row[name].append(value)
-                self.db.touch(cls, ref)
-        return fn
-
-    def _set_remove(self, cls: str, name: str) -> Callable[..., Any]:
-        kind = dm.field(cls, name).kind
-
-        def fn(ctx: Context, ref: Any, value: Any) -> None:
-            row = self.db.get(cls, ref)
-            value = dm.decode(kind.elem, value, "value")  # type: ignore
-            if value in row[name]:
-                row[name].remove(value)
+            if (value in row[name]) != add:
+                if add:
+                    row[name].append(value)
+                else:
+                    row[name].remove(value)
                 self.db.touch(cls, ref)
         return fn
 

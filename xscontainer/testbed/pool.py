@@ -5,11 +5,10 @@ import logging
 import os
 from typing import Any, Dict, List, NamedTuple, Optional
 
-import XenAPI
-
 from xscontainer import poolkeys
 from xscontainer.errors import XSContainerError
 from xscontainer.testbed.system import TestbedError
+from xscontainer.xapi import Failure
 from xscontainer.xapi.session import close_session, open_url_session
 
 LOG = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def populate(sim: Dict[str, Any], vms: List[PlannedVm]) -> "PoolResult":
             created.append(PoolVm(plan.name_label, api.VM.get_uuid(ref),
                                   host_uuids[plan.host_index % len(host_uuids)]))
         keypair = poolkeys.ensure_pool_keypair(session)
-    except (XenAPI.Failure, OSError) as exc:
+    except (Failure, OSError) as exc:
         raise TestbedError("The xapi simulator refused to set up the pool: %s" % (exc,),
                            code="TESTBED_XAPI_FAILED") from exc
     finally:
@@ -101,7 +100,7 @@ def pin_host_keys(sim: Dict[str, Any], keys: Dict[str, str]) -> None:
             ref = api.VM.get_by_uuid(uuid)
             set_map_key(api.VM, ref, HOSTKEY_KEY, key)
             set_map_key(api.VM, ref, HOSTKEY_VM_KEY, uuid)
-    except (XenAPI.Failure, OSError) as exc:
+    except (Failure, OSError) as exc:
         raise TestbedError("The xapi simulator refused to pin the VMs' host keys: %s" % (exc,),
                            code="TESTBED_XAPI_FAILED") from exc
     finally:

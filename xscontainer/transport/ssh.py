@@ -213,12 +213,7 @@ class SshTunnel(object):
                 LOG.info("VM %s: SSH connection to %s lost (%s); reconnecting", self.vm_uuid, self.address,
                          current.get_exception())
                 current.close()
-            self.backoff.check()
-            try:
-                transport = self._connect()
-            except ConnectionFailure as exc:
-                self.backoff.failed(exc)
-                raise
+            transport = self.backoff.attempt(self._connect)
             with self._lock:
                 closed = self._closed
                 if not closed:

@@ -109,12 +109,7 @@ class TlsTunnel(object):
 
     def open_stream(self) -> Stream:
         with self._lock:
-            self.backoff.check()
-            try:
-                stream = self._connect()
-            except ConnectionFailure as exc:
-                self.backoff.failed(exc)
-                raise
+            stream = self.backoff.attempt(self._connect)
             self.backoff.succeeded()
             self.connects += 1
             return stream

@@ -74,8 +74,21 @@ def ref_convert(cache: RecordCache, value: str) -> str:
     return value
 
 
-def _object_ref(session, spec: ClassSpec, uuid: str) -> str:
-    return getattr(session.xenapi, spec.xapi).get_by_uuid(uuid)
+def _object(session, spec: ClassSpec, params: Params) -> Tuple[RecordCache, str, dict]:
+    """The object ``uuid=`` names: the command's record cache, its ref and its record."""
+    cache = RecordCache(session)
+    ref = getattr(session.xenapi, spec.xapi).get_by_uuid(param(params, "uuid") or "")
+    return cache, ref, cache.all(spec.xapi)[ref]
+
+
+def _writable_collection(field: Field, read_only: str, other: str) -> str:
+    """``"tags"`` or ``"map"`` for a writable set or map field; otherwise the command's xe error,
+    ``read_only`` for a read-only map or set, ``other`` for any other field."""
+    if field.writable and field.kind in ("tags", "map"):
+        return field.kind
+    if field.kind == "map" or qualifier(field).startswith("(S"):
+        raise cli_failure(read_only)
+    raise cli_failure(other)
 
 
 def cmd_list(session, spec: ClassSpec, params: Params, out: Output) -> None:
@@ -89,16 +102,12 @@ def cmd_list(session, spec: ClassSpec, params: Params, out: Output) -> None:
 
 
 def cmd_param_list(session, spec: ClassSpec, params: Params, out: Output) -> None:
-    cache = RecordCache(session)
-    ref = _object_ref(session, spec, param(params, "uuid") or "")
-    record = cache.all(spec.xapi)[ref]
+    cache, _ref, record = _object(session, spec, params)
     out.table([record_rows(spec.fields, record, cache.lookup)])
 
 
 def cmd_param_get(session, spec: ClassSpec, params: Params, out: Output) -> None:
-    cache = RecordCache(session)
-    ref = _object_ref(session, spec, param(params, "uuid") or "")
-    record = cache.all(spec.xapi)[ref]
+    cache, _ref, record = _object(session, spec, params)
     field = find_field(spec, param(params, "param-name") or "")
     key = param(params, "param-key")
     values = map_value(field, record, cache.lookup)
@@ -131,9 +140,7 @@ def _set_scalar(session, spec: ClassSpec, ref: str, field: Field, value: str) ->
 
 
 def cmd_param_set(session, spec: ClassSpec, params: Params, out: Output) -> None:
-    cache = RecordCache(session)
-    ref = _object_ref(session, spec, param(params, "uuid") or "")
-    record = cache.all(spec.xapi)[ref]
+    cache, ref, record = _object(session, spec, params)
     api = _api(session, spec)
     for name, value in params:
         if name == "uuid" or name in STD_PARAMS:
@@ -156,53 +163,41 @@ def cmd_param_set(session, spec: ClassSpec, params: Params, out: Output) -> None
 
 
 def cmd_param_add(session, spec: ClassSpec, params: Params, out: Output) -> None:
-    cache = RecordCache(session)
-    ref = _object_ref(session, spec, param(params, "uuid") or "")
-    cache.all(spec.xapi)
+    _cache, ref, _record = _object(session, spec, params)
     field = find_field(spec, param(params, "param-name") or "")
     api = _api(session, spec)
-    if field.kind == "tags" and field.writable:
+    if _writable_collection(field, "Parameter is read-only",
+                            "Can only add to parameters of type Set or Map") == "tags":
         key = param(params, "param-key")
         if key is None:
             raise cli_failure("When adding a key to a set, use the syntax: *-param-add "
                                "param-name=<name> param-key=<key>")
         api.add_tags(ref, key)
-    elif field.kind == "map" and field.writable:
+    else:
         skip = ("uuid", "param-name", "param-key") + STD_PARAMS
         for key, value in params:
             if key not in skip:
                 getattr(api, "add_to_" + field.key)(ref, key, value)
-    elif field.kind == "map" or qualifier(field).startswith("(S"):
-        raise cli_failure("Parameter is read-only")
-    else:
-        raise cli_failure("Can only add to parameters of type Set or Map")
 
 
 def cmd_param_remove(session, spec: ClassSpec, params: Params, out: Output) -> None:
-    cache = RecordCache(session)
-    ref = _object_ref(session, spec, param(params, "uuid") or "")
-    record = cache.all(spec.xapi)[ref]
+    cache, ref, record = _object(session, spec, params)
     field = find_field(spec, param(params, "param-name") or "")
     key = param(params, "param-key") or ""
     api = _api(session, spec)
-    if field.kind == "tags" and field.writable:
+    if _writable_collection(field, "Cannot remove parameters from read-only map",
+                            "Can only remove from parameters of type Set or Map") == "tags":
         if key not in record.get(field.key, []):
             raise cli_failure("Key %s is not in the set" % key)
         api.remove_tags(ref, key)
-    elif field.kind == "map" and field.writable:
+    else:
         if key not in (map_value(field, record, cache.lookup) or {}):
             raise cli_failure("Key %s is not in map" % key)
         getattr(api, "remove_from_" + field.key)(ref, key)
-    elif field.kind == "map" or qualifier(field).startswith("(S"):
-        raise cli_failure("Cannot remove parameters from read-only map")
-    else:
-        raise cli_failure("Can only remove from parameters of type Set or Map")
 
 
 def cmd_param_clear(session, spec: ClassSpec, params: Params, out: Output) -> None:
-    cache = RecordCache(session)
-    ref = _object_ref(session, spec, param(params, "uuid") or "")
-    record = cache.all(spec.xapi)[ref]
+    cache, ref, record = _object(session, spec, params)
     field = find_field(spec, param(params, "param-name") or "")
     api = _api(session, spec)
     if field.kind == "tags" and field.writable:
