@@ -104,6 +104,8 @@ def test_interactive_terminal_through_tmux(run, tmp_path):
 def test_through_the_monitor_no_new_ssh_connection(run, testbed, tmp_path):
     """With this host's monitor watching the VM, exec rides its warm connection: it still works
     when the VM's sshd accepts no new connection at all (which a direct connection needs)."""
+    from xscontainer.errors import XSContainerError
+    from xscontainer.transport.control import control_call, control_socket_path
     from xscontainer.xapi.maps import set_map_key
     from xscontainer.xapi.session import close_session, open_local_session
     info = testbed.info()
@@ -116,7 +118,14 @@ def test_through_the_monitor_no_new_ssh_connection(run, testbed, tmp_path):
     block = ["iptables", "-I", "INPUT", "-p", "tcp", "--dport", "22", "--syn", "-j", "REJECT"]
     try:
         set_map_key(session.xenapi.VM, ref, "xscontainer-monitor", "True")
-        wait_for(lambda: "docker_ps" in session.xenapi.VM.get_other_config(ref), 60, "the monitor watching the VM")
+
+        def watching():  # docker_ps may be an earlier test's: ask this monitor itself
+            try:
+                status = control_call(control_socket_path(host["uuid"]), "status", {"vm": vm["uuid"]})
+            except XSContainerError:
+                return False  # not listening yet
+            return status.get("state") == "monitored"
+        wait_for(watching, 60, "the monitor watching the VM")
         assert testbed.vm_exec(run.vm, block).returncode == 0
         result = run("-i", run.vm, "web", "--", "sh", "-c", "cat; echo done >&2; exit 3", stdin=b"abc\x00")
         assert result.returncode == 3, result.stderr
