@@ -46,8 +46,9 @@ class HostMonitor:
                  retry_initial: float = 0.5, retry_maximum: float = 10.0, on_pool_change: Optional[Callable[[], None]] = None,
                  cleanup_secrets: Optional[Callable] = None,
                  on_vm_changes: Optional[Callable[[List[str]], None]] = None,
-                 launching: Optional[Callable[[int], ContextManager]] = None) -> None:
+                 launching: Optional[Callable[[int], ContextManager]] = None, gather: float = 0.0) -> None:
         self._session_factory = session_factory
+        self._gather = gather  # seconds between two reads of a busy xapi (see MonitorOptions)
         self._start_watcher = start_watcher  # (Target) -> watcher with .stop(remove_keys) and .target
         self._inventory_path = inventory_path
         self._poll_timeout = poll_timeout
@@ -112,7 +113,7 @@ class HostMonitor:
         self._reconcile(host_ref)
         self._vms_changed(list(self._view.vms))
         token = batch["token"]
-        while not self._stop.is_set():
+        while not self._stop.wait(self._gather):
             batch = checked_batch(api.event_from(CLASSES, token, self._poll_timeout))
             token = batch["token"]
             changes = self._view.apply(batch["events"])
