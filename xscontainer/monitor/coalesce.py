@@ -138,6 +138,9 @@ class RefreshScheduler:
     more than ``workers - reserved`` workers at once; a thousand VMs connecting together must not
     delay the refresh of a container that just paused. A background key that gets an
     event-driven request meanwhile is served as event-driven (with both requests' kinds).
+    ``deferred=True`` start-up work waits until no other start-up work does (a VM's docker_info
+    and docker_version after every VM's docker_ps); other start-up work for the key takes it
+    out of that lane.
 
     A key rests after each refresh for ``(1 / duty - 1)`` times the CPU time the refresh took on
     its worker (5 times with the default sixth): a request meanwhile waits until then, so a
@@ -163,6 +166,8 @@ class RefreshScheduler:
         self._state = CoalesceState()
         self._ready = collections.deque()  # type: collections.deque  # event-driven keys
         self._background = collections.deque()  # type: collections.deque  # start-up keys
+        self._deferred = collections.deque()  # type: collections.deque  # start-up keys, last
+        self._in_deferred = set()  # type: Set[Hashable]  # queued in the deferred lane only
         self._urgent = set()  # type: Set[Hashable]  # keys with an event-driven request pending
         self._background_running = 0
         self._threads = []  # type: List[threading.Thread]
@@ -190,17 +195,19 @@ class RefreshScheduler:
             thread.start()
         return self
 
-    def request(self, key: Hashable, kinds: Iterable[str], background: bool = False) -> None:
+    def request(self, key: Hashable, kinds: Iterable[str], background: bool = False,
+                deferred: bool = False) -> None:
         """Ask for a refresh of ``kinds`` of ``key``; never blocks on a refresh. ``background``:
-        start-up work, served after event-driven requests (see the class)."""
+        start-up work, served after event-driven requests; ``deferred``: start-up work served
+        after all other start-up work (see the class)."""
         kinds = frozenset(kinds)
         with self._cond:
             if self._stopping or not kinds:
                 return
-            if self._enqueue(key, kinds, background):
+            if self._enqueue(key, kinds, background or deferred, deferred):
                 self._cond.notify_all()
 
-    def _enqueue(self, key: Hashable, kinds: FrozenSet[str], background: bool) -> bool:
+    def _enqueue(self, key: Hashable, kinds: FrozenSet[str], background: bool, deferred: bool = False) -> bool:
         """Mark and queue (the condition held); True when a worker may have something new to do
         (most requests of a busy VM only join its pending refresh: waking every worker for each
         of them cost more than the refreshes)."""
@@ -210,12 +217,19 @@ class RefreshScheduler:
             return True
         resting = key in self._resting_keys
         if background:
-            if queued and not resting:
+            if queued and not resting and deferred:
+                self._deferred.append(key)
+                self._in_deferred.add(key)
+            elif (queued or key in self._in_deferred) and not resting and not deferred:
+                self._in_deferred.discard(key)  # its deferred entry, now stale, finds it begun
                 self._background.append(key)
-            return queued
+            else:
+                return False
+            return True
         if key in self._urgent:
             return False
         self._urgent.add(key)
+        self._in_deferred.discard(key)
         # Queued already as background (or not at all): now it is event-driven. A stale entry
         # left in the background queue finds nothing to do (``begin`` is empty).
         if (queued or not self._state.is_running(key)) and not resting:
@@ -277,6 +291,8 @@ class RefreshScheduler:
             self._stopping = True
             self._ready.clear()
             self._background.clear()
+            self._deferred.clear()
+            self._in_deferred.clear()
             self._urgent.clear()
             self._delayed = []
             self._resting, self._resting_keys = [], set()
@@ -299,8 +315,13 @@ class RefreshScheduler:
             self._wake_rested(now)
             if self._ready:
                 return self._ready.popleft(), False
-            if self._background and self._background_running < self._workers - self._reserved:
-                return self._background.popleft(), True
+            if self._background_running < self._workers - self._reserved:
+                if self._background:
+                    return self._background.popleft(), True
+                if self._deferred:
+                    key = self._deferred.popleft()
+                    self._in_deferred.discard(key)
+                    return key, True
             due = [heap[0][0] for heap in (self._delayed, self._resting) if heap]
             self._cond.wait(min(due) - now if due else None)
         return None
@@ -314,8 +335,8 @@ class RefreshScheduler:
                 key, background = chosen
                 if not background:
                     self._urgent.discard(key)
-                elif key in self._urgent:  # promoted meanwhile: its event-driven entry serves it
-                    continue
+                elif key in self._urgent or self._state.is_running(key):
+                    continue  # promoted meanwhile: the entry that did serves it
                 kinds = self._state.begin(key)
                 if not kinds:
                     self._cond.notify_all()

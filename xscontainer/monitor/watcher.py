@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from xscontainer.backoff import Backoff, RateLimit
-from xscontainer.consumerxml.state import ALL_KINDS, StartTimes, expected_state, may_change_start_time, render_values
+from xscontainer.consumerxml.state import INFO, PS, VERSION, StartTimes, expected_state, may_change_start_time, render_values
 from xscontainer.errors import XSContainerError
 from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
 from xscontainer.monitor.coalesce import refreshes_for
@@ -46,6 +46,7 @@ class Watcher:
         self._write_backoff = Backoff(**services.backoff)
         self._event_rate = RateLimit(clock=services.clock, **services.event_rate)
         self._paced = False  # logged once per VM when its events first come faster than the rate
+        self._info_due = False  # docker_info and docker_version to be read since the connection
         self._status = {"vm": target.vm_uuid, "state": "connecting", "since": None,
                         "last_error": None, "last_error_code": None, "diagnosis": None,
                         "addresses": list(target.addresses), "docker_ps_note": None}  # type: Dict[str, Any]
@@ -104,8 +105,12 @@ class Watcher:
                 if self._stop.is_set():
                     break
                 # The stream is open before the full read: no change can fall between them.
-                # Background: a thousand VMs connecting must not delay another VM's event.
-                services.scheduler.request(uuid, ALL_KINDS, background=True)
+                # Background: a thousand VMs connecting must not delay another VM's event; and
+                # docker_info and docker_version (ten times docker_ps's cost to the engine) once
+                # docker_ps is written, after every other VM's (see ``refresh``).
+                with self._state_lock:
+                    self._info_due = True
+                services.scheduler.request(uuid, [PS], background=True)
                 for event in stream:
                     kinds = refreshes_for(event.raw)
                     LOG.debug("VM %s: engine event %s %s -> %s", uuid, event.action, event.name, sorted(kinds))
@@ -216,6 +221,14 @@ class Watcher:
         self._write_backoff.reset()
         self._first_keys(began, read, services.clock())
         self._succeeded()
+        self._ask_info_once(kinds)
+
+    def _ask_info_once(self, kinds) -> None:
+        """After the connection's first docker_ps, docker_info and docker_version, last."""
+        with self._state_lock:
+            due, self._info_due = self._info_due and not {INFO, VERSION} <= set(kinds), False
+        if due:
+            self._services.scheduler.request(self.target.vm_uuid, [INFO, VERSION], deferred=True)
 
     def _note_startup(self, **times: float) -> None:
         with self._state_lock:
