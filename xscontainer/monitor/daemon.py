@@ -86,6 +86,10 @@ class HostMonitor:
 
     def stop(self) -> None:
         self._stop.set()
+        # The watchers stop reading at once, while the xapi loop finishes its event.from wait:
+        # at a thousand VMs their teardown is most of the stop.
+        for watcher in self.watchers().values():
+            watcher.signal_stop()
 
     def vm_other_config(self, vm_ref: str) -> Dict[str, str]:
         """other_config of a VM as the last event showed it (empty when unknown)."""

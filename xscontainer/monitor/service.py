@@ -49,7 +49,7 @@ class MonitorOptions(NamedTuple):
     refresh_workers: int = 32
     max_concurrent_connects: int = 24  # 1000 simultaneous SSH handshakes finish later, not sooner
     xapi_sessions: int = 8  # the workers' writes share them; each is one xapi connection
-    poll_timeout: float = 2.0  # event.from wait; bounds how long SIGTERM waits for the xapi loop
+    poll_timeout: float = 1.0  # event.from wait; bounds how long SIGTERM waits for the xapi loop
     # Between two reads of xapi's events: changes of one VM made meanwhile come as one record
     # (the monitor's own three writes per VM came back as three whole VM records to parse, a
     # third of its interpreter time at 1,000 VMs); xapi's changes reach it this much later.
