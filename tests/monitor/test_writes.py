@@ -245,3 +245,22 @@ def test_get_status_says_when_docker_ps_could_not_list_everything():
     finally:
         watcher.stop(remove_keys=False)
         services.scheduler.stop(10)
+
+
+def test_a_connection_writes_docker_ps_first_then_info_and_version():
+    # At start-up docker_info and docker_version (ten times docker_ps's cost to the engine) wait
+    # until every VM's docker_ps is written (issue 18).
+    api = FakeVMClass()
+    engine = FakeEngine()
+    services = FakeServices(api, engine)
+    services.scheduler.start()
+    watcher = services.watcher = Watcher(Target(VM, UUID, ("10.0.0.2",), "core", "ssh"), services)
+    watcher.start()
+    try:
+        wait_for(lambda: all(k in api.get_other_config(VM) for k in ("docker_ps", "docker_info", "docker_version")),
+                 what="every key")
+        adds = [key for op, key in api.calls if op == "add"]
+        assert adds[0] == "docker_ps" and sorted(adds[1:]) == ["docker_info", "docker_version"], adds
+    finally:
+        watcher.stop(remove_keys=False)
+        services.scheduler.stop(10)
