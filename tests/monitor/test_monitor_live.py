@@ -98,7 +98,8 @@ def watched(bed):
     record, ref = bed.vm(0)
     assert record["host_uuid"] == bed.host1["uuid"]
     bed.set_monitor(ref, "True")
-    wait_for(lambda: "docker_ps" in bed.other_config(ref), what="docker_ps of vm1")
+    # docker_info and docker_version come after docker_ps (every VM's, at start-up)
+    wait_for(lambda: _keys_present(bed, ref), what="docker_ps, docker_info and docker_version of vm1")
     yield record, ref
     bed.set_monitor(ref, None)
     wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="docker_ps to go")

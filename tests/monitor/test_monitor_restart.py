@@ -110,7 +110,8 @@ def test_a_restarted_monitor_writes_nothing_that_has_not_changed(testbed, tmp_pa
         inventory = sim.info["hosts"][0]["inventory"]
         first, runner = _run_monitor(sim.socket_path, inventory, control_dir)
         try:
-            wait_for(lambda: _web_status(session, ref) == "Up", what="vm1 reflected")
+            wait_for(lambda: _web_status(session, ref) == "Up" and len(_docker_keys(session, ref)) == 3,
+                     what="vm1 reflected (docker_info and docker_version come after docker_ps)")
         finally:
             first.stop()
             runner.join(30)
