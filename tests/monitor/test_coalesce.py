@@ -317,7 +317,9 @@ def test_event_driven_refreshes_are_served_before_start_up_ones(scheduler_factor
     assert refresh.calls == ["blocker", "event0", "event1", "event2"] + ["startup%d" % i for i in range(5)]
 
 
-def test_an_event_promotes_a_queued_start_up_refresh(scheduler_factory):
+def blocked_scheduler(scheduler_factory):
+    """(a one-worker scheduler busy with "blocker" until ``refresh.gate`` opens, the refresh,
+    the (key, kinds) of every refresh in order)."""
     calls = []
     refresh = OrderedRefresh()
 
@@ -328,6 +330,11 @@ def test_an_event_promotes_a_queued_start_up_refresh(scheduler_factory):
     scheduler = scheduler_factory(record, workers=1)
     scheduler.request("blocker", [PS])
     assert refresh.entered.wait(WAIT)
+    return scheduler, refresh, calls
+
+
+def test_an_event_promotes_a_queued_start_up_refresh(scheduler_factory):
+    scheduler, refresh, calls = blocked_scheduler(scheduler_factory)
     for index in range(3):
         scheduler.request("vm%d" % index, [INFO], background=True)
     scheduler.request("vm2", [PS])  # an event of a VM whose first full read is still queued
@@ -340,16 +347,7 @@ def test_an_event_promotes_a_queued_start_up_refresh(scheduler_factory):
 def test_deferred_start_up_work_waits_for_every_other_start_up_refresh(scheduler_factory):
     # docker_info and docker_version cost dockerd ten times what docker_ps does (5 ms of its CPU
     # against 0.6 per VM): at start-up, every VM's docker_ps first (issue 18).
-    calls = []
-    refresh = OrderedRefresh()
-
-    def record(key, kinds):
-        calls.append((key, kinds))
-        refresh(key, kinds)
-
-    scheduler = scheduler_factory(record, workers=1)
-    scheduler.request("blocker", [PS])
-    assert refresh.entered.wait(WAIT)
+    scheduler, refresh, calls = blocked_scheduler(scheduler_factory)
     scheduler.request("vm0", [INFO], background=True, deferred=True)
     scheduler.request("vm1", [PS], background=True)
     scheduler.request("vm2", [INFO], background=True, deferred=True)
