@@ -440,3 +440,30 @@ def test_a_key_rests_five_times_the_cpu_its_refresh_took_and_the_others_do_not_w
     wall.now += 10.0
     scheduler.request("hostile", [PS])
     assert wait_calls(3, "hostile")
+
+
+def test_an_event_that_arrives_while_its_key_rests_is_still_served_before_start_up_work(scheduler_factory):
+    wall, cpu = Clock(), Clock()
+    calls = []
+    gate = threading.Event()
+    entered = threading.Event()
+
+    def refresh(key, kinds):
+        calls.append(key)
+        if key == "hostile":
+            cpu.now += 1.0
+        if key == "s0":
+            entered.set()
+            assert gate.wait(WAIT)
+
+    scheduler = scheduler_factory(refresh, workers=1, clock=wall, cpu_clock=cpu)
+    scheduler.request("hostile", [PS])
+    assert scheduler.wait_idle(WAIT)
+    scheduler.request("hostile", [PS])  # an event while it rests (5 s)
+    for index in range(3):
+        scheduler.request("s%d" % index, [PS], background=True)
+    assert entered.wait(WAIT)  # s0 runs; s1 and s2 wait
+    wall.now += 5.0  # the rest is over
+    gate.set()
+    assert scheduler.wait_idle(WAIT)
+    assert calls == ["hostile", "s0", "hostile", "s1", "s2"]

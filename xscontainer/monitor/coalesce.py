@@ -214,6 +214,8 @@ class RefreshScheduler:
         queued = self._state.mark(key, kinds)
         if queued and self._rests(key):
             self._put_to_rest(key)
+            if not background:
+                self._urgent.add(key)  # event-driven once its rest is over
             return True
         resting = key in self._resting_keys
         if background:
