@@ -200,7 +200,11 @@ def run(args, bed):
         socket_path, ns_refs = max(by_socket.items(), key=lambda item: len(item[1]))
         sample = ns_refs[:args.sample]
         engine = _common.engine_client(socket_path)
-        samples, round_all, missed = reflect_rounds(args, events, engine, sample)
+        sampled = _common.VmEvents(info, vm_refs=sample)
+        try:
+            samples, round_all, missed = reflect_rounds(args, sampled, engine, sample)
+        finally:
+            sampled.close()
         result["reflect"] = _common.percentiles(samples)
         result["reflect_round_all_sampled_ms"] = [round(t * 1000, 1) for t in round_all]
         result["reflect_rounds"] = args.rounds
