@@ -143,7 +143,7 @@ class RefreshScheduler:
     out of that lane.
 
     A key rests after each refresh for ``(1 / duty - 1)`` times the CPU time the refresh took on
-    its worker (5 times with the default sixth): a request meanwhile waits until then, so a
+    its worker (7 times with the default eighth): a request meanwhile waits until then, so a
     guest whose engine changes as fast as it is read holds at most ``duty`` of a core's time
     for its refreshes (they took 40 % of a core before). An ordinary refresh takes a few
     milliseconds of CPU, so its VM's next change waits a few more at most.
@@ -153,7 +153,7 @@ class RefreshScheduler:
                  on_error: Optional[Callable[[Hashable, FrozenSet[str], BaseException], None]] = None,
                  name: str = "xscontainer-refresh", clock: Callable[[], float] = time.monotonic,
                  reserved: Optional[int] = None, cpu_clock: Callable[[], float] = thread_cpu_time,
-                 duty: float = 1.0 / 6) -> None:
+                 duty: float = 1.0 / 8) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         # Workers background work may not take (event-driven work may use all of them).
