@@ -124,7 +124,7 @@ def test_through_the_monitor_no_new_ssh_connection(run, testbed, tmp_path):
                 status = control_call(control_socket_path(host["uuid"]), "status", {"vm": vm["uuid"]})
             except XSContainerError:
                 return False  # not listening yet
-            return status.get("state") == "monitored"
+            return status is not None and status.get("state") == "monitored"  # None: not watched yet
         wait_for(watching, 60, "the monitor watching the VM")
         assert testbed.vm_exec(run.vm, block).returncode == 0
         result = run("-i", run.vm, "web", "--", "sh", "-c", "cat; echo done >&2; exit 3", stdin=b"abc\x00")

@@ -245,7 +245,10 @@ def test_deregistration_shutdown_and_migration_remove_the_keys(bed):
     record, ref = bed.vm(2)  # vm3, on host 1
     assert record["host_uuid"] == bed.host1["uuid"]
     bed.set_monitor(ref, "True")
-    wait_for(lambda: "docker_ps" in bed.other_config(ref), what="vm3 reflected")
+    # docker_ps may be left from an earlier module's monitor (a stopping monitor keeps the keys):
+    # wait for this monitor's own watcher, else it may never see the VM registered at all.
+    wait_for(lambda: record["uuid"] in bed.monitor.host.watchers() and "docker_ps" in bed.other_config(ref),
+             what="vm3 reflected")
     bed.set_monitor(ref, "False")
     wait_for(lambda: not any(k.startswith("docker_") for k in bed.other_config(ref)), what="keys gone")
 
