@@ -145,7 +145,7 @@ class RefreshScheduler:
     A key rests after each refresh for ``(1 / duty - 1)`` times the CPU time the refresh took on
     its worker (7 times with the default eighth): a request meanwhile waits until then, so a
     guest whose engine changes as fast as it is read holds at most ``duty`` of a core's time
-    for its refreshes (they took 40 % of a core before). An ordinary refresh takes a few
+    for its refreshes (they took 43 % of a core before). An ordinary refresh takes a few
     milliseconds of CPU, so its VM's next change waits a few more at most.
     """
 
@@ -251,7 +251,8 @@ class RefreshScheduler:
         self._resting_keys.add(key)
 
     def _wake_rested(self, now: float) -> None:
-        """Queue the resting keys whose rest is over (the condition held)."""
+        """Queue the resting keys whose rest is over (the condition held); a deferred request
+        that met a rest is served in the start-up lane."""
         while self._resting and self._resting[0][0] <= now:
             _, _, key = heapq.heappop(self._resting)
             if key in self._resting_keys:

@@ -25,6 +25,16 @@ class Target(NamedTuple):
     mode: str
 
 
+class _Decision(NamedTuple):
+    """Whether (and how) a VM is watched, and the records it was decided from: it holds as long
+    as both are the same objects (records are replaced, never changed in place)."""
+
+    vm: Dict
+    metrics_ref: str
+    metrics: Optional[Dict]
+    target: Optional[Target]
+
+
 class Changes(NamedTuple):
     pool_changed: bool
     deleted_vms: List[Dict]  # the last records of VMs that were destroyed
@@ -36,11 +46,10 @@ class XapiView:
         self.vms = {}  # type: Dict[str, Dict]
         self.metrics = {}  # type: Dict[str, Dict]
         self._refs = {}  # type: Dict[str, str]  # VM uuid -> ref
-        # VM ref -> (its record, its guest metrics ref and record, its Target or None), as last
-        # decided for ``_decided_for``: each batch (every write of the monitor's comes back as
-        # one) decides again only the VMs whose records it replaced, not all thousand (55 % of
-        # the monitor's interpreter time in a 300-VM start-up).
-        self._decided = {}  # type: Dict[str, Tuple[Dict, str, Optional[Dict], Optional[Target]]]
+        # VM ref -> its last decision for ``_decided_for``: each batch (every write of the
+        # monitor's comes back as one) decides again only the VMs whose records it replaced, not
+        # all thousand (55 % of the monitor's interpreter time in a 300-VM start-up).
+        self._decided = {}  # type: Dict[str, _Decision]
         self._decided_for = None  # type: Optional[str]
 
     def reset(self) -> None:
@@ -95,14 +104,14 @@ class XapiView:
         decided = {}
         for ref, vm in self.vms.items():
             known = self._decided.get(ref)
-            same_vm = known is not None and known[0] is vm
-            metrics_ref = known[1] if same_vm else vm.get("guest_metrics", NULL_REF)
+            same_vm = known is not None and known.vm is vm
+            metrics_ref = known.metrics_ref if same_vm else vm.get("guest_metrics", NULL_REF)
             metrics = None if metrics_ref == NULL_REF else self.metrics.get(metrics_ref)
-            if same_vm and known[2] is metrics:
-                target = known[3]
+            if same_vm and known.metrics is metrics:
+                target = known.target
             else:
                 target = _target(ref, vm, metrics, host_ref)
-            decided[ref] = (vm, metrics_ref, metrics, target)
+            decided[ref] = _Decision(vm, metrics_ref, metrics, target)
             if target is not None:
                 result[target.vm_uuid] = target
         self._decided, self._decided_for = decided, host_ref
@@ -117,8 +126,7 @@ class XapiView:
 
 
 def _target(ref: str, vm: Dict, metrics: Optional[Dict], host_ref: str) -> Optional[Target]:
-    """The VM's Target when this host must watch it, else None (records are never changed in
-    place: a decision holds as long as both records are the same objects)."""
+    """The VM's Target when this host must watch it, else None."""
     if not should_monitor(vm, host_ref, metrics):
         return None
     config = vm.get("other_config", {})
