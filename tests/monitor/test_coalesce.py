@@ -361,6 +361,34 @@ def test_deferred_start_up_work_waits_for_every_other_start_up_refresh(scheduler
                      ("vm0", {INFO})]
 
 
+def test_deferred_start_up_work_waits_until_no_key_is_still_starting(scheduler_factory):
+    # At 1,000 VMs the connections are what the start-up waits for: a deferred docker_info read
+    # between two connections (the start-up queue is empty then) took the engines' CPU from the
+    # handshakes still to come (issue 18).
+    scheduler, refresh, calls = blocked_scheduler(scheduler_factory)
+    scheduler.starting("vm0")
+    scheduler.starting("vm1")
+    scheduler.started("vm0")  # its docker_ps is written
+    scheduler.request("vm0", [INFO], background=True, deferred=True)
+    refresh.gate.set()
+    # Never a false failure: a slow machine can only let a defect pass here.
+    assert not scheduler.wait_idle(0.5), "deferred work ran while vm1 was still starting"
+    assert calls == [("blocker", {PS})]
+    scheduler.started("vm1")
+    assert scheduler.wait_idle(WAIT)
+    assert calls == [("blocker", {PS}), ("vm0", {INFO})]
+
+
+def test_a_forgotten_key_no_longer_holds_deferred_work(scheduler_factory):
+    scheduler, refresh, calls = blocked_scheduler(scheduler_factory)
+    scheduler.starting("vm1")
+    scheduler.request("vm0", [INFO], background=True, deferred=True)
+    refresh.gate.set()
+    scheduler.forget("vm1")  # its watcher stopped before it ever connected
+    assert scheduler.wait_idle(WAIT)
+    assert calls == [("blocker", {PS}), ("vm0", {INFO})]
+
+
 def test_start_up_refreshes_leave_workers_free_for_events(scheduler_factory):
     """However many start-up refreshes wait (a thousand VMs connecting), they never take every
     worker: an event-driven refresh starts while those running are all blocked."""
@@ -467,3 +495,32 @@ def test_an_event_that_arrives_while_its_key_rests_is_still_served_before_start_
     gate.set()
     assert scheduler.wait_idle(WAIT)
     assert calls == ["hostile", "s0", "hostile", "s1", "s2"]
+
+
+@pytest.mark.parametrize("cpu_cost", [0.0, 0.01], ids=["no rest", "a rest of 70 ms"])
+def test_deferred_work_asked_for_by_its_own_refresh_stays_deferred(scheduler_factory, cpu_cost):
+    # The watcher asks for docker_info from inside the VM's first refresh (so the request joins a
+    # running refresh, and the key rests after it): that request went to the start-up lane, and
+    # every VM's docker_info was read between the connections still to come (issue 18).
+    cpu = Clock()
+    calls = []
+    holder = []
+
+    def refresh(key, kinds):
+        calls.append((key, kinds))
+        cpu.now += cpu_cost
+        if kinds == {PS}:
+            holder[0].started(key)
+            holder[0].request(key, [INFO], background=True, deferred=True)
+
+    scheduler = scheduler_factory(refresh, workers=1, cpu_clock=cpu)
+    holder.append(scheduler)
+    scheduler.starting("vm0")
+    scheduler.starting("vm1")
+    scheduler.request("vm0", [PS], background=True)
+    # Never a false failure: a slow machine can only let a defect pass here.
+    assert not scheduler.wait_idle(0.5), "deferred work ran while vm1 was still starting"
+    assert calls == [("vm0", {PS})]
+    scheduler.started("vm1")
+    assert scheduler.wait_idle(WAIT)
+    assert calls == [("vm0", {PS}), ("vm0", {INFO})]

@@ -138,9 +138,9 @@ class RefreshScheduler:
     more than ``workers - reserved`` workers at once; a thousand VMs connecting together must not
     delay the refresh of a container that just paused. A background key that gets an
     event-driven request meanwhile is served as event-driven (with both requests' kinds).
-    ``deferred=True`` start-up work waits until no other start-up work does (a VM's docker_info
-    and docker_version after every VM's docker_ps); other start-up work for the key takes it
-    out of that lane.
+    ``deferred=True`` start-up work waits until no other start-up work does and no key is
+    ``starting`` (a VM's docker_info and docker_version after every VM's connection and
+    docker_ps); other start-up work for the key takes it out of that lane.
 
     A key rests after each refresh for ``(1 / duty - 1)`` times the CPU time the refresh took on
     its worker (7 times with the default eighth): a request meanwhile waits until then, so a
@@ -167,9 +167,11 @@ class RefreshScheduler:
         self._ready = collections.deque()  # type: collections.deque  # event-driven keys
         self._background = collections.deque()  # type: collections.deque  # start-up keys
         self._deferred = collections.deque()  # type: collections.deque  # start-up keys, last
-        self._in_deferred = set()  # type: Set[Hashable]  # queued in the deferred lane only
+        self._in_deferred = set()  # type: Set[Hashable]  # keys with an entry in the deferred lane
+        self._defer = set()  # type: Set[Hashable]  # keys whose pending work is all deferred
         self._urgent = set()  # type: Set[Hashable]  # keys with an event-driven request pending
         self._background_running = 0
+        self._starting = set()  # type: Set[Hashable]  # keys whose start-up is under way
         self._threads = []  # type: List[threading.Thread]
         self._stopping = False
         self._clock = clock
@@ -211,33 +213,43 @@ class RefreshScheduler:
         """Mark and queue (the condition held); True when a worker may have something new to do
         (most requests of a busy VM only join its pending refresh: waking every worker for each
         of them cost more than the refreshes)."""
+        if not deferred:
+            self._defer.discard(key)
+        elif not self._state.pending(key):
+            self._defer.add(key)
         queued = self._state.mark(key, kinds)
-        if queued and self._rests(key):
-            self._put_to_rest(key)
-            if not background:
-                self._urgent.add(key)  # event-driven once its rest is over
-            return True
-        resting = key in self._resting_keys
-        if background:
-            if queued and not resting and deferred:
-                self._deferred.append(key)
-                self._in_deferred.add(key)
-            elif (queued or key in self._in_deferred) and not resting and not deferred:
-                self._in_deferred.discard(key)  # its deferred entry, now stale, finds it begun
-                self._background.append(key)
-            else:
+        if not background:
+            if key in self._urgent:
                 return False
+            self._urgent.add(key)
+        if queued and self._rests(key):
+            self._put_to_rest(key)  # the rest's end queues it in its lane
             return True
-        if key in self._urgent:
+        if key in self._resting_keys:
             return False
-        self._urgent.add(key)
-        self._in_deferred.discard(key)
-        # Queued already as background (or not at all): now it is event-driven. A stale entry
-        # left in the background queue finds nothing to do (``begin`` is empty).
-        if (queued or not self._state.is_running(key)) and not resting:
-            self._ready.append(key)
+        if not background:
+            # Queued already as start-up work (or not at all): now it is event-driven. A stale
+            # entry left in another lane finds nothing to do (``begin`` is empty).
+            if queued or not self._state.is_running(key):
+                self._ready.append(key)
+                return True
+            return False
+        if queued:
+            self._queue_background(key)
+            return True
+        if key in self._in_deferred and key not in self._defer:
+            self._background.append(key)  # start-up work of its own: out of the deferred lane
+            self._in_deferred.discard(key)
             return True
         return False
+
+    def _queue_background(self, key: Hashable) -> None:
+        """Queue start-up work in its lane (the condition held)."""
+        if key in self._defer:
+            self._deferred.append(key)
+            self._in_deferred.add(key)
+        else:
+            self._background.append(key)
 
     def _rests(self, key: Hashable) -> bool:
         until = self._rest_until.get(key)
@@ -251,13 +263,31 @@ class RefreshScheduler:
         self._resting_keys.add(key)
 
     def _wake_rested(self, now: float) -> None:
-        """Queue the resting keys whose rest is over (the condition held); a deferred request
-        that met a rest is served in the start-up lane."""
+        """Queue the resting keys whose rest is over (the condition held)."""
         while self._resting and self._resting[0][0] <= now:
             _, _, key = heapq.heappop(self._resting)
             if key in self._resting_keys:
                 self._resting_keys.discard(key)
-                (self._ready if key in self._urgent else self._background).append(key)
+                if key in self._urgent:
+                    self._ready.append(key)
+                else:
+                    self._queue_background(key)
+
+    def starting(self, key: Hashable) -> None:
+        """``key``'s start-up (its first connection and read) is under way: deferred work waits
+        until ``started(key)`` or ``forget(key)``."""
+        with self._cond:
+            self._starting.add(key)
+
+    def started(self, key: Hashable) -> None:
+        with self._cond:
+            self._end_start_up(key)
+
+    def _end_start_up(self, key: Hashable) -> None:
+        if key in self._starting:
+            self._starting.discard(key)
+            if not self._starting:
+                self._cond.notify_all()
 
     def request_later(self, key: Hashable, kinds: Iterable[str], delay: float) -> None:
         """``request(key, kinds, background=True)`` in ``delay`` seconds (unless ``forget(key)``
@@ -275,7 +305,9 @@ class RefreshScheduler:
     def forget(self, key: Hashable) -> None:
         with self._cond:
             self._state.forget(key)
+            self._end_start_up(key)
             self._urgent.discard(key)
+            self._defer.discard(key)
             self._rest_until.pop(key, None)
             self._resting_keys.discard(key)
             if any(entry[2] == key for entry in self._delayed):
@@ -296,7 +328,9 @@ class RefreshScheduler:
             self._background.clear()
             self._deferred.clear()
             self._in_deferred.clear()
+            self._defer.clear()
             self._urgent.clear()
+            self._starting.clear()
             self._delayed = []
             self._resting, self._resting_keys = [], set()
             self._cond.notify_all()
@@ -321,7 +355,7 @@ class RefreshScheduler:
             if self._background_running < self._workers - self._reserved:
                 if self._background:
                     return self._background.popleft(), True
-                if self._deferred:
+                if self._deferred and not self._starting:
                     key = self._deferred.popleft()
                     self._in_deferred.discard(key)
                     return key, True
@@ -341,6 +375,7 @@ class RefreshScheduler:
                 elif key in self._urgent or self._state.is_running(key):
                     continue  # promoted meanwhile: the entry that did serves it
                 kinds = self._state.begin(key)
+                self._defer.discard(key)
                 if not kinds:
                     self._cond.notify_all()
                     continue
@@ -369,5 +404,5 @@ class RefreshScheduler:
                         elif key in self._urgent:
                             self._ready.append(key)
                         else:
-                            self._background.append(key)
+                            self._queue_background(key)
                     self._cond.notify_all()

@@ -56,6 +56,9 @@ class Watcher:
 
     # -- owner's side --------------------------------------------------------------------
     def start(self) -> "Watcher":
+        # Until its first keys (or its first failure), other VMs' docker_info reads wait: at
+        # start-up they took the engines' CPU from the connections still to come.
+        self._services.scheduler.starting(self.target.vm_uuid)
         self._thread.start()
         return self
 
@@ -164,6 +167,7 @@ class Watcher:
         services = self._services
         uuid = self.target.vm_uuid
         services.engines.close(uuid)
+        services.scheduler.started(uuid)  # it may fail for long: others' deferred work goes on
         with self._state_lock:
             self._status.update(state="failing", last_error=exc.message, last_error_code=exc.code)
         LOG.warning("VM %s: %s (%s)", uuid, exc.message, exc.code)
@@ -220,6 +224,7 @@ class Watcher:
                 return
         self._write_backoff.reset()
         self._first_keys(began, read, services.clock())
+        services.scheduler.started(self.target.vm_uuid)
         self._succeeded()
         self._ask_info_once(kinds)
 
@@ -248,6 +253,7 @@ class Watcher:
     def _write_failed(self, kinds, exc: Exception) -> None:
         """Read and write again after a back-off: the writer no longer believes the keys written."""
         uuid = self.target.vm_uuid
+        self._services.scheduler.started(uuid)
         delay = self._write_backoff.next_delay()
         message = "Could not write the VM's docker_* keys into xapi: %s" % (exc,)
         with self._state_lock:
