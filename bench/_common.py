@@ -317,6 +317,13 @@ def cpu_seconds(pid: int) -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy (not idle, not waiting for I/O) since boot."""
+    with open("/proc/stat") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def idle_cpu_percent(pid: int, seconds: float) -> Optional[float]:
     """CPU used by pid over `seconds`, as a percentage of one core."""
     before, started = cpu_seconds(pid), time.monotonic()

@@ -6,7 +6,9 @@ in the monitor, and VMs of one namespace see the same engine.
 
 Steps: register all N VMs (other_config xscontainer-monitor=True), start ``xscontainer-monitor``
 for the host, then measure
-  * the time from the monitor's start until every VM has docker_ps (seen through event.from);
+  * the time from the monitor's start until every VM has docker_ps (seen through event.from), the
+    CPU the monitor and the whole machine used until then (the guests' sshd and dockerd run on
+    this machine's cores too), and the time until every VM has docker_info and docker_version;
   * after settling: the monitor's RSS (VmRSS), threads, open fds, and its CPU over --idle-seconds
     (utime+stime delta, % of one core);
   * reflect latency at that scale: --rounds times, ``web`` of one namespace is paused or unpaused
@@ -73,8 +75,8 @@ def register_all(sess, refs, registered):
     return time.monotonic() - started
 
 
-def wait_all_reflected(events, refs, started, timeout):
-    """Seconds from `started` at which each ref first had docker_ps (None for those that never did)."""
+def wait_all_reflected(events, refs, started, timeout, keys=("docker_ps",)):
+    """Seconds from `started` at which each ref first had all of `keys` (None for those that never did)."""
     first = {}
     pending = set(refs)
     deadline = time.monotonic() + timeout
@@ -82,7 +84,8 @@ def wait_all_reflected(events, refs, started, timeout):
     while pending and time.monotonic() < deadline:
         arrived = events.next_batch(min(5.0, deadline - time.monotonic()))
         for ref in list(pending):
-            if events.configs.get(ref, {}).get("docker_ps"):
+            config = events.configs.get(ref, {})
+            if all(config.get(key) for key in keys):
                 first[ref] = arrived - started
                 pending.discard(ref)
         if time.monotonic() - last_log > 10:
@@ -175,9 +178,12 @@ def run(args, bed):
     result = {"bench": "scale", "vms": len(refs), "namespaces": namespaces, "register_s": round(register_s, 2),
               "monitor_log": monitor.log_path, "monitor_pid": monitor.pid, "targets": TARGETS}
     result["load_average_at_start"] = os.getloadavg()
+    busy_at_start = _common.machine_busy_seconds()
     try:
         first = wait_all_reflected(events, refs, monitor.started, args.timeout)
         result["monitor_cpu_s_at_all_reflected"] = _common.cpu_seconds(monitor.pid)
+        result["machine_cpu_s_at_all_reflected"] = round(_common.machine_busy_seconds() - busy_at_start, 1)
+        result["machine_cores"] = os.cpu_count()
         result["load_average_at_all_reflected"] = os.getloadavg()
         result["startup"] = startup_breakdown(monitor.log_path)
         times = sorted(first.values())
@@ -189,6 +195,12 @@ def run(args, bed):
         LOG.info("%d/%d reflected; last after %s s", len(first), len(refs), result["all_reflected_s"])
         if not monitor.alive():
             raise SystemExit("bench: the monitor died; see %s" % monitor.log_path)
+        # docker_info and docker_version come after every VM's docker_ps; the figures below are
+        # those of a settled monitor.
+        every_key = wait_all_reflected(events, refs, monitor.started, args.timeout,
+                                       keys=("docker_ps", "docker_info", "docker_version"))
+        result["all_keys_s"] = round(max(every_key.values()), 2) if len(every_key) == len(refs) else None
+        result["machine_cpu_s_at_all_keys"] = round(_common.machine_busy_seconds() - busy_at_start, 1)
         time.sleep(args.settle_seconds)
         result["rss_mb"] = _common.rss_mb(monitor.pid)
         result["threads"] = _common.thread_count(monitor.pid)
