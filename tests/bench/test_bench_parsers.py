@@ -21,3 +21,15 @@ def test_parsers_bench_prints_one_json_object():
     for shape in ("chunked_one_read", "chunked_socket_reads", "event", "log_frames"):
         assert "ratio" in document[shape] and len(document[shape]) >= 3
     assert "h11_comparison" not in document
+
+
+def test_xapi_parse_bench_prints_one_json_object():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "xapi_parse.py"), "--records", "3",
+                             "--repeat", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout
+    document = json.loads(lines[0])
+    assert document["bench"] == "xapi_parse" and document["records"] == 3
+    assert document["xmlrpc_client_ms_per_record"] > 0 and document["xmlrpcparse_ms_per_record"] > 0

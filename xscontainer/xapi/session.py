@@ -11,6 +11,7 @@ from typing import Callable, ContextManager, Iterator, Optional, Tuple
 import XenAPI
 
 from xscontainer.errors import InvalidArgument, XapiError
+from xscontainer.xapi.xmlrpcparse import tree_parser
 
 DEFAULT_SOCKET = "/var/lib/xcp/xapi"
 # Every way a call can fail because xapi went away or answered something unreadable (a response
@@ -55,7 +56,8 @@ class _TimedUDSConnection(XenAPI.UDSHTTPConnection):
 
 
 class TimedUDSTransport(XenAPI.UDSTransport):
-    """``XenAPI.UDSTransport`` whose every send and read waits at most ``timeout`` seconds."""
+    """``XenAPI.UDSTransport`` whose every send and read waits at most ``timeout`` seconds, and
+    whose responses are parsed in C (see xmlrpcparse)."""
 
     def __init__(self, timeout: float = LOCAL_TIMEOUT) -> None:
         super().__init__()
@@ -67,6 +69,9 @@ class TimedUDSTransport(XenAPI.UDSTransport):
             conn = _TimedUDSConnection(host, timeout=self._timeout)
             self._connection = host, conn
         return conn
+
+    def getparser(self):
+        return tree_parser(self._use_datetime, self._use_builtin_types)
 
 
 def local_session_object(socket_path: Optional[str] = None, timeout: float = LOCAL_TIMEOUT) -> "XenAPI.Session":
