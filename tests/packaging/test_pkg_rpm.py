@@ -85,7 +85,7 @@ def test_dependencies(built):
     # No automatic ELF dependencies from the vendored shared objects.
     assert not [r for r in requires if "GLIBC" in r or ".so" in r]
     provides = run(["rpm", "-qp", "--provides", built.path("rpm")]).stdout.splitlines()
-    assert "bundled(python3-paramiko) = 3.4.1" in provides
+    assert "bundled(python3-paramiko) = 3.5.1" in provides
     assert "bundled(python3-cryptography) = 40.0.2" in provides
     update_requires = run(["rpm", "-qpR", built.path("update_rpm")]).stdout.splitlines()
     assert "xscontainer >= %s-1" % built.manifest["version"] in update_requires
@@ -134,7 +134,7 @@ def test_wrappers_activate_the_vendor_dir_and_call_main(payload):
 
 def test_vendored_wheels_are_for_python36_manylinux2014(built, rpm_files):
     assert sorted(built.manifest["vendored"], key=str.lower) == sorted([
-        "bcrypt==4.0.1", "cffi==1.15.1", "cryptography==40.0.2", "paramiko==3.4.1",
+        "bcrypt==4.0.1", "cffi==1.15.1", "cryptography==40.0.2", "paramiko==3.5.1",
         "pycdlib==1.14.0", "pycparser==2.21", "PyNaCl==1.5.0", "PyYAML==6.0.1",
         "XenAPI==26.21.1"], key=str.lower)
     shared = [p for p in rpm_files if p.endswith(".so")]

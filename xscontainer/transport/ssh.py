@@ -20,7 +20,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import paramiko
 from paramiko.common import cMSG_CHANNEL_OPEN
@@ -143,18 +143,27 @@ def closed_unless_handshaken(transport: paramiko.Transport, vm_uuid: str, addres
                                 code="SSH_HANDSHAKE_FAILED", vm_uuid=vm_uuid) from exc
 
 
+def aead_first(ciphers: Sequence[str]) -> Tuple[str, ...]:
+    """Our cipher preference: AES-GCM first (any sshd since OpenSSH 6.2 has it), the others after.
+
+    An AEAD cipher authenticates each packet itself; with the others paramiko checks an HMAC per
+    packet byte by byte in Python (5 % of the monitor's CPU in a reflect round at 1,000 VMs)."""
+    return tuple(sorted(ciphers, key=lambda name: not name.endswith("-gcm@openssh.com")))
+
+
 def start_client_for(transport: paramiko.Transport, pinned: Optional[str], timeout: float) -> str:
     """SSH handshake (no authentication yet); returns the server's host key (base64 blob).
 
     When a key is pinned we offer only its algorithm: a pool upgraded from the original product
     pinned RSA keys, and negotiating Ed25519 would look like a changed key.
     """
+    options = transport.get_security_options()
     algorithms = host_key_algorithms_for(pinned)
     if algorithms:
-        options = transport.get_security_options()
         supported = [a for a in algorithms if a in options.key_types]
         if supported:
             options.key_types = supported
+    options.ciphers = aead_first(options.ciphers)
     transport.start_client(timeout=timeout)
     return transport.get_remote_server_key().get_base64()
 
