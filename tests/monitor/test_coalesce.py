@@ -524,3 +524,12 @@ def test_deferred_work_asked_for_by_its_own_refresh_stays_deferred(scheduler_fac
     scheduler.started("vm1")
     assert scheduler.wait_idle(WAIT)
     assert calls == [("vm0", {PS}), ("vm0", {INFO})]
+
+
+def test_busy_while_a_refresh_is_queued_or_running(scheduler_factory):
+    scheduler, refresh, calls = blocked_scheduler(scheduler_factory)
+    scheduler.request("vm0", [PS], background=True)
+    assert scheduler.busy()
+    refresh.gate.set()
+    assert scheduler.wait_idle(WAIT)
+    assert not scheduler.busy()

@@ -315,6 +315,11 @@ class RefreshScheduler:
                 heapq.heapify(self._delayed)
             self._cond.notify_all()
 
+    def busy(self) -> bool:
+        """Whether refreshes are pending, queued or running (delayed ones do not count)."""
+        with self._cond:
+            return not self._state.idle()
+
     def wait_idle(self, timeout: Optional[float] = None) -> bool:
         """Block until nothing is pending, queued, delayed or running; False on timeout."""
         with self._cond:

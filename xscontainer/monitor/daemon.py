@@ -21,6 +21,7 @@ LOG = logging.getLogger(__name__)
 # Whatever xapi (or its absence) does to a call: the loop reconnects. Anything else is a bug of
 # ours and ends run() with the exception, so that the service exits non-zero and is restarted.
 XAPI_ERRORS = TRANSPORT_ERRORS + (Failure, XapiError)
+SETTLE_POLL = 0.05  # how often the xapi loop looks whether refreshes still run
 
 
 def checked_batch(batch: Any) -> Dict[str, Any]:
@@ -46,9 +47,12 @@ class HostMonitor:
                  retry_initial: float = 0.5, retry_maximum: float = 10.0, on_pool_change: Optional[Callable[[], None]] = None,
                  cleanup_secrets: Optional[Callable] = None,
                  on_vm_changes: Optional[Callable[[List[str]], None]] = None,
-                 launching: Optional[Callable[[int], ContextManager]] = None, gather: float = 0.0) -> None:
+                 launching: Optional[Callable[[int], ContextManager]] = None, gather: float = 0.0,
+                 refreshing: Optional[Callable[[], bool]] = None, settle: float = 0.0) -> None:
         self._session_factory = session_factory
         self._gather = gather  # seconds between two reads of a busy xapi (see MonitorOptions)
+        self._refreshing = refreshing  # () -> whether refreshes are queued or running
+        self._settle = settle  # while they are, seconds between two reads at most
         self._start_watcher = start_watcher  # (Target) -> watcher with .stop(remove_keys) and .target
         self._inventory_path = inventory_path
         self._poll_timeout = poll_timeout
@@ -117,7 +121,7 @@ class HostMonitor:
         self._reconcile(host_ref)
         self._vms_changed(list(self._view.vms))
         token = batch["token"]
-        while not self._stop.wait(self._gather):
+        while not self._stop.wait(self._gather) and self._let_refreshes_finish():
             batch = checked_batch(api.event_from(CLASSES, token, self._poll_timeout))
             token = batch["token"]
             changes = self._view.apply(batch["events"])
@@ -129,6 +133,17 @@ class HostMonitor:
                     self._cleanup_secrets(self._session, orphans)
             self._reconcile(host_ref)
             self._vms_changed(changes.changed_vms)
+
+    def _let_refreshes_finish(self) -> bool:
+        """Wait while refreshes are queued or running, ``settle`` seconds at most: their writes
+        come back as whole VM records, and parsing those would slow the refreshes still to come.
+        False once stopping."""
+        waited = self._gather
+        while self._refreshing is not None and waited < self._settle and self._refreshing():
+            if self._stop.wait(SETTLE_POLL):
+                return False
+            waited += SETTLE_POLL
+        return not self._stop.is_set()
 
     def _vms_changed(self, refs: List[str]) -> None:
         if self._on_vm_changes is None:
