@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool
@@ -317,11 +317,14 @@ def cpu_seconds(pid: int) -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent busy (not idle, not waiting for I/O) since boot."""
+def machine_cpu_seconds() -> Tuple[float, float]:
+    """(busy, stolen): CPU seconds all cores spent busy since boot (not idle, not waiting for
+    I/O, not stolen by the hypervisor for other machines), and seconds stolen."""
     with open("/proc/stat") as handle:
-        fields = [int(value) for value in handle.readline().split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / float(os.sysconf("SC_CLK_TCK"))
+        fields = [int(value) for value in handle.readline().split()[1:]] + [0] * 8
+    hertz = float(os.sysconf("SC_CLK_TCK"))
+    idle, iowait, steal = fields[3], fields[4], fields[7]
+    return (sum(fields[:8]) - idle - iowait - steal) / hertz, steal / hertz
 
 
 def idle_cpu_percent(pid: int, seconds: float) -> Optional[float]:
