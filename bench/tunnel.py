@@ -6,7 +6,7 @@
     RSA key parsed from its file each time, then ``ncat -U /var/run/docker.sock`` and HTTP/1.0.
 
 Prints one JSON object: median and p95 (ms) of each, and the ratios b/a and c/b.
-Usage: bench/tunnel.py [--testbed DIR] [--calls N] [--original-calls N] [--no-nodelay-session]
+Usage: bench/tunnel.py [--testbed DIR] [--calls N] [--original-calls N]
 Without --testbed it brings up a one-VM testbed (no xapi) in a temporary directory and removes it.
 """
 
@@ -88,8 +88,6 @@ def main(argv=None):
     parser.add_argument("--vm", default="vm1")
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--original-calls", type=int, default=15)
-    parser.add_argument("--no-nodelay-session", action="store_true",
-                        help="skip the no-op session that makes sshd set TCP_NODELAY (to measure it)")
     args = parser.parse_args(argv)
 
     from xscontainer.testbed.testbed import Testbed
@@ -120,8 +118,7 @@ def main(argv=None):
         # (b) our warm tunnel
         settings = VmSettings("bench", "", [vm["ip"]], vm["ssh_user"], "ssh", None, {})
         pin = MemoryHostKeyPin("bench", vm["ssh_host_key"])  # the testbed made the key
-        tunnel = SshTunnel("bench", lambda: settings, lambda: pkey, pin, ping_engine,
-                           nodelay_session=not args.no_nodelay_session)
+        tunnel = SshTunnel("bench", lambda: settings, lambda: pkey, pin, ping_engine)
         tunneled = HttpPool(tunnel.open_stream)
         b = timed(lambda: tunneled.request("GET", TARGET), args.calls)
         assert tunnel.connects == 1
@@ -133,7 +130,7 @@ def main(argv=None):
         tunnel.close()
         result = {"a_direct_socket": percentiles(a), "b_warm_tunnel": percentiles(b),
                   "c_original_fresh_ssh_rsa4096_ncat": percentiles(c),
-                  "tunnel_method": tunnel.method, "nodelay_session": not args.no_nodelay_session}
+                  "tunnel_method": tunnel.method}
         result["ratio_b_over_a"] = round(result["b_warm_tunnel"]["median_ms"] / result["a_direct_socket"]["median_ms"], 2)
         result["ratio_c_over_b"] = round(result["c_original_fresh_ssh_rsa4096_ncat"]["median_ms"]
                                          / result["b_warm_tunnel"]["median_ms"], 1)

@@ -72,7 +72,7 @@ class EngineConnections(object):
                  clock: Callable[[], float] = time.monotonic, limits: Limits = Limits(),
                  connect_timeout: float = 10.0, keepalive: float = KEEPALIVE, max_idle: int = 4,
                  socket_path: str = DOCKER_SOCKET, ssh_port: int = 22, tls_port: int = 2376,
-                 nodelay_session: bool = True, vm_budget: int = VM_BUDGET,
+                 vm_budget: int = VM_BUDGET,
                  process_budget: int = PROCESS_BUDGET,
                  records: Optional[Callable[[str], Optional["VmRecords"]]] = None) -> None:
         self._sessions = sessions
@@ -88,7 +88,6 @@ class EngineConnections(object):
         self._socket_path = socket_path
         self._ssh_port = ssh_port
         self._tls_port = tls_port
-        self._nodelay_session = nodelay_session
         self._lock = threading.Lock()
         self._entries = {}  # type: Dict[str, _Entry]
 
@@ -122,7 +121,7 @@ class EngineConnections(object):
                                XapiHostKeyPin(self._sessions, vm_uuid, self._known_other_config(vm_uuid)),
                                ping_engine, socket_path=self._socket_path, port=self._ssh_port,
                                clock=self._clock, connect_timeout=self._connect_timeout,
-                               keepalive=self._keepalive, nodelay_session=self._nodelay_session)
+                               keepalive=self._keepalive)
         budget = ByteBudget(self._vm_budget, "VM %s" % vm_uuid, self._process_budget)
         pool = HttpPool(tunnel.open_stream, self._limits, max_idle=self._max_idle, budget=budget, vm_uuid=vm_uuid)
         return _Entry(settings.mode, tunnel, pool, DockerClient(pool, vm_uuid))

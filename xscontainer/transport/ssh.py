@@ -10,9 +10,10 @@ Ways to reach the socket, tried in order until one passes the tunnel's ``probe``
 3. ``socat - UNIX-CONNECT:<socket>``;
 4. ``ncat -U <socket>``.
 
-Right after authentication we run one no-op command on a session channel: OpenSSH's sshd turns
-on TCP_NODELAY for the connection only when a session starts, and without it every small
-response waits ~40 ms for a delayed ACK (measured in ``bench/tunnel.py --no-nodelay-session``).
+No command runs in the guest: an earlier version ran a no-op one after authentication so that
+OpenSSH's sshd would set TCP_NODELAY, but requests and bursts of events measure the same without it
+(tests/transport/test_ssh_tunnel.py says where), and it cost every guest a fork and an exec of its
+user's shell per connection.
 """
 
 import contextlib
@@ -186,7 +187,7 @@ class SshTunnel(object):
     def __init__(self, vm_uuid: str, settings: Callable[[], VmSettings], pkey: Callable[[], paramiko.PKey],
                  pin, probe: Probe, socket_path: str = DOCKER_SOCKET, port: int = SSH_PORT,
                  clock: Callable[[], float] = time.monotonic, connect_timeout: float = 10.0,
-                 keepalive: float = KEEPALIVE, nodelay_session: bool = True,
+                 keepalive: float = KEEPALIVE,
                  methods: Tuple[str, ...] = METHODS) -> None:
         self.vm_uuid = vm_uuid
         self._settings = settings
@@ -198,7 +199,6 @@ class SshTunnel(object):
         self._clock = clock
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive
-        self._nodelay_session = nodelay_session
         self._methods = methods
         self._connect_lock = threading.Lock()  # one (re)connection at a time
         self._lock = threading.Lock()  # guards _transport and _closed; never held across I/O
@@ -254,8 +254,6 @@ class SshTunnel(object):
             # Keepalives are sent on the same wake-ups; dead peers are the kernel's to detect
             # (tcp.tune_socket), and close() shuts the socket down to wake the thread at once.
             sock.settimeout(wake)
-            if self._nodelay_session:
-                self._run_noop(transport)
         self.address = address
         LOG.info("VM %s: SSH connection to %s@%s established", self.vm_uuid, settings.username, address)
         return transport
@@ -272,16 +270,6 @@ class SshTunnel(object):
         if not transport.is_authenticated():
             raise ConnectionFailure("VM %s refused the SSH login of user '%s'." % (self.vm_uuid, username),
                                     code="SSH_AUTH_FAILED", vm_uuid=self.vm_uuid, username=username)
-
-    def _run_noop(self, transport: paramiko.Transport) -> None:
-        chan = transport.open_session(timeout=self._connect_timeout)
-        try:
-            chan.exec_command("true")  # waits for sshd's reply: by then NODELAY is set
-        except paramiko.SSHException as exc:
-            LOG.warning("VM %s: cannot start a session (%s); responses may be delayed by ~40 ms",
-                        self.vm_uuid, exc)
-        finally:
-            chan.close()
 
     def exec(self, command: str, timeout: float = 10.0, max_bytes: int = 65536) -> Tuple[int, bytes, bytes]:
         """Run a command in the guest (diagnosis): exit status, stdout, stderr, all within
