@@ -9,14 +9,18 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_parsers_bench_prints_one_json_object():
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "parsers.py"), "--size", "2048",
-                             "--repeat", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, timeout=120)
+def run_bench(script, *args):
+    """The one JSON object the bench printed."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script)] + list(args),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout
-    document = json.loads(lines[0])
+    return json.loads(lines[0])
+
+
+def test_parsers_bench_prints_one_json_object():
+    document = run_bench("parsers.py", "--size", "2048", "--repeat", "1")
     assert document["bench"] == "parsers" and document["size"] == 2048
     for shape in ("chunked_one_read", "chunked_socket_reads", "event", "log_frames"):
         assert "ratio" in document[shape] and len(document[shape]) >= 3
@@ -24,12 +28,6 @@ def test_parsers_bench_prints_one_json_object():
 
 
 def test_xapi_parse_bench_prints_one_json_object():
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "xapi_parse.py"), "--records", "3",
-                             "--repeat", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1, result.stdout
-    document = json.loads(lines[0])
+    document = run_bench("xapi_parse.py", "--records", "3", "--repeat", "1")
     assert document["bench"] == "xapi_parse" and document["records"] == 3
     assert document["xmlrpc_client_ms_per_record"] > 0 and document["xmlrpcparse_ms_per_record"] > 0

@@ -252,16 +252,22 @@ def test_an_idle_connection_does_not_wake_a_thread_every_few_seconds(rig, engine
         tunnel.close()
 
 
-def test_the_connection_uses_an_aead_cipher(rig, engine_socket):
-    # AES-GCM authenticates in the cipher: no HMAC per packet, whose check paramiko does byte by
-    # byte in Python (5 % of the monitor's CPU in a reflect round at 1,000 VMs, issue 18).
+def sshd_log_of_one_request(rig, engine_socket):
+    """What sshd logged while a new tunnel made one engine request."""
     tunnel = tunnel_for(rig, engine_socket)
     before_log = len(rig.log_text())
     client = DockerClient(HttpPool(tunnel.open_stream))
     assert client.containers()[0]["Names"] == ["/web"]
     client.close()
     tunnel.close()
-    kex_lines = [line for line in rig.log_text()[before_log:].splitlines() if "kex: client->server cipher" in line]
+    return rig.log_text()[before_log:]
+
+
+def test_the_connection_uses_an_aead_cipher(rig, engine_socket):
+    # AES-GCM authenticates in the cipher: no HMAC per packet, whose check paramiko does byte by
+    # byte in Python (5 % of the monitor's CPU in a reflect round at 1,000 VMs, issue 18).
+    kex_lines = [line for line in sshd_log_of_one_request(rig, engine_socket).splitlines()
+                 if "kex: client->server cipher" in line]
     assert kex_lines and all("gcm@openssh.com" in line and "MAC: <implicit>" in line for line in kex_lines), kex_lines
 
 
@@ -270,12 +276,6 @@ def test_the_connection_runs_no_command_in_the_guest(rig, engine_socket):
     # connecting cost a thousand of them, on the guests' CPUs. Without the no-op command that made
     # sshd set TCP_NODELAY, a warm request takes the same time (bench/tunnel.py: 0.68 ms median,
     # 0.72 with it) and a burst of 40 engine events arrives as fast (p90 13.9 ms, 15.0 with it).
-    tunnel = tunnel_for(rig, engine_socket)
-    before_log = len(rig.log_text())
-    client = DockerClient(HttpPool(tunnel.open_stream))
-    assert client.containers()[0]["Names"] == ["/web"]
-    client.close()
-    tunnel.close()
-    new_log = rig.log_text()[before_log:]
+    new_log = sshd_log_of_one_request(rig, engine_socket)
     assert "Accepted publickey" in new_log
     assert "Starting session" not in new_log and "exec request" not in new_log.lower(), new_log[-2000:]
