@@ -230,6 +230,7 @@ class RefreshScheduler:
         if not background:
             # Queued already as start-up work (or not at all): now it is event-driven. A stale
             # entry left in another lane finds nothing to do (``begin`` is empty).
+            self._in_deferred.discard(key)  # its deferred entry, if any, is stale now
             if queued or not self._state.is_running(key):
                 self._ready.append(key)
                 return True
