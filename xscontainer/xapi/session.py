@@ -12,7 +12,7 @@ from typing import Callable, ContextManager, Iterator, Optional, Tuple
 import XenAPI
 
 from xscontainer.errors import InvalidArgument, XapiError
-from xscontainer.xapi.xmlrpcparse import tree_parser
+from xscontainer.xapi.xmlrpcparse import parse_reply, tree_parser
 
 DEFAULT_SOCKET = "/var/lib/xcp/xapi"
 # Every way a call can fail because xapi went away or answered something unreadable (a response
@@ -81,10 +81,7 @@ class TimedUDSTransport(XenAPI.UDSTransport):
         body = response.read()
         if getattr(response, "getheader", None) and response.getheader("Content-Encoding", "") == "gzip":
             body = gzip.decompress(body)
-        parser, unmarshaller = self.getparser()
-        parser.feed(body)
-        parser.close()
-        return unmarshaller.close()
+        return parse_reply(body, self._use_datetime, self._use_builtin_types)
 
 
 def local_session_object(socket_path: Optional[str] = None, timeout: float = LOCAL_TIMEOUT) -> "XenAPI.Session":
