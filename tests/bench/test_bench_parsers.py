@@ -1,5 +1,5 @@
-"""Smoke test of bench/parsers.py (pure: no testbed): it prints one JSON object with a figure and
-a same-run baseline for each hostile shape. Figures are not asserted (never timed assertions)."""
+"""Smoke test of the pure benches (no testbed): each prints one JSON object with a figure and
+a same-run baseline. Figures are not asserted (never timed assertions).
 
 import json
 import os
@@ -31,3 +31,9 @@ def test_xapi_parse_bench_prints_one_json_object():
     document = run_bench("xapi_parse.py", "--records", "3", "--repeat", "1")
     assert document["bench"] == "xapi_parse" and document["records"] == 3
     assert document["xmlrpc_client_ms_per_record"] > 0 and document["xmlrpcparse_ms_per_record"] > 0
+
+
+def test_sim_persist_bench_prints_one_json_object():
+    document = run_bench("sim_persist.py", "--vms", "5", "--changed", "2", "--repeat", "1")
+    assert document["bench"] == "sim_persist" and document["vms"] == 5 and document["changed"] == 2
+    assert document["whole_state_ms"] > 0 and document["dump_ms"] > 0 and document["dump_bytes"] > 0

@@ -1,5 +1,6 @@
 """Restart with refs and uuids unchanged; corrupt database gives a clear error and exit 2."""
 
+import json
 import os
 import subprocess
 import sys
@@ -82,3 +83,35 @@ def test_a_large_database_is_dumped_less_often(tmp_path):
     persister.flush()
     assert persister.next_wait() == pytest.approx(40.0)
     assert os.path.exists(str(tmp_path / "db.json"))
+
+
+def test_a_dump_after_changes_holds_every_change(tmp_path):
+    """Rows are encoded once per change (see Database.dump): a dump after any mix of creates,
+    changes and destroys holds exactly the live state, and loads back to it."""
+    from xscontainer.sim.db import Database
+    db = Database()
+    with db.lock:
+        vms = [db.create("VM", {"name_label": "vm%d" % index, "other_config": {}}) for index in range(20)]
+        first = db.dump()
+        db.set("VM", vms[0], "name_label", "renamed")
+        db.get("VM", vms[1])["other_config"]["docker_ps"] = "<docker_ps/>"
+        db.touch("VM", vms[1])
+        db.destroy("VM", vms[2])
+        added = db.create("VM", {"name_label": "late"})
+        second = db.dump()
+        live = {"tables": {t: db.tables[t] for t in ("VM", "host")},
+                "stamps": {t: db.stamps[t] for t in ("VM", "host")},
+                "tombs": {t: db.tombs[t] for t in ("VM", "host")}}
+    assert json.loads(first)["tables"]["VM"][vms[0]]["name_label"] == "vm0"
+    data = json.loads(second)
+    for part in ("tables", "stamps", "tombs"):
+        for table in ("VM", "host"):
+            assert data[part][table] == json.loads(json.dumps(live[part][table]))
+    assert "task" not in data["tables"] and "session" not in data["tables"]
+    assert data["generation"] == db.generation
+    reloaded = Database()
+    reloaded.load(second)
+    assert reloaded.get("VM", added)["name_label"] == "late"
+    assert reloaded.get("VM", vms[1])["other_config"] == {"docker_ps": "<docker_ps/>"}
+    assert not reloaded.exists("VM", vms[2])
+    assert reloaded.dump() == second

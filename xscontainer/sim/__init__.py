@@ -66,8 +66,8 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
 * Passwords: TCP logins need ``root`` and the generated password (saved in ``DIR/password``,
   reused on restart), or a user added with ``sim.add_user``; any credentials are accepted on
   the Unix socket (a root session), as in xapi.
-* Persistence: the database is ``DIR/db.json`` (written atomically shortly after each change
-  and on exit). As in xapi, sessions and tasks are not persisted (datamodel
+* Persistence: the database is ``DIR/db.json`` (written atomically within 2 s of a change,
+  xapi's flush period, and on exit). As in xapi, sessions and tasks are not persisted (datamodel
   ``PersistNothing``): after a restart clients get ``SESSION_INVALID`` and the official
   client logs in again by itself. Messages are kept in the same file.
 * Plugin output is checked as xapi's xmlm parser checks it: a character outside XML 1.0, raw

@@ -46,6 +46,7 @@ class Database:
         self.closing = False
         self.blocked_event_calls = 0  # event.from calls waiting for a change (sim.blocked_event_calls)
         self.on_persistent_change = None  # type: Optional[Callable[[], None]]
+        self._row_texts = {}  # type: Dict[str, Dict[str, Tuple[int, str]]]  # see dump
 
     # ---- generations ----------------------------------------------------------------------
     def _bump(self, table: str) -> int:
@@ -161,16 +162,40 @@ class Database:
 
     # ---- persistence ----------------------------------------------------------------------
     def dump(self) -> str:
-        """The persistent state as JSON text (call with the lock held)."""
-        keep = [t for t in dm.TABLES if t not in dm.VOLATILE_TABLES]
-        return json.dumps({
+        """The persistent state as JSON text (call with the lock held).
+
+        Each row's text is kept until the row's stamp changes: with a thousand VMs carrying
+        docker_* keys the whole state is 9 MB and encoding it took ~55 ms holding the GIL, a
+        third of the simulator's busy time while a monitor reflected changes (bench/sim_persist.py)."""
+        keep = sorted(t for t in dm.TABLES if t not in dm.VOLATILE_TABLES)
+        head = json.dumps({
             "format": DB_FORMAT,
             "generation": self.generation,
             "msg_generation": self.msg_generation,
-            "tables": {t: self.tables[t] for t in keep},
             "stamps": {t: self.stamps[t] for t in keep},
             "tombs": {t: self.tombs[t] for t in keep},
         }, sort_keys=True)
+        parts = [head[:-1], ', "tables": {']
+        for index, table in enumerate(keep):
+            parts.append('%s%s: {' % (", " if index else "", json.dumps(table)))
+            parts.append(", ".join(self._row_texts_of(table)))
+            parts.append("}")
+        parts.append("}}")
+        return "".join(parts)
+
+    def _row_texts_of(self, table: str) -> List[str]:
+        """``"ref": {row}`` of every row, sorted by ref; reused while the row's stamp holds."""
+        cached = self._row_texts.get(table, {})
+        fresh = {}  # type: Dict[str, Tuple[int, str]]  # rows destroyed since are dropped
+        stamps = self.stamps[table]
+        for ref, row in self.tables[table].items():
+            stamp = stamps[ref][1]
+            entry = cached.get(ref)
+            if entry is None or entry[0] != stamp:
+                entry = (stamp, "%s: %s" % (json.dumps(ref), json.dumps(row, sort_keys=True)))
+            fresh[ref] = entry
+        self._row_texts[table] = fresh
+        return [fresh[ref][1] for ref in sorted(fresh)]
 
     def load(self, text: str) -> None:
         try:
@@ -202,17 +227,19 @@ class Database:
 
 
 class Persister:
-    """Owns the thread that writes db.json (temp file + rename) shortly after each change.
+    """Owns the thread that writes db.json (temp file + rename) at most every ``delay`` seconds
+    while the database changes: 2 s, xapi's own flush period (db_FLUSH_TIMER in
+    ocaml/database/db_backend.ml). A thousand VMs with docker_* keys are a 9 MB file, and
+    writing it each 0.05 s of a busy minute was ~100 MB/s of synced writes on a shared disk.
 
-    The dump holds the database lock, and it grows with the pool: 2.7 MB and ~0.1-0.3 s at 300
-    VMs with docker_* keys. Dumping every ``delay`` through a monitor's start-up held the lock
-    most of the time, so every xapi call waited (measured: 9 ms per call at 300 VMs). The wait
-    between dumps is therefore at least ``lock_share``'s inverse times the last dump's lock time:
-    persistence takes at most ~5 % of the lock however large the database is. ``stop`` still
-    writes the final state.
+    The dump holds the database lock, and it grows with the pool: the wait between dumps is
+    also at least ``lock_share``'s inverse times the last dump's lock time, so persistence takes
+    at most ~5 % of the lock however large the database is (before rows were encoded once per
+    change, see ``Database.dump``, every xapi call waited behind it: 9 ms per call at 300 VMs).
+    ``stop`` still writes the final state.
     """
 
-    def __init__(self, db: Database, path: str, delay: float = 0.05, lock_share: float = 0.05,
+    def __init__(self, db: Database, path: str, delay: float = 2.0, lock_share: float = 0.05,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self.path = path
