@@ -164,3 +164,31 @@ def test_messages_and_inject(session):
     result = session.xenapi.event_from(["vm"], injected, 5.0)
     assert [(e["operation"], e["ref"]) for e in result["events"]] == [("mod", vm)]
     assert token <= result["token"]
+
+
+def test_records_on_the_wire_follow_every_change(session):
+    # Records are marshalled once per change for all readers (Api.record): every reader sees
+    # each change, whichever call reads the record, and a destroyed record is gone.
+    vm = session.xenapi.VM.create({"name_label": "cached"})
+    token = session.xenapi.event_from(["vm"], "", 0.0)["token"]
+    assert session.xenapi.VM.get_record(vm)["other_config"] == {}
+    for step in range(3):
+        session.xenapi.VM.add_to_other_config(vm, "step", str(step))
+        assert session.xenapi.VM.get_record(vm)["other_config"] == {"step": str(step)}
+        assert session.xenapi.VM.get_all_records()[vm]["other_config"] == {"step": str(step)}
+        result = session.xenapi.event_from(["vm/" + vm], token, 5.0)
+        token = result["token"]
+        assert [e["snapshot"]["other_config"] for e in result["events"]] == [{"step": str(step)}]
+        session.xenapi.VM.remove_from_other_config(vm, "step")
+    session.xenapi.VM.set_name_label(vm, "renamed")
+    assert session.xenapi.VM.get_record(vm)["name_label"] == "renamed"
+    session.xenapi.VM.destroy(vm)
+    with pytest.raises(XenAPI.Failure) as err:
+        session.xenapi.VM.get_record(vm)
+    assert err.value.details[0] == "HANDLE_INVALID"
+
+
+def test_a_task_record_holds_the_description_it_was_created_with(session):
+    task = session.xenapi.task.create("label", "what it does")
+    assert session.xenapi.task.get_record(task)["name_description"] == "what it does"
+    session.xenapi.task.destroy(task)

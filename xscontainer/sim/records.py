@@ -95,8 +95,7 @@ class RecordCalls:
     # ---- task -----------------------------------------------------------------------------
     def task_create(self, ctx: Any, label: Any, description: Any) -> str:
         ref = self.api.create_task(dm.decode(dm.Kind("string"), label, "label"))
-        self.db.get("task", ref)["name_description"] = description if isinstance(
-            description, str) else ""
+        self.db.set("task", ref, "name_description", description if isinstance(description, str) else "")
         return ref
 
     # ---- sim (documented deviation: test control, not xapi) -------------------------------

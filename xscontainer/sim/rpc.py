@@ -33,8 +33,16 @@ def _xapi_escape(text: str) -> str:
     return xmlrpc.client.escape(_DROPPED_RE.sub("", text))
 
 
+class Marshalled(str):
+    """A value marshalled already (``<value>...</value>``), written as it is (see ``marshalled``)."""
+
+
 class _Marshaller(xmlrpc.client.Marshaller):
     dispatch = dict(xmlrpc.client.Marshaller.dispatch)
+
+    def dump_marshalled(self, value: Marshalled, write: Callable[[str], None]) -> None:
+        write(value)
+    dispatch[Marshalled] = dump_marshalled
 
     def dump_bare_string(self, value: str, write: Callable[[str], None],
                          escape: Callable[[str], str] = _xapi_escape) -> None:
@@ -50,6 +58,15 @@ class _Marshaller(xmlrpc.client.Marshaller):
     def dump_i4(self, value: int, write: Callable[[str], None]) -> None:
         write("<value><i4>%d</i4></value>\n" % int(value))
     dispatch[I4] = dump_i4
+
+
+def marshalled(value: Any) -> Marshalled:
+    """``value`` as it goes on the wire inside any response: a record's XML, made once per
+    change of the record instead of once per reader (event.from answers every watcher)."""
+    marshaller = _Marshaller(encoding="utf-8", allow_none=True)
+    parts = []  # type: List[str]
+    marshaller.dispatch[type(value)](marshaller, value, parts.append)
+    return Marshalled("".join(parts))
 
 
 def _marshal(value: Any) -> str:
