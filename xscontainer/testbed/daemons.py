@@ -40,7 +40,14 @@ class DaemonsMixin:
     def sshd_argv(self, vm: str, foreground: bool = True) -> List[str]:
         """The VM's sshd command line; foreground=False makes sshd daemonize itself."""
         config_path = os.path.join(self.vm_dir(vm), "sshd_config")
-        return [_which("sshd")] + (["-D", "-e"] if foreground else []) + ["-f", config_path]
+        return [_which("sshd")] + self._sshd_flags() + (["-D", "-e"] if foreground else []) + ["-f", config_path]
+
+    def _sshd_flags(self) -> List[str]:
+        flags = getattr(self, "_sshd_flags_found", None)
+        if flags is None:
+            result = system.run([_which("sshd"), "-V"], check=False, timeout=30)
+            flags = self._sshd_flags_found = config.sshd_flags(result.stderr + result.stdout)
+        return flags
 
     def _spawn_dockerd(self, vm: str) -> int:
         pidfile = os.path.join(self.vm_dir(vm), "run", "docker.pid")
