@@ -327,6 +327,19 @@ def machine_cpu_seconds() -> Tuple[float, float]:
     return (sum(fields[:8]) - idle - iowait - steal) / hertz, steal / hertz
 
 
+def reference_work_ms() -> float:
+    """CPU milliseconds this process needs now for a fixed piece of pure-Python work: the same-run
+    yardstick of the machine's speed. A shared virtual machine's vCPU delivers up to twice as
+    much work per CPU second at some minutes as at others (measured here: 28 to 54 ms for the
+    same loop, nothing else running, no steal reported), so figures of runs minutes apart
+    compare only beside this one."""
+    started = time.process_time()
+    total = 0
+    for number in range(200000):
+        total += number * number
+    return round((time.process_time() - started) * 1000.0, 1)
+
+
 def idle_cpu_percent(pid: int, seconds: float) -> Optional[float]:
     """CPU used by pid over `seconds`, as a percentage of one core."""
     before, started = cpu_seconds(pid), time.monotonic()

@@ -14,6 +14,8 @@ for the host, then measure
   * reflect latency at that scale: --rounds times, ``web`` of one namespace is paused or unpaused
     over its Docker socket (every VM of that namespace changes at once) and the time until each of
     a sample of those VMs shows it in docker_ps is recorded (p50/p95).
+``reference_work_ms`` is the machine's speed at the start, before each reflect round and at
+the end (``_common.reference_work_ms``: lower is faster), to read the figures beside.
 Prints one JSON object; ``startup`` says where the start-up went (per phase, from the monitor's
 log line per VM: connection slot, SSH connection, refresh queue, engine reads, xapi writes).
 Targets (issue 18): all reflected within 20 s, reflect p95 <= 250 ms, RSS <= 250 MB, idle CPU
@@ -129,10 +131,11 @@ def startup_breakdown(log_path):
 
 
 def reflect_rounds(args, events, engine, sample_refs):
-    samples, round_all = [], []
+    samples, round_all, speeds = [], [], []
     missed = 0
     name = args.container
     for index in range(args.rounds):
+        speeds.append(_common.reference_work_ms())
         pause = index % 2 == 0
         expected = PAUSED if pause else RUNNING
         (engine.pause if pause else engine.unpause)(name)
@@ -154,7 +157,7 @@ def reflect_rounds(args, events, engine, sample_refs):
         time.sleep(1.0)  # let the monitor go quiet before the next change
     if (engine.inspect(name)["State"] or {}).get("Paused"):
         engine.unpause(name)
-    return samples, round_all, missed
+    return samples, round_all, missed, speeds
 
 
 def run(args, bed):
@@ -173,10 +176,12 @@ def run(args, bed):
     register_s = register_all(sess, refs, True)
     LOG.info("registered %d VMs (%d namespaces) in %.1f s", len(refs), namespaces, register_s)
     events = _common.VmEvents(info)
+    speed_at_start = _common.reference_work_ms()
     command = shlex.split(args.monitor_command) if args.monitor_command else None
     monitor = _common.MonitorProcess(info, host, directory, command=command)
     result = {"bench": "scale", "vms": len(refs), "namespaces": namespaces, "register_s": round(register_s, 2),
-              "monitor_log": monitor.log_path, "monitor_pid": monitor.pid, "targets": TARGETS}
+              "monitor_log": monitor.log_path, "monitor_pid": monitor.pid, "targets": TARGETS,
+              "reference_work_ms": {"at_start": speed_at_start}}
     result["load_average_at_start"] = os.getloadavg()
     busy_at_start, stolen_at_start = _common.machine_cpu_seconds()
     try:
@@ -217,17 +222,19 @@ def run(args, bed):
         engine = _common.engine_client(socket_path)
         sampled = _common.VmEvents(info, vm_refs=sample)
         try:
-            samples, round_all, missed = reflect_rounds(args, sampled, engine, sample)
+            samples, round_all, missed, speeds = reflect_rounds(args, sampled, engine, sample)
         finally:
             sampled.close()
         result["reflect"] = _common.percentiles(samples)
         result["reflect_round_all_sampled_ms"] = [round(t * 1000, 1) for t in round_all]
+        result["reference_work_ms"]["before_each_round"] = speeds
         result["reflect_rounds"] = args.rounds
         result["reflect_sample_vms"] = len(sample)
         result["reflect_vms_changed_per_round"] = len(ns_refs)
         result["reflect_missed"] = missed
         result["rss_mb_final"] = _common.rss_mb(monitor.pid)
         result["load_average_at_end"] = os.getloadavg()
+        result["reference_work_ms"]["at_end"] = _common.reference_work_ms()
         result["meets_targets"] = {
             "all_reflected": result["all_reflected_s"] is not None
             and result["all_reflected_s"] <= TARGETS["all_reflected_s"],
