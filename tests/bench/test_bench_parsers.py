@@ -1,5 +1,5 @@
 """Smoke test of the pure benches (no testbed): each prints one JSON object with a figure and
-a same-run baseline. Figures are not asserted (never timed assertions).
+a same-run baseline. Figures are not asserted (never timed assertions)."""
 
 import json
 import os
