@@ -56,8 +56,6 @@ class Api:
         self.methods = {}  # type: Dict[Tuple[str, str], Method]
         self._task_threads = []  # type: List[threading.Thread]
         self._task_lock = threading.Lock()
-        self._records = {}  # type: Dict[Tuple[str, str], Tuple[int, Dict[str, Any], rpc.Marshalled]]
-        self._records_limit = 1000
         self._classes_by_length = sorted(list(dm.TABLES) + ["event", "sim"], key=len,
                                          reverse=True)
         self.devices = None  # type: Any  # set by devices.register
@@ -109,19 +107,7 @@ class Api:
         """The record as it goes on the wire (call with the lock held), marshalled once per
         change of the row: with a thousand VMs, each change of one went out to every event.from
         watcher, and marshalling it for each of them was a third of the simulator's CPU."""
-        row = self.db.get(cls, ref)
-        stamp = self.db.stamps[cls][ref][1]
-        cached = self._records.get((cls, ref))
-        if cached is None or cached[0] != stamp or cached[1] is not row:
-            cached = self._records[cls, ref] = (stamp, row, rpc.marshalled(dm.encode_record(cls, row)))
-            if len(self._records) > self._records_limit:
-                self._forget_destroyed_records()
-        return cached[2]
-
-    def _forget_destroyed_records(self) -> None:
-        self._records = {key: value for key, value in self._records.items()
-                         if self.db.exists(key[0], key[1])}
-        self._records_limit = 2 * len(self._records) + 1000
+        return self.db.derived(cls, ref, "xmlrpc", lambda row: rpc.marshalled(dm.encode_record(cls, row)))
 
     def _get_all(self, cls: str) -> Callable[..., Any]:
         return lambda ctx: self.db.refs(cls)

@@ -46,7 +46,8 @@ class Database:
         self.closing = False
         self.blocked_event_calls = 0  # event.from calls waiting for a change (sim.blocked_event_calls)
         self.on_persistent_change = None  # type: Optional[Callable[[], None]]
-        self._row_texts = {}  # type: Dict[str, Dict[str, Tuple[int, str]]]  # see dump
+        # (table, ref) -> {kind: (stamp, row, value)}: see ``derived``
+        self._derived = {}  # type: Dict[Tuple[str, str], Dict[str, Tuple[int, Dict[str, Any], Any]]]
 
     # ---- generations ----------------------------------------------------------------------
     def _bump(self, table: str) -> int:
@@ -83,6 +84,18 @@ class Database:
             raise XapiFailure("UUID_INVALID", table, uuid)
         return ref
 
+    def derived(self, table: str, ref: str, kind: str, make: Callable[[Dict[str, Any]], Any]) -> Any:
+        """``make(row)``, kept until the row changes (its stamp) or is destroyed: what a row
+        costs to encode (persistence, the wire) is paid once per change, not once per reader.
+        Call with the lock held."""
+        row = self.get(table, ref)
+        stamp = self.stamps[table][ref][1]
+        per_row = self._derived.setdefault((table, ref), {})
+        entry = per_row.get(kind)
+        if entry is None or entry[0] != stamp or entry[1] is not row:
+            entry = per_row[kind] = (stamp, row, make(row))
+        return entry[2]
+
     def find(self, table: str, **match: Any) -> List[str]:
         return [ref for ref, row in self.tables[table].items()
                 if all(row.get(k) == v for k, v in match.items())]
@@ -107,6 +120,7 @@ class Database:
         for name, value in row.items():
             self._link(table, ref, name, value, None)
         del self.tables[table][ref]
+        self._derived.pop((table, ref), None)
         self.by_uuid[table].pop(row.get("uuid"), None)
         created = self.stamps[table].pop(ref, [0, 0])[0]
         gen = self._bump(table)
@@ -164,7 +178,7 @@ class Database:
     def dump(self) -> str:
         """The persistent state as JSON text (call with the lock held).
 
-        Each row's text is kept until the row's stamp changes: with a thousand VMs carrying
+        Each row's text is kept until the row changes (``derived``): with a thousand VMs carrying
         docker_* keys the whole state is 9 MB and encoding it took ~55 ms holding the GIL, a
         third of the simulator's busy time while a monitor reflected changes (bench/sim_persist.py)."""
         keep = sorted(t for t in dm.TABLES if t not in dm.VOLATILE_TABLES)
@@ -175,27 +189,16 @@ class Database:
             "stamps": {t: self.stamps[t] for t in keep},
             "tombs": {t: self.tombs[t] for t in keep},
         }, sort_keys=True)
-        parts = [head[:-1], ', "tables": {']
+        parts = [head[:-1], ', "tables": {']  # joined once: the rows are megabytes
         for index, table in enumerate(keep):
             parts.append('%s%s: {' % (", " if index else "", json.dumps(table)))
-            parts.append(", ".join(self._row_texts_of(table)))
+            for position, ref in enumerate(sorted(self.tables[table])):
+                if position:
+                    parts.append(", ")
+                parts.append(self.derived(table, ref, "json", lambda row: _row_json(ref, row)))
             parts.append("}")
         parts.append("}}")
         return "".join(parts)
-
-    def _row_texts_of(self, table: str) -> List[str]:
-        """``"ref": {row}`` of every row, sorted by ref; reused while the row's stamp holds."""
-        cached = self._row_texts.get(table, {})
-        fresh = {}  # type: Dict[str, Tuple[int, str]]  # rows destroyed since are dropped
-        stamps = self.stamps[table]
-        for ref, row in self.tables[table].items():
-            stamp = stamps[ref][1]
-            entry = cached.get(ref)
-            if entry is None or entry[0] != stamp:
-                entry = (stamp, "%s: %s" % (json.dumps(ref), json.dumps(row, sort_keys=True)))
-            fresh[ref] = entry
-        self._row_texts[table] = fresh
-        return [fresh[ref][1] for ref in sorted(fresh)]
 
     def load(self, text: str) -> None:
         try:
@@ -224,6 +227,11 @@ class Database:
         # resident_VMs lists only VMs that still exist.
         for row in self.tables["host"].values():
             row["resident_VMs"] = [r for r in row["resident_VMs"] if r in self.tables["VM"]]
+
+
+def _row_json(ref: str, row: Dict[str, Any]) -> str:
+    """``"ref": {row}``, a row as it sits in db.json's table."""
+    return "%s: %s" % (json.dumps(ref), json.dumps(row, sort_keys=True))
 
 
 class Persister:
