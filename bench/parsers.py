@@ -19,10 +19,8 @@ Usage: bench/parsers.py [--size BYTES] [--repeat N] [--h11]
 """
 
 import argparse
-import gc
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -111,8 +109,8 @@ def compare_h11(args, size):
     result = {}
     for name, (raw, read, payload) in sorted(cases.items()):
         read = read or len(raw)
-        ours = best_cpu(args.repeat, parse_response, raw, read)
-        theirs = best_cpu(args.repeat, parse_response_h11, raw, read)
+        ours = _common.best_cpu(args.repeat, parse_response, raw, read)
+        theirs = _common.best_cpu(args.repeat, parse_response_h11, raw, read)
         result[name] = {"ours": figure(ours, payload), "h11": figure(theirs, payload),
                         "h11_over_ours": ratio(theirs, ours)}
     import h11
@@ -132,20 +130,6 @@ def demux(data):
     LogFrameDemuxer().feed(data)
 
 
-def best_cpu(repeat, work, *args):
-    work(*args)  # warm up
-    best = float("inf")
-    gc.disable()
-    try:
-        for _ in range(repeat):
-            started = time.process_time()
-            work(*args)
-            best = min(best, time.process_time() - started)
-    finally:
-        gc.enable()
-    return best
-
-
 def figure(seconds, size):
     return {"cpu_s": round(seconds, 5), "mb_per_s": round(size / 1e6 / seconds, 2) if seconds > 0 else None}
 
@@ -162,20 +146,20 @@ def main(argv=None):
 
     small, large = chunked(body, 1), chunked(body, 16 * 1024)
     for name, read in (("socket_reads", SOCKET_READ), ("one_read", len(small))):
-        one = best_cpu(args.repeat, parse_response, small, read)
-        base = best_cpu(args.repeat, parse_response, large, read)
+        one = _common.best_cpu(args.repeat, parse_response, small, read)
+        base = _common.best_cpu(args.repeat, parse_response, large, read)
         result["chunked_" + name] = {"one_byte_chunks": figure(one, size), "baseline_16k_chunks": figure(base, size),
                                      "ratio": ratio(one, base), "wire_bytes": len(small)}
 
     event = b'{"Type": "container", "Action": "' + b"x" * size + b'"}\n'
-    drip = best_cpu(args.repeat, split_event, event, 16)
-    whole = best_cpu(args.repeat, split_event, event, len(event))
+    drip = _common.best_cpu(args.repeat, split_event, event, 16)
+    whole = _common.best_cpu(args.repeat, split_event, event, len(event))
     result["event"] = {"16_byte_reads": figure(drip, size), "baseline_one_read": figure(whole, size),
                        "ratio": ratio(drip, whole)}
 
     tiny = b"".join(frame(1, b"x") for _ in range(size))
-    many = best_cpu(args.repeat, demux, tiny)
-    one_frame = best_cpu(args.repeat, demux, frame(1, body))
+    many = _common.best_cpu(args.repeat, demux, tiny)
+    one_frame = _common.best_cpu(args.repeat, demux, frame(1, body))
     result["log_frames"] = {"one_byte_frames": figure(many, size), "baseline_one_frame": figure(one_frame, size),
                             "ratio": ratio(many, one_frame)}
     if args.h11:

@@ -6,7 +6,7 @@ as every dump did before rows were encoded once per change.
 Each VM is the simulator's VM record whose other_config holds docker_ps, docker_info and
 docker_version as the monitor renders them (the records of bench/xapi_parse.py).
 
-Prints one JSON object: ms of CPU per dump (best of --repeat, ``time.process_time``), the dump's
+Prints one JSON object: ms of CPU per dump (``_common.best_cpu``: best of --repeat), the dump's
 size, and the ratio.
 
 Usage: bench/sim_persist.py [--vms N] [--changed N] [--repeat N]
@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -48,16 +47,6 @@ def whole_state(db):
                        "tombs": {t: db.tombs[t] for t in keep}}, sort_keys=True)
 
 
-def best_cpu(run, repeat):
-    best = None
-    for _ in range(repeat):
-        started = time.process_time()
-        run()
-        spent = time.process_time() - started
-        best = spent if best is None else min(best, spent)
-    return best
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vms", type=int, default=1000)
@@ -78,8 +67,8 @@ def main(argv=None):
         text = db.dump()  # the first dump encodes every row
         if json.loads(text) != json.loads(whole_state(db)):
             raise SystemExit("bench: the dump differs from the whole state")
-        baseline_s = best_cpu(lambda: whole_state(db), args.repeat)
-        ours_s = best_cpu(change_and_dump, args.repeat)
+        baseline_s = _common.best_cpu(args.repeat, whole_state, db)
+        ours_s = _common.best_cpu(args.repeat, change_and_dump)
     _common.emit({
         "bench": "sim_persist", "python": "%d.%d.%d" % sys.version_info[:3], "vms": args.vms,
         "changed": args.changed, "dump_bytes": len(text),

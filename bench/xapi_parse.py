@@ -6,7 +6,7 @@ Each record is the simulator's VM record (89 fields, xapi's) whose other_config 
 docker_ps of --containers containers, a docker_info and a docker_version as the monitor renders
 them: the shape every write of the monitor comes back in.
 
-Prints one JSON object: ms of CPU per record (best of --repeat, ``time.process_time``) for each
+Prints one JSON object: ms of CPU per record (``_common.best_cpu``: best of --repeat) for each
 parser, and their ratio.
 
 Usage: bench/xapi_parse.py [--records N] [--containers N] [--repeat N]
@@ -15,7 +15,6 @@ Usage: bench/xapi_parse.py [--records N] [--containers N] [--repeat N]
 import argparse
 import os
 import sys
-import time
 import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,16 +69,6 @@ def reply(records, containers):
     return xmlrpc.client.dumps((value,), methodresponse=True).encode("utf-8")
 
 
-def best_cpu(parse, body, repeat):
-    best = None
-    for _ in range(repeat):
-        started = time.process_time()
-        parse(body)
-        spent = time.process_time() - started
-        best = spent if best is None else min(best, spent)
-    return best
-
-
 def with_getparser(getparser):
     def parse(body):
         parser, unmarshaller = getparser()
@@ -100,8 +89,8 @@ def main(argv=None):
     stock, ours = with_getparser(xmlrpc.client.getparser), with_getparser(tree_parser)
     if stock(body) != ours(body):
         raise SystemExit("bench: the two parsers disagree")
-    stock_s = best_cpu(stock, body, args.repeat)
-    ours_s = best_cpu(ours, body, args.repeat)
+    stock_s = _common.best_cpu(args.repeat, stock, body)
+    ours_s = _common.best_cpu(args.repeat, ours, body)
     _common.emit({
         "bench": "xapi_parse", "python": "%d.%d.%d" % sys.version_info[:3], "records": args.records,
         "containers": args.containers, "reply_bytes": len(body),
