@@ -192,3 +192,24 @@ def test_a_task_record_holds_the_description_it_was_created_with(session):
     task = session.xenapi.task.create("label", "what it does")
     assert session.xenapi.task.get_record(task)["name_description"] == "what it does"
     session.xenapi.task.destroy(task)
+
+
+def test_batching_delays_are_xapis():
+    from itertools import islice
+
+    from xscontainer.sim.events import batching_delays, parse_subscriptions
+    assert list(islice(batching_delays(parse_subscriptions(["vm", "pool"])), 6)) == \
+        [0.05, 0.00625, 0.0125, 0.025, 0.05, 0.05]
+    assert list(islice(batching_delays(parse_subscriptions(["task"])), 3)) == [0.0, 0.00625, 0.0125]
+    assert next(batching_delays(parse_subscriptions(["task", "vm"]))) == 0.05
+
+
+def test_a_call_looks_at_the_database_only_after_the_batching_delay(session):
+    # xapi batches: a burst of changes (a remove and an add of one key) comes back as one event
+    # instead of each change answering a call of its own. A lower bound: noise only adds to it.
+    token = session.xenapi.event_from(["vm"], "", 0.0)["token"]
+    session.xenapi.VM.create({"name_label": "pending"})
+    began = time.monotonic()
+    result = session.xenapi.event_from(["vm"], token, 5.0)
+    assert time.monotonic() - began >= 0.05
+    assert [e["operation"] for e in result["events"]] == ["add"]

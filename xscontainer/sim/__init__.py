@@ -63,6 +63,10 @@ Documented deviations from a real xapi (everything else follows contract §1-§1
   the reset rather than the answer), without ``Content-Length``, or not an XML-RPC call, the
   answer is xapi's HTTP 500 page with ``Connection: close`` and the connection is closed.
   Not a deviation; listed because the simulator accepted 64 MiB before.
+* ``event.from`` batches as xapi does (``Throttle.Batching``, defaults of v26.10.0): 50 ms
+  before a call first looks at the database (none for a subscription to tasks alone), then from
+  6.25 ms doubling up to 50 ms after each wake-up. Not a deviation; listed because the
+  simulator answered at once before, sooner than xapi and in more, smaller batches.
 * Passwords: TCP logins need ``root`` and the generated password (saved in ``DIR/password``,
   reused on restart), or a user added with ``sim.add_user``; any credentials are accepted on
   the Unix socket (a root session), as in xapi.

@@ -3,11 +3,15 @@
 Tokens are ``"%020d,%020d"`` (DB generation, message generation). Changes after the token's
 generation coalesce per object into one add, mod or del; a blocked call waits on the
 database's condition and fails with SESSION_INVALID once its session is gone.
+
+Like xapi, a call batches: it looks at the database only after a delay, and again after a delay
+each time it wakes up without events (``batching_delays``), so the changes of a burst come back
+together instead of one call each.
 """
 
 import re
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from xscontainer.sim import datamodel as dm
 from xscontainer.sim.failures import XapiFailure
@@ -16,6 +20,11 @@ from xscontainer.sim.rpc import I4
 # Tables without events in the result's valid_ref_counts (messages are not DB rows in xapi).
 _NOT_COUNTED = ("message",)
 _INT64 = re.compile(r"^\s*[-+]?[0-9]+\s*$")
+# (before the first look, the longest delay between looks), in seconds: xapi's defaults
+# event_from_delay and event_from_task_delay (ocaml/xapi/xapi_globs.ml, since v26.10.0; before
+# that no delay before the first look and 50 ms after each wake-up).
+EVENT_FROM_DELAY = (0.05, 0.05)
+EVENT_FROM_TASK_DELAY = (0.0, 0.05)  # a subscription to tasks alone: its answer is awaited
 
 
 def parse_token(token: Any) -> Tuple[int, int]:
@@ -89,14 +98,29 @@ def collect(api: Any, subs: List[Tuple[str, Optional[str]]], last: int,
     return messages + adds + mods + dels
 
 
+def batching_delays(subs: List[Tuple[str, Optional[str]]]) -> Iterator[float]:
+    """The delay before each look at the database: xapi's Throttle.Batching.with_recursive_loop
+    (ocaml/xapi-aux/throttle.ml): ``before`` once, then from ``between``/8 doubling up to
+    ``between``."""
+    task_only = all(cls == "task" for cls, _ in subs)
+    before, between = EVENT_FROM_TASK_DELAY if task_only else EVENT_FROM_DELAY
+    yield before
+    delay = between / 16
+    while True:
+        delay = min(between, 2 * delay)
+        yield delay
+
+
 def event_from(api: Any, ctx: Any, classes: Any, token: Any, timeout: Any) -> Dict[str, Any]:
     subs = parse_subscriptions(classes)
     last, last_msg = parse_token(token)
     timeout = dm.decode(dm.Kind("float"), timeout, "timeout")
     deadline = time.monotonic() + max(0.0, timeout)
     db = api.db
-    with db.lock:
-        while True:
+    for delay in batching_delays(subs):
+        if delay:
+            time.sleep(delay)
+        with db.lock:
             if not db.exists("session", ctx.session):
                 raise XapiFailure("SESSION_INVALID", ctx.session)
             events = collect(api, subs, last, last_msg)
@@ -113,6 +137,7 @@ def event_from(api: Any, ctx: Any, classes: Any, token: Any, timeout: Any) -> Di
                 db.changed.wait(remaining)
             finally:
                 db.blocked_event_calls -= 1
+    raise AssertionError("batching_delays never ends")
 
 
 def inject(api: Any, ctx: Any, cls: Any, ref: Any) -> str:
