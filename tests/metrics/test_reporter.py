@@ -225,3 +225,37 @@ def test_a_vms_containers_are_read_at_once_not_one_after_another(rig):
     reading(clock, rrdd, reporter)
     assert {name for name in ours(rrdd, VM2) if name.endswith("_cpu")} == {
         "container_c%d_cpu" % i for i in range(4)}
+
+
+def test_stop_reads_no_further_vm(tmp_path):
+    # Stopping with a sampling pass queued: at 1,000 VMs the queued VMs, read after the stop
+    # over connections the monitor had just closed, reconnected one by one and the monitor took
+    # over a minute to exit.
+    gate = threading.Event()
+    asked = []
+
+    class Stuck(Engine):
+        def containers(self, all=True):
+            gate.wait(30)
+            return []
+
+    engine = Stuck({})
+
+    def client_for(vm):
+        asked.append(vm)
+        return engine
+
+    vms = ["0b1d2c3e-0000-4000-8000-%012d" % index for index in range(40)]
+    reporter = Reporter(lambda: vms, client_for, RrddClient(str(tmp_path / "rrdd.sock")), ReporterOptions(workers=2))
+    reporter.collect(0.0)  # queues every VM, returns at once
+    try:
+        for _ in range(1000):
+            if len(asked) == 2:
+                break
+            threading.Event().wait(0.01)
+        assert len(asked) == 2  # both workers are inside a VM's read
+        reporter.stop()
+    finally:
+        gate.set()
+        reporter.join()
+    assert len(asked) == 2

@@ -226,6 +226,8 @@ class Reporter:
     # -- one VM (in the pool) ------------------------------------------------------------------
     def _sample_vm(self, vm: str) -> None:
         try:
+            if self._stop.is_set():  # queued before the stop: the connections may be closed
+                return
             summaries, cpu = self._read_vm(vm)
             with self._lock:
                 self._results[vm] = VmResult(self._clock(), summaries)
