@@ -49,6 +49,25 @@ def test_a_closed_client_cannot_reconnect_behind_the_tables_back(world):
     wait_for(lambda: len(live_ssh_connections()) == before, timeout=10, what="every SSH connection to end")
 
 
+def test_the_open_client_never_opens_a_connection(world):
+    # The metrics reporter samples over the watchers' connections: it must not open one for a VM
+    # whose watcher has none (failing, backing off) nor after the monitor closed them all.
+    before = len(live_ssh_connections())
+    engines = world.connections()
+    uuid = world.vms[0]
+    with pytest.raises(ConnectionFailure) as info:
+        engines.open_client(uuid)
+    assert info.value.code == "NOT_CONNECTED"
+    assert len(live_ssh_connections()) == before
+    assert engines.client(uuid).ping()
+    assert engines.open_client(uuid).ping()
+    assert len(live_ssh_connections()) == before + 1
+    engines.close_all()
+    with pytest.raises(ConnectionFailure):
+        engines.open_client(uuid)
+    wait_for(lambda: len(live_ssh_connections()) == before, timeout=10, what="every SSH connection to end")
+
+
 def test_overlapping_calls_and_closes_leave_no_connection_behind(world):
     before = len(live_ssh_connections())
     engines = world.connections()

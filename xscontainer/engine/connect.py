@@ -11,6 +11,7 @@ from xscontainer.engine.budget import PROCESS_BUDGET, VM_BUDGET, ByteBudget
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool, Limits
 from xscontainer.engine.probe import ping_engine
+from xscontainer.errors import ConnectionFailure
 from xscontainer.hostkeys import XapiHostKeyPin
 from xscontainer.tlscerts import read_client_tls
 from xscontainer.transport.ssh import DOCKER_SOCKET, SshTunnel
@@ -146,6 +147,15 @@ class EngineConnections(object):
     def client(self, vm_uuid: str) -> DockerClient:
         """The VM's client. After ``close(vm_uuid)`` it fails with CONNECTION_LOST: ask again."""
         return self._entry(vm_uuid, False).client
+
+    def open_client(self, vm_uuid: str) -> DockerClient:
+        """The client of the VM's connection if one is open or being opened (by its watcher);
+        never a new one: NOT_CONNECTED otherwise."""
+        with self._lock:
+            entry = self._entries.get(vm_uuid)
+        if entry is None:
+            raise ConnectionFailure("No connection to the engine of VM %s is open." % vm_uuid, code="NOT_CONNECTED")
+        return entry.client
 
     @contextlib.contextmanager
     def borrowed(self, vm_uuid: str) -> Iterator[DockerClient]:

@@ -143,7 +143,7 @@ class Monitor:
         self._started = threading.Event()
         self.reporter = None  # type: Optional[Reporter]
         if options.rrdd_socket:
-            self.reporter = Reporter(lambda: list(self.host.watchers()), self._engines.client,
+            self.reporter = Reporter(lambda: list(self.host.watchers()), self._engines.open_client,
                                      RrddClient(options.rrdd_socket))
 
     # -- lifecycle -----------------------------------------------------------------------------
