@@ -259,3 +259,30 @@ def test_stop_reads_no_further_vm(tmp_path):
         gate.set()
         reporter.join()
     assert len(asked) == 2
+
+
+def test_stop_ends_a_sampling_pass_that_waits_for_a_stuck_vm(tmp_path):
+    # The pass waits for the VMs' reads until shortly before rrdd's reading (about 3 s): a stop
+    # meanwhile must not wait for that too (the monitor must stop within 5 s at 1,000 VMs).
+    gate = threading.Event()
+    inside = threading.Event()
+
+    class Stuck(Engine):
+        def containers(self, all=True):
+            inside.set()
+            gate.wait(60)
+            return []
+
+    engine = Stuck({})
+    reporter = Reporter(lambda: [VM1], lambda vm: engine, RrddClient(str(tmp_path / "rrdd.sock")))
+    sampling = threading.Thread(target=reporter.collect, args=(60.0,))
+    sampling.start()
+    try:
+        assert inside.wait(30)
+        reporter.stop()
+        sampling.join(20)
+        assert not sampling.is_alive()
+    finally:
+        gate.set()
+        sampling.join(60)
+        reporter.join()

@@ -89,6 +89,7 @@ class Reporter:
         self._wallclock = wallclock
         self._clock = clock
         self._stop = threading.Event()
+        self._stopped = concurrent.futures.Future()  # type: concurrent.futures.Future  # done at stop()
         self._thread = None  # type: Optional[threading.Thread]
         self._pool = concurrent.futures.ThreadPoolExecutor(options.workers, thread_name_prefix="metrics")
         # The VMs' stats reads: a pool of their own, as a VM's sampling waits on them.
@@ -110,6 +111,9 @@ class Reporter:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        with self._lock:
+            if not self._stopped.done():
+                self._stopped.set_result(None)
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False)  # no new work; join() waits for the running
@@ -207,7 +211,7 @@ class Reporter:
                 if vm not in self._pending:
                     self._pending[vm] = self._pool.submit(self._sample_vm, vm)
             waiting = list(self._pending.values())
-        concurrent.futures.wait(waiting, timeout=budget)
+        self._wait_for_reads(waiting, budget)
         now = self._clock()
         result = {}  # type: Dict[str, List[DataSource]]
         with self._lock:
@@ -216,6 +220,18 @@ class Reporter:
                 usable = fresh is not None and now - fresh.taken <= self.options.stale_after
                 result[vm] = vm_datasources(vm, fresh.summaries) if usable else []
         return result
+
+    def _wait_for_reads(self, reads: List[concurrent.futures.Future], budget: float) -> None:
+        """Until every read is done, ``budget`` seconds have passed or the reporter stops."""
+        end = time.monotonic() + budget
+        pending = set(reads)
+        while pending and not self._stopped.done():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            _, pending = concurrent.futures.wait(pending | {self._stopped}, timeout=left,
+                                                 return_when=concurrent.futures.FIRST_COMPLETED)
+            pending.discard(self._stopped)
 
     def _forget_vms_except(self, vms: List[str]) -> None:
         with self._lock:
