@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from waiting import wait_for
+
 from xscontainer.errors import ConnectionFailure
 from xscontainer.metrics.reporter import Reporter, ReporterOptions
 from xscontainer.metrics.rrddclient import RrddClient
@@ -286,3 +288,17 @@ def test_stop_ends_a_sampling_pass_that_waits_for_a_stuck_vm(tmp_path):
         gate.set()
         sampling.join(60)
         reporter.join()
+
+
+def test_a_stop_signal_has_the_reporters_thread_deregister_its_plugins(rig):
+    # The monitor signals the stop, then closes its connections (seconds at 1,000 VMs) while the
+    # reporter's thread deregisters its thousand plugins; stop() then only joins.
+    clock, rrdd, engines, reporter = rig
+    reading(clock, rrdd, reporter)
+    uids = ["xscontainer", "xscontainer-vm-" + VM1, "xscontainer-vm-" + VM2]
+    assert all(rrdd.next_reading(uid) > 0 for uid in uids)
+    clock.now += 5.0 - rrdd.next_reading()  # the thread's first cycle finds no reading soon
+    reporter.start()
+    reporter.signal_stop()
+    wait_for(lambda: [rrdd.next_reading(uid) for uid in uids] == [-1.0] * 3, what="the plugins deregistered")
+    assert not any(os.path.exists(rrdd.get_path(uid)) for uid in uids)

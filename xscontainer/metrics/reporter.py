@@ -109,15 +109,24 @@ class Reporter:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def signal_stop(self) -> None:
+        """Stop sampling, without waiting: the reporter's thread deregisters its plugins itself
+        (a thousand xcp-rrdd calls), meanwhile the monitor closes its connections."""
         self._stop.set()
         with self._lock:
             if not self._stopped.done():
                 self._stopped.set_result(None)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.signal_stop()
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False)  # no new work; join() waits for the running
         self._reads.shutdown(wait=False)
+        if self._thread is None or not self._thread.is_alive():
+            self._drop_all()
+
+    def _drop_all(self) -> None:
         for uid in list(self._plugins):
             try:
                 self._drop(uid)
@@ -140,6 +149,7 @@ class Reporter:
                 delay = retry.next_delay()
                 LOG.warning("metrics: %s; retrying in %.0fs", exc, delay)
             self._stop.wait(delay)
+        self._drop_all()
 
     # -- one cycle ---------------------------------------------------------------------------
     def cycle(self) -> float:

@@ -167,6 +167,8 @@ class Monitor:
 
     def stop(self) -> None:
         self.host.stop()
+        if self.reporter is not None:
+            self.reporter.signal_stop()
 
     # -- watchers and refreshes ------------------------------------------------------------------
     def _start_watcher(self, target) -> Watcher:
