@@ -244,6 +244,8 @@ class MonitorProcess(object):
         argv = list(command or monitor_command()) + ["--inventory", host["inventory"], "--xapi-socket", info["unix_socket"],
                                     "--log-file", self.log_path, "--control-dir", self.control_dir]
         argv += list(extra_args or [])
+        if host.get("rrdd_socket") and "--rrdd-socket" not in argv:
+            argv += ["--rrdd-socket", host["rrdd_socket"]]  # as on a host: its metrics work counts too
         LOG.info("starting the monitor: %s", " ".join(argv))
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
