@@ -127,11 +127,19 @@ class Reporter:
             self._drop_all()
 
     def _drop_all(self) -> None:
-        for uid in list(self._plugins):
-            try:
-                self._drop(uid)
-            except RrddError as exc:
-                LOG.warning("metrics: could not deregister %s from xcp-rrdd: %s", uid, exc)
+        # One xcp-rrdd call each: a thousand in series took 2.7 s of the monitor's stop.
+        uids = list(self._plugins)
+        if not uids:
+            return
+        with concurrent.futures.ThreadPoolExecutor(min(len(uids), self.options.workers),
+                                                   thread_name_prefix="metrics-drop") as pool:
+            list(pool.map(self._drop_quietly, uids))
+
+    def _drop_quietly(self, uid: str) -> None:
+        try:
+            self._drop(uid)
+        except RrddError as exc:
+            LOG.warning("metrics: could not deregister %s from xcp-rrdd: %s", uid, exc)
 
     def join(self) -> None:
         self._pool.shutdown(wait=True)
@@ -172,6 +180,8 @@ class Reporter:
             return until - self.options.lead
         started = self._clock()
         per_vm = self.collect(max(0.0, until - self.options.margin))
+        if self._stop.is_set():  # the plugins go: nothing to publish
+            return 0.0
         for vm, sources in per_vm.items():
             self._publish(vm_uid(main, vm), sources)
         for uid in [u for u in self._plugins if u != main and u not in {vm_uid(main, vm) for vm in per_vm}]:
