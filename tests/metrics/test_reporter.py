@@ -302,3 +302,27 @@ def test_a_stop_signal_has_the_reporters_thread_deregister_its_plugins(rig):
     reporter.signal_stop()
     wait_for(lambda: [rrdd.next_reading(uid) for uid in uids] == [-1.0] * 3, what="the plugins deregistered")
     assert not any(os.path.exists(rrdd.get_path(uid)) for uid in uids)
+
+
+def test_the_watchers_container_list_spares_the_engine_a_list_every_reading(rig):
+    # The monitor's watcher keeps each VM's containers current from the engine's events: the
+    # reporter reads only their stats (at 1,000 VMs, 200 fewer lists a second for the engines).
+    clock, rrdd, engines, reporter = rig
+    lists = []
+    burner_id = "%064x" % abs(hash("burner"))
+
+    class Counting(Engine):
+        def containers(self, all=True):
+            lists.append(all)
+            return Engine.containers(self, all)
+
+    engines[VM1] = Counting(engines[VM1].containers_by_name)
+    reporter = Reporter(lambda: [VM1], engines.__getitem__, RrddClient(reporter._rrdd.socket_path), ReporterOptions(),
+                        wallclock=Clock(50.0), running_for=lambda vm: [(burner_id, "/burner")])
+    try:
+        reading(clock, rrdd, reporter)
+        assert ours(rrdd, VM1)["container_burner_memory"] == 100
+        assert lists == []
+    finally:
+        reporter.stop()
+        reporter.join()

@@ -3,7 +3,7 @@ and the plugin's direct path): ``docker_ps``, ``docker_info`` and ``docker_versi
 
 import threading
 import time
-from typing import Callable, Dict, Iterable, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from xscontainer.consumerxml.documents import render_docker_info, render_docker_version
 from xscontainer.consumerxml.ps import PsDocument, fit_docker_ps
@@ -94,6 +94,7 @@ class Settle(NamedTuple):
 class Rendered(NamedTuple):
     values: Dict[str, str]  # key -> value, for the kinds asked
     ps: Optional[PsDocument]  # what docker_ps left out (None when not asked)
+    containers: Optional[List[Dict]] = None  # the list docker_ps was made of (None when not asked)
 
 
 def render_values(client, kinds: Iterable[str], start_times: StartTimes,
@@ -108,7 +109,7 @@ def render_values(client, kinds: Iterable[str], start_times: StartTimes,
                                                        cost=cost)
     if INFO in kinds:
         values[INFO] = render_docker_info(client.info(), budget=maps.value_budget("VM", INFO), cost=cost)
-    document = None
+    document = containers = None
     if PS in kinds:
         containers = client.containers(all=True)
         for delay in settle.delays:
@@ -120,7 +121,7 @@ def render_values(client, kinds: Iterable[str], start_times: StartTimes,
         document = fit_docker_ps(containers, start_times.lookup(client, containers),
                                         budget=maps.value_budget("VM", PS), cost=cost)
         values[PS] = document.xml
-    return Rendered(values, document)
+    return Rendered(values, document, containers)
 
 
 def render_state(client, kinds: Iterable[str], start_times: StartTimes,

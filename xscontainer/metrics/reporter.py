@@ -74,6 +74,13 @@ def _running(containers: Any) -> List[Tuple[str, str]]:
     return result[:MAX_CONTAINERS_PER_VM]
 
 
+def running_of_listing(containers: Any) -> List[Tuple[str, str]]:
+    """``_running`` of a ``/containers/json?all=1`` reply: the running (and paused) ones."""
+    listed = containers if isinstance(containers, list) else []
+    return _running([item for item in listed if isinstance(item, dict)
+                     and str(item.get("State", "")).lower() in ("running", "paused")])
+
+
 class Reporter:
     """Owns its threads: ``start()``; ``stop()`` (deregisters, removes the files, joins the cycle
     thread); ``join()`` once the engine connections are closed (joins the sampling workers, which
@@ -81,9 +88,14 @@ class Reporter:
 
     def __init__(self, vms: Callable[[], List[str]], client_for: Callable[[str], Any], rrdd: RrddClient,
                  options: ReporterOptions = ReporterOptions(), wallclock: Callable[[], float] = time.time,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 running_for: Optional[Callable[[str], Optional[List[Tuple[str, str]]]]] = None) -> None:
+        """``running_for(vm)``: the VM's running containers as (id, name), when the caller
+        keeps them current (the monitor's watchers do, from the engines' events), else None:
+        the reporter then asks the engine for its list."""
         self._vms = vms
         self._client_for = client_for
+        self._running_for = running_for
         self._rrdd = rrdd
         self.options = options
         self._wallclock = wallclock
@@ -281,7 +293,8 @@ class Reporter:
         client = self._client_for(vm)
         with self._lock:
             previous = dict(self._previous.get(vm, {}))
-        containers = _running(client.containers(all=False))
+        known = self._running_for(vm) if self._running_for is not None else None
+        containers = known if known is not None else _running(client.containers(all=False))
         raws = self._read_stats(client, [ident for ident, _ in containers])
         # Engines before API 1.41 ignore one-shot and send the previous sample themselves.
         new = [i for i, _ in containers if i not in previous and not has_cpu_sample(_get(raws[i], "precpu_stats"))]

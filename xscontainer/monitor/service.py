@@ -144,7 +144,7 @@ class Monitor:
         self.reporter = None  # type: Optional[Reporter]
         if options.rrdd_socket:
             self.reporter = Reporter(lambda: list(self.host.watchers()), self._engines.open_client,
-                                     RrddClient(options.rrdd_socket))
+                                     RrddClient(options.rrdd_socket), running_for=self._running_containers)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -192,6 +192,10 @@ class Monitor:
 
     def _watcher(self, vm_uuid: str) -> Optional[Watcher]:
         return self.host.watchers().get(vm_uuid)
+
+    def _running_containers(self, vm_uuid: str):
+        watcher = self._watcher(vm_uuid)
+        return watcher.running_containers() if watcher is not None else None
 
     def _refresh(self, vm_uuid: str, kinds) -> None:
         watcher = self._watcher(vm_uuid)

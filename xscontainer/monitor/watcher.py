@@ -9,11 +9,12 @@ away when monitoring works again or stops.
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from xscontainer.backoff import Backoff, RateLimit
 from xscontainer.consumerxml.state import INFO, PS, VERSION, StartTimes, expected_state, may_change_start_time, render_values
 from xscontainer.errors import XSContainerError
+from xscontainer.metrics.reporter import running_of_listing
 from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
 from xscontainer.monitor.coalesce import refreshes_for
 from xscontainer.monitor.view import Target
@@ -47,6 +48,7 @@ class Watcher:
         self._event_rate = RateLimit(clock=services.clock, **services.event_rate)
         self._paced = False  # logged once per VM when its events first come faster than the rate
         self._info_due = False  # docker_info and docker_version to be read since the connection
+        self._running = None  # type: Optional[List[Tuple[str, str]]]  # (id, name), from the last list read
         self._status = {"vm": target.vm_uuid, "state": "connecting", "since": None,
                         "last_error": None, "last_error_code": None, "diagnosis": None,
                         "addresses": list(target.addresses), "docker_ps_note": None}  # type: Dict[str, Any]
@@ -90,6 +92,12 @@ class Watcher:
     def status(self) -> Dict[str, Any]:
         with self._state_lock:
             return dict(self._status)
+
+    def running_containers(self) -> Optional[List[Tuple[str, str]]]:
+        """(id, name) of the running containers as the last list read showed them (kept current
+        by the engine's events), None before the first; for the metrics reporter."""
+        with self._state_lock:
+            return self._running
 
     # -- the thread ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -211,6 +219,8 @@ class Watcher:
                     del self._expectations[cid]
             if rendered.ps is not None:
                 self._status["docker_ps_note"] = ps_note(rendered.ps)
+            if rendered.containers is not None:
+                self._running = running_of_listing(rendered.containers)
         LOG.debug("VM %s: refreshed %s", self.target.vm_uuid, ", ".join(sorted(values)))
         with self._write_lock:
             if not self._active:
