@@ -5,7 +5,8 @@ dockerd), so N VMs cost N/K namespaces; every VM has its own address, SSH connec
 in the monitor, and VMs of one namespace see the same engine.
 
 Steps: register all N VMs (other_config xscontainer-monitor=True), start ``xscontainer-monitor``
-for the host, then measure
+for the host (with the testbed host's xcp-rrdd, so its metrics work counts, as on a host), then
+measure
   * the time from the monitor's start until every VM has docker_ps (seen through event.from), the
     CPU the monitor and the whole machine used until then (the guests' sshd and dockerd run on
     this machine's cores too), and the time until every VM has docker_info and docker_version;
@@ -13,7 +14,8 @@ for the host, then measure
     (utime+stime delta, % of one core);
   * reflect latency at that scale: --rounds times, ``web`` of one namespace is paused or unpaused
     over its Docker socket (every VM of that namespace changes at once) and the time until each of
-    a sample of those VMs shows it in docker_ps is recorded (p50/p95).
+    a sample of those VMs shows it in docker_ps is recorded (p50/p95). That time includes xapi's
+    batching of event.from (the simulator's, as xapi's: a call looks 50 ms after it is made).
 ``reference_work_ms`` is the machine's speed at the start, before each reflect round and at
 the end (``_common.reference_work_ms``: lower is faster), to read the figures beside.
 Prints one JSON object; ``startup`` says where the start-up went (per phase, from the monitor's
