@@ -326,3 +326,14 @@ def test_the_watchers_container_list_spares_the_engine_a_list_every_reading(rig)
     finally:
         reporter.stop()
         reporter.join()
+
+
+def test_stop_deregisters_every_plugin_of_many_vms(rig):
+    clock, rrdd, engines, reporter = rig
+    for index in range(60):
+        engines["0b1d2c3e-0000-4000-8000-1%011d" % index] = Engine({})
+    reading(clock, rrdd, reporter)
+    uids = ["xscontainer"] + ["xscontainer-vm-" + vm for vm in engines]
+    assert all(rrdd.next_reading(uid) > 0 for uid in uids)
+    reporter.stop()
+    assert [uid for uid in uids if rrdd.next_reading(uid) != -1.0] == []
