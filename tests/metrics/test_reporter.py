@@ -251,11 +251,7 @@ def test_stop_reads_no_further_vm(tmp_path):
     reporter = Reporter(lambda: vms, client_for, RrddClient(str(tmp_path / "rrdd.sock")), ReporterOptions(workers=2))
     reporter.collect(0.0)  # queues every VM, returns at once
     try:
-        for _ in range(1000):
-            if len(asked) == 2:
-                break
-            threading.Event().wait(0.01)
-        assert len(asked) == 2  # both workers are inside a VM's read
+        wait_for(lambda: len(asked) == 2, what="both workers inside a VM's read")
         reporter.stop()
     finally:
         gate.set()

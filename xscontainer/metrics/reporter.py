@@ -25,7 +25,7 @@ from xscontainer.errors import XSContainerError
 from xscontainer.metrics.names import METRICS
 from xscontainer.metrics.protocol import HEADER_SIZE, DataSource, encode_payload
 from xscontainer.metrics.rrddclient import RrddClient, RrddError
-from xscontainer.metrics.sample import MAX_CONTAINERS_PER_VM, Sample, Summary, has_cpu_sample, summarize, \
+from xscontainer.metrics.sample import Sample, Summary, has_cpu_sample, ids_and_names, summarize, \
     vm_datasources
 from xscontainer.metrics.shmfile import PluginFile
 
@@ -60,25 +60,6 @@ class _Plugin:
 class VmResult(NamedTuple):
     taken: float
     summaries: List[Summary]
-
-
-def _running(containers: Any) -> List[Tuple[str, str]]:
-    """(id, name) of each container in a ``/containers/json`` reply; anything odd is skipped."""
-    result = []
-    for item in containers if isinstance(containers, list) else []:
-        if not isinstance(item, dict):
-            continue
-        ident, names = item.get("Id"), item.get("Names")
-        if isinstance(ident, str) and isinstance(names, list) and names and isinstance(names[0], str):
-            result.append((ident, names[0]))
-    return result[:MAX_CONTAINERS_PER_VM]
-
-
-def running_of_listing(containers: Any) -> List[Tuple[str, str]]:
-    """``_running`` of a ``/containers/json?all=1`` reply: the running (and paused) ones."""
-    listed = containers if isinstance(containers, list) else []
-    return _running([item for item in listed if isinstance(item, dict)
-                     and str(item.get("State", "")).lower() in ("running", "paused")])
 
 
 class Reporter:
@@ -288,7 +269,7 @@ class Reporter:
         with self._lock:
             previous = dict(self._previous.get(vm, {}))
         known = self._running_for(vm) if self._running_for is not None else None
-        containers = known if known is not None else _running(client.containers(all=False))
+        containers = known if known is not None else ids_and_names(client.containers(all=False))
         raws = self._read_stats(client, [ident for ident, _ in containers])
         # Engines before API 1.41 ignore one-shot and send the previous sample themselves.
         new = [i for i, _ in containers if i not in previous and not has_cpu_sample(_get(raws[i], "precpu_stats"))]

@@ -7,7 +7,7 @@ types and sizes are checked, and a container whose figures make no sense is left
 """
 
 import math
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from xscontainer.engine.operations import stats_summary
 from xscontainer.metrics.names import ds_name, encode_container_name
@@ -94,3 +94,22 @@ def vm_datasources(vm_uuid: str, summaries: Sequence[Summary]) -> List[DataSourc
         seen.add(key)
         result.extend(container_datasources(vm_uuid, summary))
     return result
+
+
+def ids_and_names(containers: Any) -> List[Tuple[str, str]]:
+    """(id, name) of each container in a ``/containers/json`` reply; anything odd is skipped."""
+    result = []
+    for item in containers if isinstance(containers, list) else []:
+        if not isinstance(item, dict):
+            continue
+        ident, names = item.get("Id"), item.get("Names")
+        if isinstance(ident, str) and isinstance(names, list) and names and isinstance(names[0], str):
+            result.append((ident, names[0]))
+    return result[:MAX_CONTAINERS_PER_VM]
+
+
+def running_of_listing(containers: Any) -> List[Tuple[str, str]]:
+    """``ids_and_names`` of a ``/containers/json?all=1`` reply: the running (and paused) ones."""
+    listed = containers if isinstance(containers, list) else []
+    return ids_and_names([item for item in listed if isinstance(item, dict)
+                          and str(item.get("State", "")).lower() in ("running", "paused")])

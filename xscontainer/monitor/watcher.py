@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from xscontainer.backoff import Backoff, RateLimit
 from xscontainer.consumerxml.state import INFO, PS, VERSION, StartTimes, expected_state, may_change_start_time, render_values
 from xscontainer.errors import XSContainerError
-from xscontainer.metrics.reporter import running_of_listing
+from xscontainer.metrics.sample import running_of_listing
 from xscontainer.monitor.alarm import CLEAR, RAISE, FailureAlarm
 from xscontainer.monitor.coalesce import refreshes_for
 from xscontainer.monitor.view import Target
