@@ -1,8 +1,15 @@
 """http.client over a Unix socket (xapi's, xcp-rrdd's): only ``connect`` differs."""
 
+import errno
 import http.client
 import socket
+import time
 from typing import Optional
+
+# A listener whose backlog is full makes a connect() with a time-out fail at once with EAGAIN
+# (Linux, AF_UNIX): that is a busy server, so try again, sooner first, until the time-out.
+FIRST_RETRY = 0.005
+LONGEST_RETRY = 0.1
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -11,11 +18,23 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self._socket_path = socket_path
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        pause = FIRST_RETRY
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self._socket_path)
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EAGAIN or deadline is None:
+                    raise
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise socket.timeout("%s did not accept a connection within %gs (its listen backlog "
+                                         "stayed full)" % (self._socket_path, self.timeout)) from None
+                time.sleep(min(pause, remaining))
+                pause = min(2 * pause, LONGEST_RETRY)
+                continue
+            self.sock = sock
+            return
