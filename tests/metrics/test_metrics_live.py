@@ -105,7 +105,12 @@ def test_the_cli_shows_what_rrdd_recorded(bed):
     table = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "stats", "--recorded", record["uuid"]],
                            env=env, stdout=subprocess.PIPE, check=True).stdout.decode("utf-8")
     assert table.splitlines()[0].split()[:3] == ["NAME", "CPU", "%"]
-    watched = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "stats", "--watch", "--count", "1"],
-                             env=env, stdout=subprocess.PIPE, check=True).stdout.decode("utf-8").splitlines()
-    shown = {tuple(line.split()[:3:2]) for line in watched[2:]}
-    assert (record["name_label"], "burner") in shown and (record["name_label"], "web") in shown
+
+    def watched_when_both_run():
+        lines = subprocess.run([sys.executable, "-m", "xscontainer.cli.main", "stats", "--watch", "--count", "1"],
+                               env=env, stdout=subprocess.PIPE, check=True).stdout.decode("utf-8").splitlines()
+        shown = {tuple(line.split()[:3:2]) for line in lines[2:]}
+        return {(record["name_label"], "burner"), (record["name_label"], "web")} <= shown
+
+    # A later reading than the one above: it too may have been missed, so look again.
+    wait_for(watched_when_both_run, timeout=30, what="both running containers in stats --watch")
