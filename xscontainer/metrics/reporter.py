@@ -178,7 +178,8 @@ class Reporter:
             return 0.0
         for vm, sources in per_vm.items():
             self._publish(vm_uid(main, vm), sources)
-        for uid in [u for u in self._plugins if u != main and u not in {vm_uid(main, vm) for vm in per_vm}]:
+        published = set(vm_uid(main, vm) for vm in per_vm)
+        for uid in [u for u in self._plugins if u != main and u not in published]:
             self._drop(uid)  # a VM no longer watched: its sources go
         self._publish(main, [self._host_source(sum(len(s) for s in per_vm.values()) // len(METRICS))])
         self.published += 1
@@ -248,9 +249,10 @@ class Reporter:
             pending.discard(self._stopped)
 
     def _forget_vms_except(self, vms: List[str]) -> None:
+        kept = set(vms)
         with self._lock:
             for table in (self._previous, self._results):
-                for vm in [v for v in table if v not in vms]:
+                for vm in [v for v in table if v not in kept]:
                     del table[vm]
 
     # -- one VM (in the pool) ------------------------------------------------------------------
