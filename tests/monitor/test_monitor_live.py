@@ -272,6 +272,38 @@ def test_deregistration_shutdown_and_migration_remove_the_keys(bed):
     wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="keys gone")
 
 
+def test_keys_a_stopped_monitor_left_on_a_vm_it_no_longer_watches_go(bed):
+    # A stopping monitor keeps the keys (its restart must not make them flicker): a VM
+    # deregistered meanwhile kept them for good, shown by XenCenter and never updated.
+    api = bed.session.xenapi
+    record, ref = bed.vm(2)  # vm3, on host 1, not registered
+    other, other_ref = bed.vm(1)  # vm2, on host 2: its monitor's business, not this one's
+    assert record["host_uuid"] == bed.host1["uuid"] and other["host_uuid"] == bed.host2["uuid"]
+    left = {"docker_ps": "<docker_ps />", "docker_info": "<docker_info />", "docker_version": "<docker_version />"}
+    bed.stop_monitor()
+    try:
+        for vm_ref in (ref, other_ref):
+            for key, value in left.items():
+                api.VM.remove_from_other_config(vm_ref, key)
+                api.VM.add_to_other_config(vm_ref, key, value)
+        api.VM.remove_from_other_config(ref, "someone-else")
+        api.VM.add_to_other_config(ref, "someone-else", "kept")
+    finally:
+        bed.start_monitor(warn_after=2.0)
+    try:
+        wait_for(lambda: not set(left) & set(bed.other_config(ref)), what="the keys left on vm3 to go")
+        assert bed.other_config(ref)["someone-else"] == "kept"
+        # Written while the monitor runs (a late source host after a migration, say): it goes too,
+        # in a later batch than the first full read, so that read's decisions are all made.
+        api.VM.add_to_other_config(ref, "docker_ps", "<docker_ps />")
+        wait_for(lambda: "docker_ps" not in bed.other_config(ref), what="a docker_ps written behind the monitor's back to go")
+        assert set(left) <= set(bed.other_config(other_ref))
+    finally:
+        for key in list(left) + ["someone-else"]:
+            api.VM.remove_from_other_config(ref, key)
+            api.VM.remove_from_other_config(other_ref, key)
+
+
 def _request_bytes(key, value):
     """The body of the XML-RPC request that writes ``value`` (xapi refuses more than 300 KiB)."""
     params = ("OpaqueRef:" + "0" * 36, "OpaqueRef:" + "1" * 36, key, value)

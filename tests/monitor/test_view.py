@@ -53,3 +53,22 @@ def test_a_batch_costs_what_changed_not_every_vm():
     targets = view.targets(HOST)
     assert len(targets) == 999 and "vm-0007" not in targets
     assert Record.reads < 50, "%d reads of the records to handle one changed VM" % Record.reads
+
+
+def test_our_keys_on_a_vm_resident_here_and_not_watched_are_named_for_removal():
+    keys = ("docker_ps", "docker_info", "docker_version")
+    events = [vm_event(1), metrics_event(1, "10.0.0.1"), vm_event(2, registered=False),
+              vm_event(3, registered=False, host=OTHER_HOST), vm_event(4, registered=False)]
+    for event in events[:1] + events[2:]:
+        if event["class"] == "vm":
+            event["snapshot"]["other_config"].update({"docker_ps": "<docker_ps />", "docker_info": "<docker_info />",
+                                                     "owner": "someone else"})
+    events[4]["snapshot"]["other_config"].clear()  # nothing of ours to remove
+    view = XapiView()
+    view.apply(events)
+    view.targets(HOST)
+    refs = list(view.vms)
+    # vm 1 is watched (its watcher keeps the keys), vm 3 lives on another host (its monitor's)
+    assert view.unwatched_with_keys(HOST, refs, keys) == {"OpaqueRef:vm-2": ["docker_ps", "docker_info"]}
+    assert view.unwatched_with_keys(HOST, ["OpaqueRef:vm-1"], keys) == {}
+    assert view.unwatched_with_keys(OTHER_HOST, refs, keys) == {}  # not what the last targets() decided

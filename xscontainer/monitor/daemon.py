@@ -8,7 +8,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Set, Tuple
 
 from xscontainer.backoff import Backoff
 from xscontainer.errors import XapiError
@@ -48,7 +48,9 @@ class HostMonitor:
                  cleanup_secrets: Optional[Callable] = None,
                  on_vm_changes: Optional[Callable[[List[str]], None]] = None,
                  launching: Optional[Callable[[int], ContextManager]] = None, gather: float = 0.0,
-                 refreshing: Optional[Callable[[], bool]] = None, settle: float = 0.0) -> None:
+                 refreshing: Optional[Callable[[], bool]] = None, settle: float = 0.0,
+                 owned_keys: Tuple[str, ...] = (),
+                 remove_keys: Optional[Callable[[str, str, List[str]], None]] = None) -> None:
         self._session_factory = session_factory
         self._gather = gather  # seconds between two reads of a busy xapi (see MonitorOptions)
         self._refreshing = refreshing  # () -> whether refreshes are queued or running
@@ -61,6 +63,8 @@ class HostMonitor:
         self._cleanup_secrets = cleanup_secrets
         self._on_vm_changes = on_vm_changes  # (refs of VMs a batch changed), after reconcile
         self._launching = launching  # (how many) -> held while that many watchers start together
+        self._owned_keys = owned_keys  # other_config keys that only a watcher of the VM may hold
+        self._remove_keys = remove_keys  # (VM ref, uuid, keys): removes them from a VM not watched
         self._stop = threading.Event()
         self._watchers = {}  # type: Dict[str, object]
         self._lock = threading.Lock()
@@ -118,7 +122,8 @@ class HostMonitor:
         self._view.reset()
         self._view.apply(batch["events"])
         self.connected.set()
-        self._reconcile(host_ref)
+        stopped = self._reconcile(host_ref)
+        self._remove_unwatched_keys(host_ref, list(self._view.vms), stopped)
         self._vms_changed(list(self._view.vms))
         token = batch["token"]
         while not self._stop.wait(self._gather) and self._let_refreshes_finish():
@@ -131,7 +136,8 @@ class HostMonitor:
                 orphans = orphaned_tls_secrets(changes.deleted_vms, self._view.tls_secrets_in_use())
                 if orphans:
                     self._cleanup_secrets(self._session, orphans)
-            self._reconcile(host_ref)
+            stopped = self._reconcile(host_ref)
+            self._remove_unwatched_keys(host_ref, changes.changed_vms, stopped)
             self._vms_changed(changes.changed_vms)
 
     def _let_refreshes_finish(self) -> bool:
@@ -153,31 +159,44 @@ class HostMonitor:
         except Exception:  # a bug there must not stop the xapi loop, hence every watcher
             LOG.exception("handling changed VMs failed")
 
+    def _remove_unwatched_keys(self, host_ref: str, refs: List[str], stopped: Set[str]) -> None:
+        """Our keys on VMs resident here that nobody watches; not on those whose watcher has
+        just removed them (``stopped``)."""
+        if self._remove_keys is None or not self._owned_keys:
+            return
+        candidates = [ref for ref in refs if ref not in stopped]
+        for ref, keys in self._view.unwatched_with_keys(host_ref, candidates, self._owned_keys).items():
+            self._remove_keys(ref, self._view.vms[ref].get("uuid", ""), keys)
+
     def _drop_session(self) -> None:
         if self._session is not None:
             close_session(self._session)
             self._session = None
 
     # -- watchers -----------------------------------------------------------------------
-    def _reconcile(self, host_ref: str) -> None:
+    def _reconcile(self, host_ref: str) -> Set[str]:
+        """Start and stop watchers as xapi now says; the refs of VMs whose watcher stopped and
+        removed its keys."""
         desired = self._view.targets(host_ref)
         with self._lock:
             current = dict(self._watchers)
+        stopped = set()
         for uuid, watcher in current.items():
             wanted = desired.get(uuid)
             if wanted is None:
                 LOG.info("VM %s: monitoring stops", uuid)
                 self._stop_watcher(uuid, remove_keys=True)
+                stopped.add(watcher.target.vm_ref)
             elif wanted != watcher.target:
                 LOG.info("VM %s: connection settings changed, reconnecting", uuid)
                 self._stop_watcher(uuid, remove_keys=False)
         with self._lock:
             missing = [t for uuid, t in desired.items() if uuid not in self._watchers]
-        if not missing:
-            return
-        with (self._launching(len(missing)) if self._launching is not None else _nothing()):
-            for target in missing:
-                self._launch(target)
+        if missing:
+            with (self._launching(len(missing)) if self._launching is not None else _nothing()):
+                for target in missing:
+                    self._launch(target)
+        return stopped
 
     def _launch(self, target: Target) -> None:
         LOG.info("VM %s: monitoring starts (%s)", target.vm_uuid, ", ".join(target.addresses))

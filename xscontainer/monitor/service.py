@@ -5,7 +5,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
 
 from xscontainer.consumerxml.state import ALL_KINDS, PS
 from xscontainer.engine.client import LIFECYCLE
@@ -20,7 +20,7 @@ from xscontainer.monitor.coalesce import RefreshScheduler
 from xscontainer.monitor.control import ControlServer, Splice
 from xscontainer.monitor.daemon import HostMonitor
 from xscontainer.monitor.watcher import Watcher
-from xscontainer.monitor.writer import OtherConfigWriter
+from xscontainer.monitor.writer import DOCKER_KEYS, OtherConfigWriter
 from xscontainer.monitor.xapipool import SessionPool
 from xscontainer.poolkeys import PoolKeyCache
 from xscontainer.transport.control import CONTROL_DIR, control_socket_path
@@ -136,7 +136,8 @@ class Monitor:
                                 on_pool_change=self._pool_keys.invalidate, cleanup_secrets=_destroy_secrets,
                                 on_vm_changes=self._audit_keys, launching=self.services.holding_connects,
                                 gather=options.event_gather, refreshing=self._scheduler.busy,
-                                settle=options.event_settle)
+                                settle=options.event_settle, owned_keys=DOCKER_KEYS,
+                                remove_keys=self._remove_unwatched_keys)
         self.host_uuid = this_host_uuid(inventory_path)
         self.control_path = control_socket_path(self.host_uuid, options.control_dir)
         self._control = ControlServer(self.control_path, self.handle_control)
@@ -189,6 +190,15 @@ class Monitor:
             if lost:
                 LOG.info("VM %s: %s no longer as written; writing again", watcher.target.vm_uuid, ", ".join(lost))
                 self._scheduler.request(watcher.target.vm_uuid, lost)
+
+    def _remove_unwatched_keys(self, vm_ref: str, vm_uuid: str, keys: List[str]) -> None:
+        """Keys no watcher keeps current (left by a monitor that stopped before the VM was
+        deregistered, say): XenCenter would show them as the VM's state for good."""
+        LOG.info("VM %s: not monitored here; removing %s, which nothing keeps current", vm_uuid, ", ".join(keys))
+        try:
+            self.services.writer.remove(vm_ref, keys)
+        except Failure as exc:  # not worth a reconnection: the next change of the VM tries again
+            LOG.warning("VM %s: could not remove %s: %s", vm_uuid, ", ".join(keys), exc)
 
     def _watcher(self, vm_uuid: str) -> Optional[Watcher]:
         return self.host.watchers().get(vm_uuid)

@@ -117,6 +117,23 @@ class XapiView:
         self._decided, self._decided_for = decided, host_ref
         return result
 
+    def unwatched_with_keys(self, host_ref: str, refs: Iterable[str], keys: Tuple[str, ...]) -> Dict[str, List[str]]:
+        """Of ``refs``, the VMs resident on ``host_ref`` that its last ``targets`` did not choose,
+        each with those of ``keys`` its other_config holds: nobody keeps them current (a monitor
+        that stopped before the VM was deregistered, a late write after a migration)."""
+        result = {}
+        for ref in refs:
+            vm = self.vms.get(ref)
+            decision = self._decided.get(ref) if host_ref == self._decided_for else None
+            if vm is None or decision is None or decision.target is not None \
+                    or vm.get("resident_on") != host_ref:
+                continue
+            config = vm.get("other_config") or {}
+            present = [key for key in keys if key in config]
+            if present:
+                result[ref] = present
+        return result
+
     def tls_secrets_in_use(self) -> set:
         used = set()
         for vm in self.vms.values():
