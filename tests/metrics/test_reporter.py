@@ -333,3 +333,47 @@ def test_stop_deregisters_every_plugin_of_many_vms(rig):
     assert all(rrdd.next_reading(uid) > 0 for uid in uids)
     reporter.stop()
     assert [uid for uid in uids if rrdd.next_reading(uid) != -1.0] == []
+
+
+class HangingDeregistration:
+    """rrdd that answers everything but deregistrations, which hang once ``hang`` is set and
+    until ``release`` is."""
+
+    def __init__(self, rrdd):
+        self._rrdd = rrdd
+        self.hang = threading.Event()
+        self.release = threading.Event()
+        self.deregistrations = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self._rrdd, name)
+
+    def deregister(self, uid):
+        if self.hang.is_set():
+            with self._lock:
+                self.deregistrations += 1
+            self.release.wait(60)
+        return self._rrdd.deregister(uid)
+
+
+def test_a_hung_rrdd_delays_the_stop_by_the_drop_deadline_not_by_every_plugin(rig, tmp_path):
+    # Deregistrations run in a thread pool whose threads the interpreter joins at exit: with
+    # every one of a thousand queued, a hung rrdd held the exit for its time-out times 1,000 / 8.
+    clock, rrdd, engines, _ = rig
+    for index in range(40):
+        engines["0b1d2c3e-0000-4000-8000-2%011d" % index] = Engine({})
+    hanging = HangingDeregistration(RrddClient(str(tmp_path / "rrdd.sock")))
+    options = ReporterOptions(workers=4, drop_deadline=0.5)
+    reporter = Reporter(lambda: list(engines), engines.__getitem__, hanging, options, wallclock=Clock(50.0))
+    reading(clock, rrdd, reporter)
+    hanging.hang.set()
+    stopper = threading.Thread(target=reporter.stop)
+    try:
+        stopper.start()
+        wait_for(lambda: not stopper.is_alive(), timeout=30, what="the stop, rrdd hanging")
+        assert hanging.deregistrations <= options.workers  # the rest were never started
+    finally:
+        hanging.release.set()
+        stopper.join(60)
+        reporter.join()

@@ -43,6 +43,9 @@ class ReporterOptions(NamedTuple):
     margin: float = 1.0        # the file is written at least this long before the reading
     workers: int = 8
     stale_after: float = 2 * INTERVAL
+    # Seconds the stop waits for xcp-rrdd's deregistrations: the interpreter joins their
+    # threads at exit, so a hung rrdd must not keep a thousand of them queued.
+    drop_deadline: float = 10.0
 
 
 def vm_uid(main_uid: str, vm_uuid: str) -> str:
@@ -141,14 +144,22 @@ class Reporter:
         uids = list(self._plugins)
         if not uids:
             return
-        with concurrent.futures.ThreadPoolExecutor(min(len(uids), self.options.workers),
-                                                   thread_name_prefix="metrics-drop") as pool:
-            list(pool.map(self._drop_quietly, uids))
+        pool = concurrent.futures.ThreadPoolExecutor(min(len(uids), self.options.workers),
+                                                     thread_name_prefix="metrics-drop")
+        try:
+            drops = [pool.submit(self._drop_quietly, uid) for uid in uids]
+            _, late = concurrent.futures.wait(drops, timeout=self.options.drop_deadline)
+            cancelled = sum(1 for drop in late if drop.cancel())
+            if late:
+                LOG.warning("metrics: xcp-rrdd did not deregister %d plugins within %gs (%d not tried)",
+                            len(late), self.options.drop_deadline, cancelled)
+        finally:
+            pool.shutdown(wait=False)
 
     def _drop_quietly(self, uid: str) -> None:
         try:
             self._drop(uid)
-        except RrddError as exc:
+        except (RrddError, OSError) as exc:
             LOG.warning("metrics: could not deregister %s from xcp-rrdd: %s", uid, exc)
 
     def join(self) -> None:
