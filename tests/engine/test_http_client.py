@@ -181,7 +181,8 @@ def test_streaming_events_and_close_from_another_thread(serve):
     release = threading.Event()
 
     def events(conn):
-        read_request(conn)
+        while " /_ping " in read_request(conn):  # the engine's version and clock, first
+            conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK")
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         payload = (b'{"status":"start","id":"%s","from":"nginx","time":1}\n' % (b"a" * 64) +
                    b'{"Type":"container","Action":"die","Actor":{"ID":"%s","Attributes":{"name":"w"}}}\n'
@@ -190,12 +191,7 @@ def test_streaming_events_and_close_from_another_thread(serve):
             conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
         release.wait(10)
     server, open_stream = serve(events)
-    pool = HttpPool(open_stream)
-
-    class Api(DockerClient):
-        def _negotiate(self):
-            return (1, 41)
-    stream = Api(pool).events()
+    stream = DockerClient(HttpPool(open_stream)).events()
     got = []
     for event in stream:
         got.append((event.action, event.id[:1], event.name))
@@ -265,3 +261,52 @@ def test_resolve_container_pure():
     assert info.value.code == "CONTAINER_AMBIGUOUS"
     with pytest.raises(NotFound):
         resolve_container(containers, "zzz")
+
+
+def late_subscriber_engine(dated=True):
+    """An engine that opens its event stream as dockerd does (moby's ``getEvents``): it sends the
+    response's headers, then subscribes. An event between the two (here a pause, as it comes
+    when another client acts at that moment) reaches the stream only as a replay of the engine's
+    buffered events that ``since`` asks for."""
+    import email.utils
+    import json
+    import time
+    import urllib.parse
+
+    def handler(conn):
+        while True:
+            line = read_request(conn)
+            if line is None:
+                return
+            path = line.split()[1]
+            if path == "/_ping":
+                date = "Date: %s\r\n" % email.utils.formatdate(time.time(), usegmt=True) if dated else ""
+                conn.sendall(("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\n%sContent-Length: 2\r\n\r\nOK"
+                              % date).encode())
+            elif path.startswith("/v1.41/events"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+                missed = {"Type": "container", "Action": "pause", "time": int(time.time()),
+                          "timeNano": time.time_ns() if hasattr(time, "time_ns") else int(time.time() * 1e9),
+                          "Actor": {"ID": "a" * 64, "Attributes": {"name": "web"}}}
+                since = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get("since")
+                if since and int(since[0]) <= missed["time"]:
+                    body = json.dumps(missed).encode() + b"\n"
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(body), body))
+                conn.sendall(b"0\r\n\r\n")  # the test's end of the stream
+                return
+    return handler
+
+
+def test_an_event_between_the_streams_headers_and_its_subscription_is_delivered(serve):
+    # The watcher opens the stream, then reads the containers: a change between the headers and
+    # the subscription came after neither, and docker_ps showed it only at the next change.
+    server, open_stream = serve(late_subscriber_engine())
+    client = DockerClient(HttpPool(open_stream))
+    assert [(e.action, e.name) for e in client.events()] == [("pause", "web")]
+
+
+def test_an_engine_without_a_date_still_streams_its_events(serve):
+    server, open_stream = serve(late_subscriber_engine(dated=False))
+    client = DockerClient(HttpPool(open_stream))
+    assert list(client.events()) == []  # no replay to ask for; the stream opens all the same

@@ -5,6 +5,7 @@ The API version is negotiated once (``/_ping``'s ``API-Version`` header, else th
 meaning when the engine upgrades, and current engines refuse unversioned or too-old clients.
 """
 
+import email.utils
 import json
 import logging
 import re
@@ -70,6 +71,16 @@ def choose_api_version(engine_version: Optional[str], engine_min: Optional[str] 
         raise EngineError("%s needs API %d.%d or newer, but xscontainer speaks at most %d.%d. Upgrade "
                           "xscontainer." % ((engine_name,) + minimum + MAX_API), code="API_TOO_NEW")
     return chosen
+
+
+def http_date_seconds(text: Optional[str]) -> Optional[int]:
+    """Seconds since the epoch of an HTTP ``Date`` header; None when absent or not a date."""
+    try:
+        parsed = email.utils.parsedate_tz(text or "")
+        seconds = email.utils.mktime_tz(parsed) if parsed is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return seconds if seconds is not None and seconds > 0 else None
 
 
 def check_container_ref(ref: str) -> str:
@@ -141,21 +152,22 @@ class DockerClient(object):
     def api_version(self) -> str:
         return "%d.%d" % self._negotiate()
 
-    def _negotiate(self) -> Tuple[int, int]:
+    def _negotiate(self, ping: Optional[Response] = None) -> Tuple[int, int]:
+        """The API version, asked once; ``ping``: a ``/_ping`` answer at hand to ask it with."""
         # No lock across the requests: one engine that never answers must not block every other
         # thread of this client behind it. Two first calls may both ask; they get one answer.
         with self._lock:
             if self._api is not None:
                 return self._api
-        api = self._ask_api_version()
+        api = self._ask_api_version(ping)
         with self._lock:
             if self._api is None:
                 self._api = api
                 LOG.debug("VM %s: Docker API %d.%d", self.vm_uuid, api[0], api[1])
             return self._api
 
-    def _ask_api_version(self) -> Tuple[int, int]:
-        response = self._pool.request("GET", "/_ping", max_bytes=MAX_PING)
+    def _ask_api_version(self, ping: Optional[Response] = None) -> Tuple[int, int]:
+        response = ping or self._pool.request("GET", "/_ping", max_bytes=MAX_PING)
         header = response.header("api-version")
         if response.status == 200 and header:
             return choose_api_version(header, vm_uuid=self.vm_uuid)
@@ -352,7 +364,14 @@ class DockerClient(object):
                read_timeout: Optional[float] = None) -> EventStream:
         """Container events from ``/events`` (``type=container``). Each event's size is bounded;
         with ``read_timeout`` None a quiet engine may stay silent indefinitely, the tunnel's
-        keepalive detecting a dead VM (then the iteration raises ``CONNECTION_LOST``)."""
+        keepalive detecting a dead VM (then the iteration raises ``CONNECTION_LOST``).
+
+        Without ``since``, every event from the call on, and those of up to a second before:
+        dockerd sends the stream's headers before it subscribes (moby's ``getEvents``), and an
+        event between the two comes only as a replay, which ``since`` asks for (the engine's own
+        clock, from its ``Date`` header; an engine without one streams without a replay)."""
+        if since is None:
+            since = self._engine_seconds()
         query = [("filters", json.dumps({"type": ["container"]}, separators=(",", ":")))]
         if since is not None:
             query.append(("since", str(int(since))))
@@ -364,6 +383,13 @@ class DockerClient(object):
             raise EngineError("The Docker engine refused the event stream (%d)." % response.status,
                               code="ENGINE_ERROR", status=response.status)
         return EventStream(response, self._pool.limits.max_event_bytes)
+
+    def _engine_seconds(self) -> Optional[int]:
+        """The engine's clock in whole seconds (``/_ping``'s ``Date``), None without a valid one;
+        the ping negotiates the API version too when that is still to do."""
+        ping = self._pool.request("GET", "/_ping", max_bytes=MAX_PING)
+        self._negotiate(ping)
+        return http_date_seconds(ping.header("date"))
 
     def close(self) -> None:
         self._pool.close()
