@@ -7,7 +7,9 @@ behaviour (a function of one accepted connection); tests may swap it and must re
 import os
 import shutil
 import tempfile
+import sys
 import threading
+import traceback
 
 import paramiko
 
@@ -79,3 +81,19 @@ class World(object):
 
 def live_ssh_connections():
     return [t for t in threading.enumerate() if isinstance(t, paramiko.Transport) and t.is_alive()]
+
+
+def describe_connections():
+    """What each live SSH connection is doing (for a time-out's message)."""
+    frames = sys._current_frames()
+    lines = []
+    for transport in live_ssh_connections():
+        try:
+            peer = transport.getpeername()
+        except OSError as exc:
+            peer = exc
+        frame = frames.get(transport.ident)
+        where = traceback.format_stack(frame)[-1].strip() if frame is not None else "?"
+        lines.append("%s peer=%s active=%s authenticated=%s at %s"
+                     % (transport.name, peer, transport.active, transport.is_authenticated(), where))
+    return "; ".join(lines)

@@ -20,7 +20,7 @@ from xscontainer.engine.connect import EngineConnections, VmRecords
 from xscontainer.errors import ConnectionFailure, XSContainerError
 from xscontainer.poolkeys import PoolKeyCache
 
-from .engineworld import World, engine, live_ssh_connections
+from .engineworld import World, describe_connections, engine, live_ssh_connections
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"),
                                 reason="needs root and OpenSSH's sshd")
@@ -88,8 +88,11 @@ def test_overlapping_calls_and_closes_leave_no_connection_behind(world):
     assert engines.client(uuid).ping()
     # paramiko's Transport.close() does not wait for the transport's thread: a connection just
     # closed may still be counted for a moment (seen once on a loaded machine); a leaked one stays.
-    wait_for(lambda: len(live_ssh_connections()) <= before + 1, timeout=10,
-             what="every connection but the client's to end")
+    try:
+        wait_for(lambda: len(live_ssh_connections()) <= before + 1, timeout=10,
+                 what="every connection but the client's to end")
+    except AssertionError as exc:
+        raise AssertionError("%s (%d before): %s" % (exc, before, describe_connections())) from exc
     engines.close_all()
     wait_for(lambda: len(live_ssh_connections()) == before, timeout=10, what="every SSH connection to end")
 

@@ -279,3 +279,17 @@ def test_the_connection_runs_no_command_in_the_guest(rig, engine_socket):
     new_log = sshd_log_of_one_request(rig, engine_socket)
     assert "Accepted publickey" in new_log
     assert "Starting session" not in new_log and "exec request" not in new_log.lower(), new_log[-2000:]
+
+
+def test_close_returns_once_the_connections_reader_has_ended(rig, engine_socket):
+    """The socket's descriptor is closed only when paramiko's reader no longer uses it: closed
+    under the reader, its number went to the next connection, whose socket the old reader then
+    waited on until its own 30 s time-out (a leaked-looking connection on a loaded machine)."""
+    for _ in range(5):
+        tunnel = tunnel_for(rig, engine_socket)
+        client = DockerClient(HttpPool(tunnel.open_stream))
+        assert client.containers()[0]["Names"] == ["/web"]
+        transport = tunnel.transport()
+        tunnel.close()
+        assert not transport.is_alive()
+        client.close()

@@ -45,6 +45,9 @@ NCAT = "ncat"
 METHODS = (STREAMLOCAL, DIAL_STDIO, SOCAT, NCAT)
 
 NO_ANSWER = "no answer in time"  # a probe's verdict for a silent engine
+# How long a close waits for paramiko's reader to leave the socket it shut down (it leaves at
+# once; the bound is for a thread the interpreter does not schedule).
+READER_EXIT_WAIT = 5.0
 
 
 def exec_command_for(method: str, socket_path: str) -> str:
@@ -135,10 +138,10 @@ def closed_unless_handshaken(transport: paramiko.Transport, vm_uuid: str, addres
     try:
         yield
     except XSContainerError:
-        transport.close()
+        _shut(transport)
         raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        transport.close()
+        _shut(transport)
         raise ConnectionFailure("The SSH handshake with VM %s at %s failed: %s"
                                 % (vm_uuid, address, exc or type(exc).__name__),
                                 code="SSH_HANDSHAKE_FAILED", vm_uuid=vm_uuid) from exc
@@ -221,7 +224,7 @@ class SshTunnel(object):
             if current is not None:
                 LOG.info("VM %s: SSH connection to %s lost (%s); reconnecting", self.vm_uuid, self.address,
                          current.get_exception())
-                current.close()
+                _shut(current)
             transport = self.backoff.attempt(self._connect)
             with self._lock:
                 closed = self._closed
@@ -387,8 +390,13 @@ class SshTunnel(object):
 
 
 def _shut(transport: paramiko.Transport) -> None:
+    """Close ``transport`` and its socket once its reader thread has left the socket: paramiko
+    closes the descriptor under a reader about to wait on it, the next connection gets the same
+    number, and the old reader waited on that one until its own time-out (30 s)."""
     try:
-        transport.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread now
+        transport.sock.shutdown(socket.SHUT_RDWR)  # the reader sees the end of the stream now
     except (OSError, AttributeError):
         pass
+    if transport.is_alive() and transport is not threading.current_thread():
+        transport.join(READER_EXIT_WAIT)  # it closes the socket itself on its way out
     transport.close()
