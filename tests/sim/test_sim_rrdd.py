@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -203,6 +204,32 @@ def rrd_updates_status(sim, query):
     return 200
 
 
+class Publisher:
+    """A plugin that writes a fresh reading every second, as a real one does: a reading the
+    same as the last is no news to rrdd, and the source becomes unknown (NaN) until the next
+    (the checks below took longer than rrdd's 5 s on a loaded machine)."""
+
+    def __init__(self, path, sources):
+        self._path = path
+        self._sources = sources
+        self._stop = threading.Event()
+        self._write()
+        self._thread = threading.Thread(target=self._run, name="test-plugin")
+        self._thread.start()
+
+    def _write(self):
+        with open(self._path, "r+b" if os.path.exists(self._path) else "wb") as handle:
+            handle.write(encode_payload(time.time(), self._sources()).ljust(4096, b"\0"))
+
+    def _run(self):
+        while not self._stop.wait(1.0):
+            self._write()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
 def test_vm_data_sources_through_xapi(sim, session):
     api = session.xenapi
     host = api.host.get_by_uuid(sim.info["hosts"][0]["uuid"])
@@ -215,8 +242,7 @@ def test_vm_data_sources_through_xapi(sim, session):
     api.VM.start_on(vm, host, False, False)
     client = RrddClient(sim.info["hosts"][0]["rrdd_socket"])
     path = client.get_path("test")
-    with open(path, "wb") as handle:
-        handle.write(encode_payload(time.time(), [cpu(33.0, vm=vm_uuid)]).ljust(4096, b"\0"))
+    plugin = Publisher(path, lambda: [cpu(33.0, vm=vm_uuid)])
     client.register("test")
     deadline = time.monotonic() + 15
     while len(api.VM.get_data_sources(vm)) < 2 and time.monotonic() < deadline:
@@ -244,5 +270,6 @@ def test_vm_data_sources_through_xapi(sim, session):
                              ("standard", "true"), ("min", "0."), ("max", "inf"), ("units", "%")]
         assert xe(sim, "vm-data-source-query", "uuid=" + vm_uuid, "data-source=container_web_cpu") == "33.000000\n"
     finally:
+        plugin.stop()
         client.deregister("test")
         api.VM.hard_shutdown(vm)
