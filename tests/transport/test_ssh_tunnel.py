@@ -9,6 +9,8 @@ import threading
 
 import pytest
 
+from waiting import wait_for
+
 from xscontainer.engine.client import DockerClient
 from xscontainer.engine.http import HttpPool
 from xscontainer.engine.probe import ping_engine
@@ -281,15 +283,30 @@ def test_the_connection_runs_no_command_in_the_guest(rig, engine_socket):
     assert "Starting session" not in new_log and "exec request" not in new_log.lower(), new_log[-2000:]
 
 
-def test_close_returns_once_the_connections_reader_has_ended(rig, engine_socket):
-    """The socket's descriptor is closed only when paramiko's reader no longer uses it: closed
-    under the reader, its number went to the next connection, whose socket the old reader then
-    waited on until its own 30 s time-out (a leaked-looking connection on a loaded machine)."""
-    for _ in range(5):
-        tunnel = tunnel_for(rig, engine_socket)
-        client = DockerClient(HttpPool(tunnel.open_stream))
-        assert client.containers()[0]["Names"] == ["/web"]
-        transport = tunnel.transport()
+def test_close_leaves_the_socket_to_a_reader_between_two_reads(rig, engine_socket):
+    """The descriptor is closed by paramiko's reader once it has left the socket, never under it:
+    closed between two of its reads, its number went to the next connection, whose socket the
+    old reader then waited on until its own 30 s time-out (a leaked-looking connection on a
+    loaded machine). Here the reader is held between two reads while the tunnel closes."""
+    tunnel = tunnel_for(rig, engine_socket)
+    client = DockerClient(HttpPool(tunnel.open_stream))
+    assert client.containers()[0]["Names"] == ["/web"]
+    transport = tunnel.transport()
+    between, go_on = threading.Event(), threading.Event()
+    read_message = transport.packetizer.read_message
+
+    def held_read_message():
+        between.set()
+        go_on.wait(30)
+        return read_message()
+    transport.packetizer.read_message = held_read_message
+    try:
+        assert client.containers()[0]["Names"] == ["/web"]  # the reader comes back for more
+        assert between.wait(10)
         tunnel.close()
-        assert not transport.is_alive()
-        client.close()
+        assert transport.is_alive() and transport.sock.fileno() != -1  # still the reader's
+    finally:
+        go_on.set()
+    wait_for(lambda: not transport.is_alive(), timeout=10, what="the reader to end at the shut-down socket")
+    assert transport.sock.fileno() == -1  # closed on its way out
+    client.close()

@@ -45,9 +45,6 @@ NCAT = "ncat"
 METHODS = (STREAMLOCAL, DIAL_STDIO, SOCAT, NCAT)
 
 NO_ANSWER = "no answer in time"  # a probe's verdict for a silent engine
-# How long a close waits for paramiko's reader to leave the socket it shut down (it leaves at
-# once; the bound is for a thread the interpreter does not schedule).
-READER_EXIT_WAIT = 5.0
 
 
 def exec_command_for(method: str, socket_path: str) -> str:
@@ -390,13 +387,14 @@ class SshTunnel(object):
 
 
 def _shut(transport: paramiko.Transport) -> None:
-    """Close ``transport`` and its socket once its reader thread has left the socket: paramiko
-    closes the descriptor under a reader about to wait on it, the next connection gets the same
-    number, and the old reader waited on that one until its own time-out (30 s)."""
+    """Close ``transport``. A live reader thread closes the socket itself once the shut-down
+    wakes it (paramiko's ``Transport.run`` does on its way out): closed under a reader between
+    two reads, the descriptor's number went to the next connection, whose socket the old
+    reader then waited on until its own time-out (30 s)."""
     try:
         transport.sock.shutdown(socket.SHUT_RDWR)  # the reader sees the end of the stream now
     except (OSError, AttributeError):
-        pass
-    if transport.is_alive() and transport is not threading.current_thread():
-        transport.join(READER_EXIT_WAIT)  # it closes the socket itself on its way out
-    transport.close()
+        transport.close()  # not a socket the reader could be woken from: paramiko's own close
+        return
+    if not transport.is_alive() or transport is threading.current_thread():
+        transport.close()
