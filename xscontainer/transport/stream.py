@@ -1,9 +1,11 @@
 """The byte-stream seam: what every transport hands to the HTTP client above (an SSH channel, a
 TLS socket, a Unix socket, a stream spliced through the monitor)."""
 
+import contextlib
 import select
 import socket
-from typing import Optional
+import threading
+from typing import Iterator, Optional
 
 
 class Stream(object):
@@ -47,14 +49,50 @@ class Stream(object):
 
 class SocketStream(Stream):
     """A plain or TLS socket: idle liveness is "nothing readable" (an idle HTTP peer sends
-    nothing; readable means EOF or stray bytes, either way unusable)."""
+    nothing; readable means EOF or stray bytes, either way unusable).
+
+    ``close()`` from another thread shuts the socket down at once, which wakes a thread in
+    ``recv`` or ``sendall``, and leaves closing the descriptor to the last of them: closed under
+    a thread about to wait on it, its number went to the next connection, whose socket the old
+    reader then read."""
+
+    def __init__(self, sock, description: str = "stream") -> None:
+        super().__init__(sock, description)
+        self._lock = threading.Lock()
+        self._users = 0  # threads inside recv or sendall
+        self._closing = False
+
+    @contextlib.contextmanager
+    def _in_use(self) -> Iterator[None]:
+        with self._lock:
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                last = self._closing and not self._users
+            if last:
+                super().close()
+
+    def sendall(self, data: bytes) -> None:
+        with self._in_use():
+            self._sock.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        with self._in_use():
+            return self._sock.recv(size)
 
     def close(self) -> None:
         try:
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in another thread
         except OSError:
             pass
-        super().close()
+        with self._lock:
+            self._closing = True
+            unused = not self._users
+        if unused:
+            super().close()
 
     def alive(self) -> bool:
         try:

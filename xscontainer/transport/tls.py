@@ -78,13 +78,13 @@ class TlsStream(SocketStream):
 
     def recv(self, size: int) -> bytes:
         try:
-            return self._sock.recv(size)
+            return super().recv(size)
         except ssl.SSLError as exc:
             raise self._translate(exc) from exc
 
     def sendall(self, data: bytes) -> None:
         try:
-            self._sock.sendall(data)
+            super().sendall(data)
         except ssl.SSLError as exc:
             raise self._translate(exc) from exc
 
