@@ -1,10 +1,14 @@
 """The HTTP client and the Docker client against scripted peers on a real Unix socket:
 keep-alive reuse, stale connections, bounds and timeouts, garbage, version negotiation."""
 
+import email.utils
+import json
 import os
 import socket
 import tempfile
 import threading
+import time
+import urllib.parse
 
 import pytest
 
@@ -14,7 +18,7 @@ from xscontainer.engine.streams import frame
 from xscontainer.errors import ConnectionFailure, EngineError, InvalidArgument, NotFound
 from xscontainer.transport.stream import SocketStream
 
-from .unixserver import UnixServer, json_response, old_engine, read_request
+from .unixserver import UnixServer, json_response, old_engine, read_request, request_targets
 
 
 @pytest.fixture
@@ -215,12 +219,7 @@ def test_version_negotiation_and_old_engine(serve):
 
 def fake_engine(conn):
     containers = [{"Id": "ab" + "0" * 62, "Names": ["/web"]}, {"Id": "ac" + "1" * 62, "Names": ["/ab"]}]
-    import json
-    while True:
-        line = read_request(conn)
-        if line is None:
-            return
-        path = line.split()[1]
+    for path in request_targets(conn):
         if path == "/_ping":
             conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nContent-Length: 2\r\n\r\nOK")
         elif path.startswith("/v1.45/containers/json"):
@@ -268,17 +267,8 @@ def late_subscriber_engine(dated=True):
     response's headers, then subscribes. An event between the two (here a pause, as it comes
     when another client acts at that moment) reaches the stream only as a replay of the engine's
     buffered events that ``since`` asks for."""
-    import email.utils
-    import json
-    import time
-    import urllib.parse
-
     def handler(conn):
-        while True:
-            line = read_request(conn)
-            if line is None:
-                return
-            path = line.split()[1]
+        for path in request_targets(conn):
             if path == "/_ping":
                 date = "Date: %s\r\n" % email.utils.formatdate(time.time(), usegmt=True) if dated else ""
                 conn.sendall(("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\n%sContent-Length: 2\r\n\r\nOK"

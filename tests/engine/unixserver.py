@@ -17,6 +17,15 @@ def read_request(conn):
     return data.split(b"\r\n", 1)[0].decode("latin-1")
 
 
+def request_targets(conn):
+    """The target of each request on ``conn``, until the peer closes."""
+    while True:
+        line = read_request(conn)
+        if line is None:
+            return
+        yield line.split()[1]
+
+
 def json_response(body, status="200 OK", extra=""):
     return ("HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
             % (status, extra, len(body))).encode() + body
