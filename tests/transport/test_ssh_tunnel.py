@@ -292,6 +292,7 @@ def test_close_leaves_the_socket_to_a_reader_between_two_reads(rig, engine_socke
     client = DockerClient(HttpPool(tunnel.open_stream))
     assert client.containers()[0]["Names"] == ["/web"]
     transport = tunnel.transport()
+    stream = tunnel.open_stream()
     between, go_on = threading.Event(), threading.Event()
     read_message = transport.packetizer.read_message
 
@@ -305,6 +306,8 @@ def test_close_leaves_the_socket_to_a_reader_between_two_reads(rig, engine_socke
         assert between.wait(10)
         tunnel.close()
         assert transport.is_alive() and transport.sock.fileno() != -1  # still the reader's
+        # paramiko calls the transport active until its reader ends: its streams know better.
+        assert not stream.alive() and stream.broken() == "the SSH connection ended"
     finally:
         go_on.set()
     wait_for(lambda: not transport.is_alive(), timeout=10, what="the reader to end at the shut-down socket")

@@ -17,6 +17,7 @@ user's shell per connection.
 """
 
 import contextlib
+import errno
 import logging
 import socket
 import threading
@@ -45,6 +46,8 @@ NCAT = "ncat"
 METHODS = (STREAMLOCAL, DIAL_STDIO, SOCAT, NCAT)
 
 NO_ANSWER = "no answer in time"  # a probe's verdict for a silent engine
+# Set on a transport by ``_shut``: it stays active until its reader has seen the shut-down.
+SHUT_MARK = "_xscontainer_shut"
 
 
 def exec_command_for(method: str, socket_path: str) -> str:
@@ -58,11 +61,16 @@ def exec_command_for(method: str, socket_path: str) -> str:
     raise ValueError(method)
 
 
+def usable(transport: paramiko.Transport) -> bool:
+    """Active and not shut down by us (paramiko calls it active until its reader has ended)."""
+    return transport.is_active() and not getattr(transport, SHUT_MARK, False)
+
+
 def open_streamlocal_channel(transport: paramiko.Transport, path: str,
                              timeout: float) -> paramiko.Channel:
     """Open a ``direct-streamlocal@openssh.com`` channel (OpenSSH PROTOCOL 2.4), which paramiko's
     ``open_channel`` cannot build: same steps, with the socket path as the channel's data."""
-    if not transport.is_active():
+    if not usable(transport):
         raise paramiko.SSHException("SSH session not active")
     with transport.lock:
         window_size = transport._sanitize_window_size(None)
@@ -101,7 +109,7 @@ class ChannelStream(Stream):
 
     def alive(self) -> bool:
         chan = self._sock
-        return self._transport.is_active() and not chan.closed and not chan.eof_received \
+        return usable(self._transport) and not chan.closed and not chan.eof_received \
             and not chan.exit_status_ready()
 
     def close_write(self) -> None:
@@ -117,7 +125,7 @@ class ChannelStream(Stream):
                                ": " + err.decode("utf-8", "replace").strip() if err else "")
 
     def broken(self) -> Optional[str]:
-        if not self._transport.is_active():
+        if not usable(self._transport):
             exc = self._transport.get_exception()
             return "the SSH connection ended%s" % (": %s" % exc if exc else "")
         return None
@@ -215,7 +223,7 @@ class SshTunnel(object):
             with self._lock:
                 self._check_open()
                 current = self._transport
-                if current is not None and current.is_active():
+                if current is not None and usable(current):
                     return current
                 self._transport = None
             if current is not None:
@@ -307,7 +315,10 @@ class SshTunnel(object):
             raise EngineError("The command %r did not finish within %.0f s in VM %s."
                               % (command, timeout, self.vm_uuid), code="ENGINE_TIMEOUT") from exc
         finally:
-            chan.close()
+            try:
+                chan.close()
+            except (paramiko.SSHException, OSError, EOFError):
+                pass  # the connection is gone: what went wrong before says why
 
     # -- streams to the Docker socket ---------------------------------------------------------
     def open_stream(self) -> Stream:
@@ -317,7 +328,7 @@ class SshTunnel(object):
             try:
                 return self._open(transport, method)
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                if not transport.is_active():
+                if not usable(transport):
                     raise self._lost(exc)
                 raise self._no_socket([(method, str(exc) or type(exc).__name__)])
         return self._discover(transport)
@@ -344,7 +355,7 @@ class SshTunnel(object):
             try:
                 stream = self._open(transport, method)
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                if not transport.is_active():
+                if not usable(transport):
                     raise self._lost(exc)
                 failures.append((method, str(exc) or type(exc).__name__))
                 continue
@@ -393,8 +404,16 @@ def _shut(transport: paramiko.Transport) -> None:
     reader then waited on until its own time-out (30 s)."""
     try:
         transport.sock.shutdown(socket.SHUT_RDWR)  # the reader sees the end of the stream now
-    except (OSError, AttributeError):
-        transport.close()  # not a socket the reader could be woken from: paramiko's own close
-        return
-    if not transport.is_alive() or transport is threading.current_thread():
+    except AttributeError:  # not a socket (paramiko accepts socket-like objects): its own close
         transport.close()
+        return
+    except OSError as exc:
+        if exc.errno == errno.EBADF:  # closed already: nobody reads it any more
+            transport.close()
+            return
+        # ENOTCONN (the peer reset, or keepalives timed out): shut and its waiters woken all the same
+    setattr(transport, SHUT_MARK, True)
+    if transport.is_alive() and transport is not threading.current_thread():
+        return
+    transport.close()
+    transport.sock.close()  # close() leaves alone the socket of a transport never started
