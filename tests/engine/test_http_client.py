@@ -185,8 +185,12 @@ def test_streaming_events_and_close_from_another_thread(serve):
     release = threading.Event()
 
     def events(conn):
-        while " /_ping " in read_request(conn):  # the engine's version and clock, first
+        for path in request_targets(conn):  # the engine's version and clock first, then the stream
+            if path != "/_ping":
+                break
             conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK")
+        else:
+            return
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         payload = (b'{"status":"start","id":"%s","from":"nginx","time":1}\n' % (b"a" * 64) +
                    b'{"Type":"container","Action":"die","Actor":{"ID":"%s","Attributes":{"name":"w"}}}\n'
@@ -300,3 +304,22 @@ def test_an_engine_without_a_date_still_streams_its_events(serve):
     server, open_stream = serve(late_subscriber_engine(dated=False))
     client = DockerClient(HttpPool(open_stream))
     assert list(client.events()) == []  # no replay to ask for; the stream opens all the same
+
+
+def test_events_until_a_time_ask_for_no_since(serve):
+    # dockerd refuses a since after until (400): with until alone, since stays the engine's oldest.
+    queries = []
+
+    def handler(conn):
+        for path in request_targets(conn):
+            if path == "/_ping":
+                conn.sendall(("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nDate: %s\r\nContent-Length: 2\r\n\r\nOK"
+                              % email.utils.formatdate(time.time(), usegmt=True)).encode())
+                continue
+            queries.append(urllib.parse.parse_qs(urllib.parse.urlsplit(path).query))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"0\r\n\r\n")
+            return
+    server, open_stream = serve(handler)
+    assert list(DockerClient(HttpPool(open_stream)).events(until=1000)) == []
+    assert queries[0]["until"] == ["1000"] and "since" not in queries[0]
