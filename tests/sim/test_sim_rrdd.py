@@ -214,7 +214,7 @@ class Publisher:
         self._sources = sources
         self._stop = threading.Event()
         self._write()
-        self._thread = threading.Thread(target=self._run, name="test-plugin")
+        self._thread = threading.Thread(target=self._run, name="test-plugin", daemon=True)
         self._thread.start()
 
     def _write(self):
@@ -243,11 +243,11 @@ def test_vm_data_sources_through_xapi(sim, session):
     client = RrddClient(sim.info["hosts"][0]["rrdd_socket"])
     path = client.get_path("test")
     plugin = Publisher(path, lambda: [cpu(33.0, vm=vm_uuid)])
-    client.register("test")
-    deadline = time.monotonic() + 15
-    while len(api.VM.get_data_sources(vm)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
     try:
+        client.register("test")
+        deadline = time.monotonic() + 15
+        while len(api.VM.get_data_sources(vm)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
         listed = api.VM.get_data_sources(vm)
         assert [(d["name_label"], d["enabled"], d["units"], d["value"]) for d in listed] == [
             ("container_web_cpu", True, "%", 0.0), ("memory", True, "B", 0.0)]
