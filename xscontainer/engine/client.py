@@ -366,10 +366,11 @@ class DockerClient(object):
         with ``read_timeout`` None a quiet engine may stay silent indefinitely, the tunnel's
         keepalive detecting a dead VM (then the iteration raises ``CONNECTION_LOST``).
 
-        Without ``since`` nor ``until``, every event from the call on, and those of up to a second before:
-        dockerd sends the stream's headers before it subscribes (moby's ``getEvents``), and an
-        event between the two comes only as a replay, which ``since`` asks for (the engine's own
-        clock, from its ``Date`` header; an engine without one streams without a replay)."""
+        Without ``since`` or ``until``: every event from the call on, and those of up to a
+        second before. dockerd sends the stream's headers before it subscribes (moby's
+        ``getEvents``), and an event between the two comes only as a replay, which ``since`` asks
+        for (the engine's own clock, from its ``Date`` header; an engine without one streams
+        without a replay)."""
         if since is None and until is None:  # (with until, since defaults to the engine's oldest)
             since = self._engine_seconds()
         query = [("filters", json.dumps({"type": ["container"]}, separators=(",", ":")))]
