@@ -280,8 +280,8 @@ def late_subscriber_engine(dated=True):
             elif path.startswith("/v1.41/events"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                              b"Transfer-Encoding: chunked\r\n\r\n")
-                missed = {"Type": "container", "Action": "pause", "time": int(time.time()),
-                          "timeNano": time.time_ns() if hasattr(time, "time_ns") else int(time.time() * 1e9),
+                now = time.time()
+                missed = {"Type": "container", "Action": "pause", "time": int(now), "timeNano": int(now * 1e9),
                           "Actor": {"ID": "a" * 64, "Attributes": {"name": "web"}}}
                 since = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get("since")
                 if since and int(since[0]) <= missed["time"]:

@@ -14,8 +14,9 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 import XenAPI
 
-from xscontainer.metrics.protocol import DataSource, encode_payload
+from xscontainer.metrics.protocol import HEADER_SIZE, DataSource, encode_payload
 from xscontainer.metrics.rrddclient import RrddClient, RrddError
+from xscontainer.metrics.shmfile import PluginFile
 from xscontainer.sim.rrdd import HostRrdd
 from xscontainer.sim.rrddserver import RrddHub
 
@@ -205,12 +206,13 @@ def rrd_updates_status(sim, query):
 
 
 class Publisher:
-    """A plugin that writes a fresh reading every second, as a real one does: a reading the
-    same as the last is no news to rrdd, and the source becomes unknown (NaN) until the next
-    (the checks below took longer than rrdd's 5 s on a loaded machine)."""
+    """A plugin that writes a fresh reading every second through the reporter's own file
+    writer, as a real plugin does: a reading the same as the last is no news to rrdd, and the
+    source becomes unknown (NaN) until the next (the checks below took longer than rrdd's 5 s
+    on a loaded machine)."""
 
     def __init__(self, path, sources):
-        self._path = path
+        self._file = PluginFile(path)
         self._sources = sources
         self._stop = threading.Event()
         self._write()
@@ -218,8 +220,7 @@ class Publisher:
         self._thread.start()
 
     def _write(self):
-        with open(self._path, "r+b" if os.path.exists(self._path) else "wb") as handle:
-            handle.write(encode_payload(time.time(), self._sources()).ljust(4096, b"\0"))
+        self._file.write(encode_payload(time.time(), self._sources()), HEADER_SIZE)
 
     def _run(self):
         while not self._stop.wait(1.0):
