@@ -37,3 +37,9 @@ def test_sim_persist_bench_prints_one_json_object():
     document = run_bench("sim_persist.py", "--vms", "5", "--changed", "2", "--repeat", "1")
     assert document["bench"] == "sim_persist" and document["vms"] == 5 and document["changed"] == 2
     assert document["whole_state_ms"] > 0 and document["dump_ms"] > 0 and document["dump_bytes"] > 0
+
+
+def test_xapi_call_bench_prints_one_json_object():
+    document = run_bench("xapi_call.py", "--writes", "5", "--rounds", "1")
+    assert document["bench"] == "xapi_call" and document["writes"] == 5
+    assert document["cpu_ms_per_write"]["http_client"] > 0 and document["cpu_ms_per_write"]["local_socket"] > 0

@@ -3,15 +3,14 @@ errors), on generated values and on a simulator's VM record."""
 
 import datetime
 import gc
-import gzip
 import random
 import xml.parsers.expat
 import xmlrpc.client
 
 import pytest
 
-from xscontainer.xapi.session import TimedUDSTransport
-from xscontainer.xapi.xmlrpcparse import tree_parser
+from xscontainer.xapi.localhttp import LocalSocketTransport
+from xscontainer.xapi.xmlrpcparse import parse_reply, tree_parser
 
 TEXTS = ["", " ", "\n", "plain", "a&b", "<docker_info><Containers>1</Containers></docker_info>", "x > y < z",
          "'quoted' \"double\"", "caf\u00e9", "\u4e2d\u6587", "\U0001f433 whale", "tab\tand\r\nnewline", "]]>",
@@ -110,40 +109,12 @@ def test_what_is_not_xmlrpc_raises_what_xmlrpc_client_raises(body, error):
 
 
 def test_the_local_transport_parses_with_it():
-    parser, unmarshaller = TimedUDSTransport(1.0).getparser()
+    parser, unmarshaller = LocalSocketTransport(1.0).getparser()
     body = response({"Status": "Success", "Value": "OpaqueRef:1"})
     parser.feed(body)
     parser.close()
     assert unmarshaller.close() == ({"Status": "Success", "Value": "OpaqueRef:1"},)
     assert type(parser).__module__ == "xscontainer.xapi.xmlrpcparse"
-
-
-class OneRead:
-    """An HTTP response that counts its reads."""
-
-    def __init__(self, body):
-        self.body, self.reads = body, []
-
-    def read(self, amount=None):
-        self.reads.append(amount)
-        body, self.body = (self.body, b"") if amount is None else (self.body[:amount], self.body[amount:])
-        return body
-
-
-def test_the_local_transport_reads_a_reply_whole():
-    # xmlrpc.client reads 1 KiB at a time: 1,700 reads for an event.from reply of 100 VM records,
-    # each giving up the GIL and waiting behind the monitor's other threads to get it back.
-    body = response({"Status": "Success", "Value": ["x" * 5000] * 100})
-    reply = OneRead(body)
-    assert TimedUDSTransport(1.0).parse_response(reply) == stock(body)
-    assert reply.reads == [None]
-
-
-def test_a_gzipped_reply_is_read_too():
-    body = response({"Status": "Success", "Value": "OpaqueRef:1"})
-    reply = OneRead(gzip.compress(body))
-    reply.getheader = lambda name, default=None: "gzip" if name == "Content-Encoding" else default
-    assert TimedUDSTransport(1.0).parse_response(reply) == stock(body)
 
 
 class Collections:
@@ -179,7 +150,7 @@ def test_a_big_reply_is_parsed_without_running_the_garbage_collector():
     body = event_batch()
     assert gc.isenabled()
     with Collections() as seen:
-        values = TimedUDSTransport(1.0).parse_response(OneRead(body))
+        values = parse_reply(body)
     assert seen.runs <= 1  # the one that the values' own objects start once it resumes (60 before)
     assert values == stock(body)
     assert gc.isenabled()
@@ -188,14 +159,14 @@ def test_a_big_reply_is_parsed_without_running_the_garbage_collector():
 @pytest.mark.parametrize("body", [b"not xml", xmlrpc.client.dumps(xmlrpc.client.Fault(1, "no"), methodresponse=True).encode()])
 def test_the_garbage_collector_is_back_after_a_reply_that_fails(body):
     with pytest.raises((xml.parsers.expat.ExpatError, xmlrpc.client.Fault)):
-        TimedUDSTransport(1.0).parse_response(OneRead(body))
+        parse_reply(body)
     assert gc.isenabled()
 
 
 def test_a_garbage_collector_disabled_by_the_application_stays_disabled():
     gc.disable()
     try:
-        TimedUDSTransport(1.0).parse_response(OneRead(event_batch(records=2)))
+        parse_reply(event_batch(records=2))
         assert not gc.isenabled()
     finally:
         gc.enable()

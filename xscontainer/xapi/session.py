@@ -1,7 +1,6 @@
 """Opening XenAPI sessions: the local Unix socket (as in dom0) or a URL with credentials."""
 
 import contextlib
-import gzip
 import http.client
 import os
 import ssl
@@ -12,7 +11,7 @@ from typing import Callable, ContextManager, Iterator, Optional, Tuple
 import XenAPI
 
 from xscontainer.errors import InvalidArgument, XapiError
-from xscontainer.xapi.xmlrpcparse import parse_reply, tree_parser
+from xscontainer.xapi.localhttp import LocalSocketTransport
 
 DEFAULT_SOCKET = "/var/lib/xcp/xapi"
 # Every way a call can fail because xapi went away or answered something unreadable (a response
@@ -48,42 +47,6 @@ def local_socket_path() -> str:
     return os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
 
 
-class _TimedUDSConnection(XenAPI.UDSHTTPConnection):
-    """XenAPI's Unix-socket connection ignores ``timeout``; this one applies it to the socket."""
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self.timeout)
-
-
-class TimedUDSTransport(XenAPI.UDSTransport):
-    """``XenAPI.UDSTransport`` whose every send and read waits at most ``timeout`` seconds, and
-    whose responses are parsed in C (see xmlrpcparse)."""
-
-    def __init__(self, timeout: float = LOCAL_TIMEOUT) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host):
-        conn = super().make_connection(host)  # also sets XenAPI's extra headers
-        if not isinstance(conn, _TimedUDSConnection):
-            conn = _TimedUDSConnection(host, timeout=self._timeout)
-            self._connection = host, conn
-        return conn
-
-    def getparser(self):
-        return tree_parser(self._use_datetime, self._use_builtin_types)
-
-    def parse_response(self, response):
-        # xmlrpc.client reads the body 1 KiB at a time: an event.from reply of a hundred VM
-        # records is then 1,700 reads, each giving up the GIL and waiting to get it back behind
-        # the monitor's other threads. Read whole, parsed in one go.
-        body = response.read()
-        if getattr(response, "getheader", None) and response.getheader("Content-Encoding", "") == "gzip":
-            body = gzip.decompress(body)
-        return parse_reply(body, self._use_datetime, self._use_builtin_types)
-
-
 def local_session_object(socket_path: Optional[str] = None, timeout: float = LOCAL_TIMEOUT) -> "XenAPI.Session":
     """A Session bound to the local Unix socket, not logged in (XenAPI.xapi_local(), any path),
     whose calls each wait at most ``timeout`` seconds (socket.timeout, an OSError, after that)."""
@@ -91,7 +54,7 @@ def local_session_object(socket_path: Optional[str] = None, timeout: float = LOC
     if "_" in path:
         # UDSTransport turns every '_' of the URL host back into '/'.
         raise XapiError("The xapi socket path %s contains '_', which XenAPI cannot address." % path)
-    return XenAPI.Session("http://" + path.replace("/", "_") + "/", transport=TimedUDSTransport(timeout))
+    return XenAPI.Session("http://" + path.replace("/", "_") + "/", transport=LocalSocketTransport(timeout))
 
 
 def open_local_session(socket_path: Optional[str] = None, timeout: float = LOCAL_TIMEOUT) -> "XenAPI.Session":
